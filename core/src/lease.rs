@@ -1,0 +1,201 @@
+//! Leases: the default `until`, limits, and the `downscaler/uptime` value.
+
+use jiff::{SignedDuration, Timestamp, Zoned, civil::Time, tz::TimeZone};
+
+/// How leases are defaulted and bounded.
+#[derive(Clone, Debug)]
+pub struct LeasePolicy {
+    /// Daily cut-off: default leases end at this local time.
+    pub cutoff: Time,
+    /// Zone of the cut-off.
+    pub zone: TimeZone,
+    /// A defaulted lease lasts at least this long from now.
+    pub minimum: SignedDuration,
+    /// No lease may end later than this from now.
+    pub maximum: SignedDuration,
+}
+
+impl Default for LeasePolicy {
+    fn default() -> Self {
+        LeasePolicy {
+            cutoff: Time::constant(19, 0, 0, 0),
+            zone: TimeZone::UTC,
+            minimum: SignedDuration::from_hours(1),
+            maximum: SignedDuration::from_hours(7 * 24),
+        }
+    }
+}
+
+/// Drops sub-second precision, so every timestamp this crate writes is whole seconds.
+pub fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).expect("seconds of a valid timestamp are valid")
+}
+
+impl LeasePolicy {
+    /// The first cut-off strictly after `now`.
+    pub fn next_cutoff(&self, now: Timestamp) -> Timestamp {
+        let local = now.to_zoned(self.zone.clone());
+        let today = cutoff_on(&local, self.cutoff);
+        if today > now {
+            return today;
+        }
+        let tomorrow = local
+            .date()
+            .tomorrow()
+            .expect("dates this far from the edge of time have a tomorrow")
+            .to_datetime(self.cutoff)
+            .to_zoned(self.zone.clone())
+            .expect("a local time in a valid zone resolves");
+        tomorrow.timestamp()
+    }
+
+    /// The default end of a lease that starts `now`: the next cut-off, but at
+    /// least `minimum` from now and at most `maximum` from now.
+    pub fn default_until(&self, now: Timestamp) -> Timestamp {
+        let now = whole_seconds(now);
+        let floor = now + self.minimum;
+        let ceiling = now + self.maximum;
+        self.next_cutoff(now).max(floor).min(ceiling)
+    }
+
+    /// The latest `until` allowed at `now`.
+    pub fn latest_until(&self, now: Timestamp) -> Timestamp {
+        whole_seconds(now) + self.maximum
+    }
+}
+
+fn cutoff_on(day: &Zoned, cutoff: Time) -> Timestamp {
+    day.date()
+        .to_datetime(cutoff)
+        .to_zoned(day.time_zone().clone())
+        .expect("a local time in a valid zone resolves")
+        .timestamp()
+}
+
+/// RFC 3339 in UTC with a `+00:00` offset, as GoKubeDownscaler's absolute form expects.
+pub fn rfc3339_utc(t: Timestamp) -> String {
+    t.to_zoned(TimeZone::UTC)
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string()
+}
+
+/// The absolute uptime `<start>-<end>`.
+pub fn absolute_uptime(start: Timestamp, end: Timestamp) -> String {
+    format!("{}-{}", rfc3339_utc(start), rfc3339_utc(end))
+}
+
+/// Parses an absolute uptime `<start RFC 3339>-<end RFC 3339>`.
+pub fn parse_absolute_uptime(value: &str) -> Option<(Timestamp, Timestamp)> {
+    value.match_indices('-').find_map(|(i, _)| {
+        let start = value[..i].parse::<Timestamp>().ok()?;
+        let end = value[i + 1..].parse::<Timestamp>().ok()?;
+        Some((start, end))
+    })
+}
+
+/// Parses a Go duration of the form Flux and Kubernetes use, e.g. `168h`, `1h30m`, `90s`.
+pub fn parse_go_duration(text: &str) -> Option<SignedDuration> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let (unit, seconds) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+            .into_iter()
+            .find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        total += number * seconds;
+    }
+    SignedDuration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_is_todays_cutoff_in_the_morning() {
+        let p = LeasePolicy::default();
+        assert_eq!(
+            p.default_until(at("2026-11-21T09:15:30.25Z")),
+            at("2026-11-21T19:00:00Z")
+        );
+    }
+
+    #[test]
+    fn minimum_applies_near_the_cutoff() {
+        let p = LeasePolicy::default();
+        assert_eq!(
+            p.default_until(at("2026-11-21T18:30:00Z")),
+            at("2026-11-21T19:30:00Z")
+        );
+    }
+
+    #[test]
+    fn after_the_cutoff_the_next_day_counts() {
+        let p = LeasePolicy::default();
+        assert_eq!(
+            p.default_until(at("2026-11-21T19:30:00Z")),
+            at("2026-11-22T19:00:00Z")
+        );
+        assert_eq!(
+            p.default_until(at("2026-11-21T19:00:00Z")),
+            at("2026-11-22T19:00:00Z")
+        );
+    }
+
+    #[test]
+    fn maximum_caps_the_default() {
+        let p = LeasePolicy {
+            maximum: SignedDuration::from_hours(2),
+            ..LeasePolicy::default()
+        };
+        assert_eq!(
+            p.default_until(at("2026-11-21T09:00:00Z")),
+            at("2026-11-21T11:00:00Z")
+        );
+    }
+
+    #[test]
+    fn cutoff_in_a_zone_with_summer_time() {
+        let p = LeasePolicy {
+            zone: TimeZone::get("Europe/London").unwrap(),
+            ..LeasePolicy::default()
+        };
+        assert_eq!(
+            p.default_until(at("2026-07-01T09:00:00Z")),
+            at("2026-07-01T18:00:00Z")
+        );
+    }
+
+    #[test]
+    fn uptime_round_trips() {
+        let s = absolute_uptime(at("2026-11-21T09:00:00Z"), at("2026-11-21T19:00:00Z"));
+        assert_eq!(s, "2026-11-21T09:00:00+00:00-2026-11-21T19:00:00+00:00");
+        assert_eq!(
+            parse_absolute_uptime(&s),
+            Some((at("2026-11-21T09:00:00Z"), at("2026-11-21T19:00:00Z")))
+        );
+        assert_eq!(parse_absolute_uptime("Mon-Fri 07:00-19:00 UTC"), None);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("168h"), Some(SignedDuration::from_hours(168)));
+        assert_eq!(parse_go_duration("1h30m"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(parse_go_duration("1.5h"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(parse_go_duration("7d"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("h"), None);
+    }
+}

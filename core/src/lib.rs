@@ -1,0 +1,25 @@
+//! The pure core of kubectl-ephemeral.
+//!
+//! API types ([`api`]), the rules an Environment must follow ([`names`],
+//! [`prefix`], [`lease`], [`schedule`]) and [`expand`](expand::expand), which
+//! turns an Environment into its fully defaulted form plus every Flux object it
+//! stands for. No client, no HTTP, no clock: time and cluster state are inputs.
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod crd;
+pub mod error;
+pub mod expand;
+pub mod flux;
+pub mod lease;
+pub mod names;
+pub mod prefix;
+pub mod schedule;
+mod schema;
+
+pub use api::{AppBundle, AppTemplate, Environment};
+pub use catalog::Catalog;
+pub use config::Config;
+pub use error::{Denied, Violation};
+pub use expand::{Expansion, expand};

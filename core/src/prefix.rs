@@ -1,0 +1,122 @@
+//! Image tag prefixes: how branches become prefixes, which prefixes are valid,
+//! and the ImagePolicy pattern that selects a prefix's builds.
+//!
+//! CI tags each build `<prefix>-<git sha>-<unix seconds>`. Docker limits a tag
+//! to 128 characters from `[A-Za-z0-9_.-]`, starting with `[A-Za-z0-9_]`.
+
+/// Docker's limit on the length of a tag.
+pub const MAX_TAG: usize = 128;
+/// Room a build needs after the prefix: `-` + 40 hex digits + `-` + 10 digits.
+pub const BUILD_SUFFIX: usize = 1 + 40 + 1 + 10;
+/// Longest prefix whose builds still fit the tag limit.
+pub const MAX_PREFIX: usize = MAX_TAG - BUILD_SUFFIX;
+
+fn is_tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// Turns a git branch into a tag prefix the way CI tools tag images: each run
+/// of characters outside `[A-Za-z0-9._-]` becomes one `-`, and leading `.`
+/// and `-` are trimmed. The result may be empty or too long; see [`prefix_problem`].
+pub fn sanitise_branch(branch: &str) -> String {
+    let mut out = String::with_capacity(branch.len());
+    let mut in_run = false;
+    for c in branch.chars() {
+        if is_tag_char(c) {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('-');
+            in_run = true;
+        }
+    }
+    out.trim_start_matches(['.', '-']).to_owned()
+}
+
+/// What is wrong with a tag prefix, if anything.
+pub fn prefix_problem(prefix: &str) -> Option<String> {
+    let Some(first) = prefix.chars().next() else {
+        return Some("is empty".to_owned());
+    };
+    if !(first.is_ascii_alphanumeric() || first == '_') {
+        return Some(format!(
+            "starts with '{first}' (a tag starts with a letter, digit or '_')"
+        ));
+    }
+    if let Some(bad) = prefix.chars().find(|c| !is_tag_char(*c)) {
+        return Some(format!(
+            "contains '{bad}' (a tag holds only letters, digits, '.', '_' and '-')"
+        ));
+    }
+    if prefix.len() > MAX_PREFIX {
+        return Some(format!(
+            "is {} characters long; with '-<40 hex sha>-<10 digit timestamp>' it exceeds Docker's {MAX_TAG}-character tag limit (at most {MAX_PREFIX})",
+            prefix.len()
+        ));
+    }
+    None
+}
+
+/// Escapes the characters that are special in Go's RE2 syntax (what Flux's
+/// image-reflector-controller compiles), like Go's `regexp.QuoteMeta`.
+pub fn quote_meta(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The ImagePolicy `filterTags.pattern` selecting the builds of `prefix`:
+/// `^<escaped prefix>-[a-fA-F0-9]+-(?P<ts>[0-9]+)$`.
+pub fn policy_pattern(prefix: &str) -> String {
+    format!("^{}-[a-fA-F0-9]+-(?P<ts>[0-9]+)$", quote_meta(prefix))
+}
+
+/// The ImagePolicy `filterTags.extract` matching [`policy_pattern`].
+pub const POLICY_EXTRACT: &str = "$ts";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitises_like_ci() {
+        assert_eq!(sanitise_branch("feature/new-basket"), "feature-new-basket");
+        assert_eq!(sanitise_branch("feat//x  y"), "feat-x-y");
+        assert_eq!(sanitise_branch("/.-weird"), "weird");
+        assert_eq!(sanitise_branch("release/1.2"), "release-1.2");
+        assert_eq!(sanitise_branch("ümlaut"), "mlaut");
+        assert_eq!(sanitise_branch("///"), "");
+        assert_eq!(sanitise_branch("fix/"), "fix-");
+    }
+
+    #[test]
+    fn validates_prefixes() {
+        assert!(prefix_problem("main").is_none());
+        assert!(prefix_problem("_x.y-z").is_none());
+        assert!(prefix_problem("").unwrap().contains("empty"));
+        assert!(prefix_problem(".hidden").unwrap().contains("starts with '.'"));
+        assert!(prefix_problem("a/b").unwrap().contains("contains '/'"));
+        assert!(prefix_problem(&"a".repeat(MAX_PREFIX)).is_none());
+        assert!(
+            prefix_problem(&"a".repeat(MAX_PREFIX + 1))
+                .unwrap()
+                .contains("128")
+        );
+    }
+
+    #[test]
+    fn pattern_escapes_metacharacters() {
+        let pattern = policy_pattern("release-1.2");
+        assert_eq!(pattern, r"^release-1\.2-[a-fA-F0-9]+-(?P<ts>[0-9]+)$");
+        let re = regex::Regex::new(&pattern).unwrap();
+        assert!(re.is_match("release-1.2-cafe0123-1700000000"));
+        assert!(!re.is_match("release-1x2-cafe0123-1700000000"));
+        let caps = re.captures("release-1.2-cafe0123-1700000000").unwrap();
+        assert_eq!(&caps["ts"], "1700000000");
+    }
+}
