@@ -1,0 +1,3 @@
+//! Library half of `ephemeral-webhook`: everything but argument parsing.
+
+pub mod crds;
