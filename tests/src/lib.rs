@@ -1,1 +1,44 @@
-//! e2e helpers
+//! Helpers for the cross-binary end-to-end tests: where the workspace and its
+//! built binaries are.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf()
+}
+
+/// The directory cargo put this test's binaries in (`target/debug`).
+fn target_dir() -> PathBuf {
+    // The test executable is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary (`kubectl-ephemeral`, `ephemeral-webhook`).
+///
+/// `cargo test --workspace` builds every binary before it runs any test; when
+/// this crate's tests are run alone, build them first with `cargo build --workspace`.
+pub fn binary(name: &str) -> PathBuf {
+    let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` (or `cargo test --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// Folder of the upstream Flux CRDs: `$FLUX_CRDS_DIR`, else `../shared/flux-crds`
+/// beside the workspace.
+pub fn flux_crds_dir() -> PathBuf {
+    std::env::var_os("FLUX_CRDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/flux-crds"))
+}
