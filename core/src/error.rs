@@ -226,6 +226,6 @@ impl Violation {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct Denied {
-    /// The broken rules, in the order of the fields.
+    /// The broken rules, in the order they were found.
     pub violations: Vec<Violation>,
 }

@@ -34,7 +34,7 @@ pub enum InputError {
         source: std::io::Error,
     },
     /// A file is not valid YAML or JSON.
-    #[error("{}: not valid YAML: {message}. Fix: correct the syntax at the position shown", path.display())]
+    #[error("{}: not valid YAML; fix the syntax at the position shown:\n{message}", path.display())]
     Syntax {
         /// The file.
         path: PathBuf,
@@ -205,6 +205,22 @@ impl Input {
     }
 }
 
+/// `kubectl explain` path for a field path: indices dropped, e.g.
+/// `environments.spec.apps.substitute` for `spec.apps[0].substitute.port`
+/// (map keys are not explainable, so a trailing key of a map is dropped too).
+fn explain_path(resource: &str, field: &str) -> String {
+    let mut out = resource.to_owned();
+    for part in field.split('.') {
+        let part = part.split('[').next().unwrap_or_default();
+        if part.is_empty() || matches!(out.rsplit('.').next(), Some("substitute" | "values")) {
+            continue;
+        }
+        out.push('.');
+        out.push_str(part);
+    }
+    out
+}
+
 fn decode<T: DeserializeOwned>(
     origin: &Origin,
     doc: &serde_json::Value,
@@ -224,7 +240,7 @@ fn decode<T: DeserializeOwned>(
                 .and_then(|v| v.as_str())
                 .unwrap_or("<unnamed>")
                 .to_owned(),
-            explain: format!("{explain}.{}", field.trim_start_matches('.')),
+            explain: explain_path(explain, &field),
             field,
             message: e.into_inner().to_string(),
         }

@@ -1,0 +1,128 @@
+//! Snapshot tests of the real `kubectl-ephemeral render` binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs render from the workspace root; returns "exit, stderr, stdout" as one text.
+fn render(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
+        .arg("render")
+        .args(args)
+        .current_dir(root())
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("USERNAME")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kubectl-ephemeral");
+    format!(
+        "exit: {}\n--- stderr\n{}--- stdout\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
+const MORNING: &str = "2026-11-21T09:00:00Z";
+
+#[test]
+fn examples_kustomization_helm_templates_bundles_branch_source_branch_schedule() {
+    insta::assert_snapshot!(render(&["-R", "-f", "examples", "--now", MORNING, "--owner", "alice"]));
+}
+
+#[test]
+fn examples_as_json_list() {
+    let text = render(&["-f", "examples/catalog", "-f", "examples/environments/infra.yaml", "--now", MORNING, "--owner", "bob", "-o", "json"]);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn default_lease_near_the_cutoff_gets_the_minimum() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/late.yaml", "--now", "2026-11-21T18:30:00Z", "--owner", "carol"]));
+}
+
+#[test]
+fn default_lease_after_the_cutoff_runs_to_the_next_one() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/late.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "carol"]));
+}
+
+#[test]
+fn default_lease_in_a_configured_zone_and_cutoff() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/late.yaml", "--now", "2026-07-01T09:00:00Z", "--owner", "carol", "--zone", "Europe/London", "--cutoff", "18:00"]));
+}
+
+#[test]
+fn app_added_after_the_cutoff_keeps_the_stored_lease_and_warns() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/added-after-cutoff.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "dave"]));
+}
+
+#[test]
+fn always_on_environment_gets_the_configured_schedule() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/always-on.yaml", "--now", MORNING, "--owner", "ops", "--always-on", "staging", "--always-on-schedule", "Mon-Fri 06:00-22:00 Europe/Berlin"]));
+}
+
+#[test]
+fn refused_environment_names_every_rule() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/invalid.yaml", "--now", MORNING, "--owner", "erin"]));
+}
+
+#[test]
+fn bad_field_names_file_document_and_path() {
+    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad-field.yaml", "--now", MORNING, "--owner", "frank"]));
+}
+
+#[test]
+fn bad_yaml_names_the_file() {
+    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad-syntax.yaml", "--now", MORNING, "--owner", "x"]));
+}
+
+#[test]
+fn no_environment_is_an_error() {
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "--now", MORNING, "--owner", "x"]));
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    insta::assert_snapshot!(render(&["-f", "does/not/exist.yaml", "--owner", "x"]));
+}
+
+#[test]
+fn bad_now_and_owner_are_usage_errors() {
+    insta::assert_snapshot!(render(&["-f", "examples", "--now", "tomorrow", "--owner", "x"]));
+    insta::assert_snapshot!("no_owner", render(&["-f", "examples", "--now", MORNING]));
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let env = std::fs::read_to_string(root().join("examples/environments/alice.yaml")).unwrap();
+    let catalog = std::fs::read_to_string(root().join("examples/catalog/templates.yaml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
+        .args(["render", "-f", "-", "--now", MORNING, "--owner", "alice", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{catalog}\n---\n{env}").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "alice");
+    assert!(names.contains(&"alice-checkout"));
+    assert!(names.contains(&"alice-grafana"));
+}
