@@ -42,42 +42,42 @@ fn examples_as_json_list() {
 
 #[test]
 fn default_lease_near_the_cutoff_gets_the_minimum() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/late.yaml", "--now", "2026-11-21T18:30:00Z", "--owner", "carol"]));
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/late.yaml", "--now", "2026-11-21T18:30:00Z", "--owner", "carol"]));
 }
 
 #[test]
 fn default_lease_after_the_cutoff_runs_to_the_next_one() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/late.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "carol"]));
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/late.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "carol"]));
 }
 
 #[test]
 fn default_lease_in_a_configured_zone_and_cutoff() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/late.yaml", "--now", "2026-07-01T09:00:00Z", "--owner", "carol", "--zone", "Europe/London", "--cutoff", "18:00"]));
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/late.yaml", "--now", "2026-07-01T09:00:00Z", "--owner", "carol", "--zone", "Europe/London", "--cutoff", "18:00"]));
 }
 
 #[test]
 fn app_added_after_the_cutoff_keeps_the_stored_lease_and_warns() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/added-after-cutoff.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "dave"]));
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/added-after-cutoff.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "dave"]));
 }
 
 #[test]
 fn always_on_environment_gets_the_configured_schedule() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/always-on.yaml", "--now", MORNING, "--owner", "ops", "--always-on", "staging", "--always-on-schedule", "Mon-Fri 06:00-22:00 Europe/Berlin"]));
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/always-on.yaml", "--now", MORNING, "--owner", "ops", "--always-on", "staging", "--always-on-schedule", "Mon-Fri 06:00-22:00 Europe/Berlin"]));
 }
 
 #[test]
 fn refused_environment_names_every_rule() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/invalid.yaml", "--now", MORNING, "--owner", "erin"]));
+    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/bad/invalid.yaml", "--now", MORNING, "--owner", "erin"]));
 }
 
 #[test]
 fn bad_field_names_file_document_and_path() {
-    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad-field.yaml", "--now", MORNING, "--owner", "frank"]));
+    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad/bad-field.yaml", "--now", MORNING, "--owner", "frank"]));
 }
 
 #[test]
 fn bad_yaml_names_the_file() {
-    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad-syntax.yaml", "--now", MORNING, "--owner", "x"]));
+    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad/bad-syntax.yaml", "--now", MORNING, "--owner", "x"]));
 }
 
 #[test]
