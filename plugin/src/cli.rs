@@ -13,10 +13,10 @@ Exit codes:
 
 Examples:
   # Show what the cluster will get for the shipped examples, offline
-  kubectl ephemeral render -f examples/
+  kubectl ephemeral render -R -f examples/
 
   # The same at a fixed time, as JSON
-  kubectl ephemeral render -f examples/ --now 2026-11-21T09:00:00Z -o json";
+  kubectl ephemeral render -R -f examples/ --now 2026-11-21T09:00:00Z -o json";
 
 /// Ephemeral test environments on Kubernetes, through Flux.
 ///

@@ -37,7 +37,7 @@ pub enum RenderError {
     #[error("--now '{0}' is not an RFC 3339 time. Fix: write it like 2026-11-21T09:00:00Z")]
     Now(String),
     /// No owner given and no local user known.
-    #[error("cannot tell who you are (USER, LOGNAME and USERNAME are unset). Fix: pass --owner NAME")]
+    #[error("cannot tell who you are (USER, LOGNAME and USERNAME are unset, and no passwd entry). Fix: pass --owner NAME")]
     Owner,
     /// A policy flag is wrong.
     #[error("{0}")]
@@ -57,10 +57,30 @@ impl RenderError {
     }
 }
 
+/// The local user: `USER`, `LOGNAME` or `USERNAME`, else (on Unix) the
+/// `/etc/passwd` entry of the process's uid.
 fn local_user() -> Option<String> {
     ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(passwd_user)
+}
+
+#[cfg(unix)]
+fn passwd_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_owned())
+    })
+}
+
+#[cfg(not(unix))]
+fn passwd_user() -> Option<String> {
+    None
 }
 
 /// Runs `render`, writing to `out`; returns warnings for standard error.

@@ -91,9 +91,36 @@ fn missing_file_is_an_error() {
 }
 
 #[test]
-fn bad_now_and_owner_are_usage_errors() {
+fn bad_now_is_a_usage_error() {
     insta::assert_snapshot!(render(&["-f", "examples", "--now", "tomorrow", "--owner", "x"]));
-    insta::assert_snapshot!("no_owner", render(&["-f", "examples", "--now", MORNING]));
+}
+
+#[test]
+fn owner_defaults_to_the_local_user() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
+        .args(["render", "-R", "-f", "examples", "--now", MORNING, "-o", "json"])
+        .current_dir(root())
+        .env("USER", "zoe")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["items"][0]["metadata"]["annotations"]["ephemeral.io/owner"], "zoe");
+    // Without the variables, the passwd entry of the uid is used.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
+        .args(["render", "-R", "-f", "examples", "--now", MORNING, "-o", "json"])
+        .current_dir(root())
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("USERNAME")
+        .output()
+        .unwrap();
+    if cfg!(unix) && std::path::Path::new("/proc/self").exists() {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let owner = list["items"][0]["metadata"]["annotations"]["ephemeral.io/owner"].as_str().unwrap();
+        assert!(!owner.is_empty());
+    }
 }
 
 #[test]
@@ -125,4 +152,23 @@ fn stdin_is_read_with_dash() {
     assert_eq!(names[0], "alice");
     assert!(names.contains(&"alice-checkout"));
     assert!(names.contains(&"alice-grafana"));
+}
+
+fn help(args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"));
+    cmd.args(args).env("COLUMNS", "100");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("EPHEMERAL_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn help_texts() {
+    insta::assert_snapshot!("help", help(&["--help"]));
+    insta::assert_snapshot!("render_help", help(&["render", "--help"]));
 }
