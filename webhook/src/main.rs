@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ephemeral_webhook::args::{LogFormat, ServeArgs};
 
 /// Admission webhook and controller for kubectl-ephemeral Environments.
 #[derive(Parser, Debug)]
@@ -18,12 +20,47 @@ enum Command {
     ///
     /// The same documents are committed under manifests/crds/.
     Crds,
+    /// Serve the mutating and validating admission webhooks for Environments.
+    ///
+    /// HTTPS on --listen: POST /mutate expands Environments (CREATE, UPDATE)
+    /// into their fully defaulted form with a JSONPatch; POST /validate lets
+    /// only an Environment's owner or an admin update or delete it. Plain HTTP
+    /// on --admin-listen: /livez, /readyz (ready once the certificate is loaded
+    /// and the catalog synced), /metrics (Prometheus). SIGTERM or SIGINT shuts
+    /// down gracefully. Every flag can also be set with the environment
+    /// variable shown.
+    Serve(Box<ServeArgs>),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = args.to_settings()?;
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(ephemeral_webhook::serve::run(settings))?;
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Crds => ephemeral_webhook::crds::print(&mut std::io::stdout().lock()),
+    let result = match &cli.command {
+        Command::Crds => ephemeral_webhook::crds::print(&mut std::io::stdout().lock())
+            .map_err(anyhow::Error::from),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

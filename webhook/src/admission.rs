@@ -1,0 +1,537 @@
+//! Admission decisions: an `admission.k8s.io/v1` AdmissionReview in, an
+//! [`AdmissionResponse`] out. Pure: no I/O and no clock (time is an argument),
+//! so every decision is unit-testable.
+//!
+//! - [`parse_review`] reads a request body, or says precisely why it cannot.
+//! - [`mutate`] expands an Environment (CREATE, UPDATE) and answers with the
+//!   JSONPatch that takes the incoming object to the expanded one.
+//! - [`validate`] enforces ownership on UPDATE and DELETE.
+
+use jiff::Timestamp;
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, Status, TypeMeta, response::StatusSummary};
+use serde_json::Value;
+
+use ephemeral_core::api::{GROUP, VERSION};
+use ephemeral_core::expand::{OWNER_ANNOTATION, UPTIME_ANNOTATION};
+use ephemeral_core::{Catalog, Config, Environment};
+
+/// `apiVersion` of the AdmissionReviews this webhook speaks.
+pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+/// `kind` of an AdmissionReview.
+pub const REVIEW_KIND: &str = "AdmissionReview";
+/// The only kind this webhook admits.
+pub const ENVIRONMENT_KIND: &str = "Environment";
+
+/// HTTP-style code of a denial for an invalid object.
+pub const CODE_INVALID: u16 = 422;
+/// HTTP-style code of a denial for a request that is not allowed.
+pub const CODE_FORBIDDEN: u16 = 403;
+/// HTTP-style code of a denial for a malformed request.
+pub const CODE_BAD_REQUEST: u16 = 400;
+/// HTTP-style code of an internal failure.
+pub const CODE_INTERNAL: u16 = 500;
+
+/// Who may update or delete Environments that are not theirs.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Members of any of these groups are admins.
+    pub admin_groups: Vec<String>,
+    /// The controller's own service account, always an admin.
+    pub controller_service_account: String,
+}
+
+impl Access {
+    /// Whether `user` is an admin: the controller's service account, or a
+    /// member of one of the admin groups.
+    pub fn is_admin(&self, user: &UserInfo) -> bool {
+        if user.username.as_deref() == Some(self.controller_service_account.as_str())
+            && !self.controller_service_account.is_empty()
+        {
+            return true;
+        }
+        user.groups
+            .iter()
+            .flatten()
+            .any(|g| self.admin_groups.iter().any(|a| a == g))
+    }
+
+    fn describe_admins(&self) -> String {
+        if self.admin_groups.is_empty() {
+            "no admin groups are configured".to_owned()
+        } else {
+            format!("admin groups: {}", self.admin_groups.join(", "))
+        }
+    }
+}
+
+/// An AdmissionReview that could be read.
+#[derive(Clone, Debug)]
+pub struct Review {
+    /// The request, typed.
+    pub request: AdmissionRequest<DynamicObject>,
+    /// `request.object` exactly as received (the base of the JSONPatch).
+    pub object: Option<Value>,
+    /// `request.oldObject` exactly as received.
+    pub old_object: Option<Value>,
+}
+
+/// Why a request body is not a usable AdmissionReview.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadReview {
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON but not an object.
+    #[error("request body is not an AdmissionReview: expected a JSON object")]
+    NotObject,
+    /// Wrong `apiVersion`.
+    #[error("request body is not an admission.k8s.io/v1 AdmissionReview: apiVersion is {0}")]
+    ApiVersion(String),
+    /// Wrong `kind`.
+    #[error("request body is not an admission.k8s.io/v1 AdmissionReview: kind is {0}")]
+    Kind(String),
+    /// No `request`.
+    #[error("AdmissionReview has no request")]
+    MissingRequest,
+    /// `request` does not have the fields of an AdmissionRequest.
+    #[error("AdmissionReview request is malformed: {0}")]
+    Request(String),
+}
+
+/// A body that could not be read as an AdmissionReview, with the request uid
+/// if one could be found (then the answer is an AdmissionReview too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Malformed {
+    /// `request.uid`, when readable.
+    pub uid: Option<String>,
+    /// What is wrong.
+    pub error: BadReview,
+}
+
+fn describe(v: Option<&Value>) -> String {
+    match v {
+        None => "missing".to_owned(),
+        Some(Value::String(s)) => format!("'{s}'"),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Reads a request body as an `admission.k8s.io/v1` AdmissionReview.
+pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Malformed {
+        uid: None,
+        error: BadReview::NotJson(e.to_string()),
+    })?;
+    let Value::Object(mut top) = value else {
+        return Err(Malformed {
+            uid: None,
+            error: BadReview::NotObject,
+        });
+    };
+    let uid = top
+        .get("request")
+        .and_then(|r| r.get("uid"))
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let fail = |error| Malformed {
+        uid: uid.clone(),
+        error,
+    };
+    if top.get("apiVersion").and_then(Value::as_str) != Some(REVIEW_API_VERSION) {
+        return Err(fail(BadReview::ApiVersion(describe(top.get("apiVersion")))));
+    }
+    if top.get("kind").and_then(Value::as_str) != Some(REVIEW_KIND) {
+        return Err(fail(BadReview::Kind(describe(top.get("kind")))));
+    }
+    let request = match top.remove("request") {
+        None | Some(Value::Null) => return Err(fail(BadReview::MissingRequest)),
+        Some(r) => r,
+    };
+    let object = request.get("object").filter(|o| !o.is_null()).cloned();
+    let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
+    let mut request: AdmissionRequest<DynamicObject> =
+        serde_json::from_value(request).map_err(|e| fail(BadReview::Request(e.to_string())))?;
+    request.types = TypeMeta {
+        api_version: REVIEW_API_VERSION.to_owned(),
+        kind: REVIEW_KIND.to_owned(),
+    };
+    Ok(Review {
+        request,
+        object,
+        old_object,
+    })
+}
+
+/// The AdmissionReview that answers a malformed body whose uid could be read.
+pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>> {
+    let uid = m.uid.clone()?;
+    let mut response = AdmissionResponse::invalid(m.error.to_string());
+    response.uid = uid;
+    response.result.code = CODE_BAD_REQUEST;
+    response.result.reason = "BadRequest".to_owned();
+    Some(to_review(response))
+}
+
+/// Wraps a response in an `admission.k8s.io/v1` AdmissionReview.
+pub fn to_review(response: AdmissionResponse) -> AdmissionReview<DynamicObject> {
+    AdmissionReview {
+        types: TypeMeta {
+            api_version: REVIEW_API_VERSION.to_owned(),
+            kind: REVIEW_KIND.to_owned(),
+        },
+        request: None,
+        response: Some(response),
+    }
+}
+
+/// How a request ended, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Admitted (possibly with a patch).
+    Allowed,
+    /// Refused: invalid object or not permitted.
+    Denied,
+    /// The request itself was malformed (HTTP 4xx or a denial with code 400).
+    Invalid,
+    /// The webhook failed.
+    Error,
+}
+
+impl Outcome {
+    /// The outcome a response stands for.
+    pub fn of(response: &AdmissionResponse) -> Outcome {
+        if response.allowed {
+            Outcome::Allowed
+        } else if response.result.code == CODE_BAD_REQUEST {
+            Outcome::Invalid
+        } else if response.result.code >= 500 {
+            Outcome::Error
+        } else {
+            Outcome::Denied
+        }
+    }
+
+    /// Label value: `allowed`, `denied`, `invalid` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Invalid => "invalid",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+fn deny(
+    request: &AdmissionRequest<DynamicObject>,
+    code: u16,
+    message: String,
+) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(request).deny(message);
+    response.result.status = Some(StatusSummary::Failure);
+    response.result.code = code;
+    response.result.reason = match code {
+        CODE_FORBIDDEN => "Forbidden",
+        CODE_INVALID => "Invalid",
+        CODE_BAD_REQUEST => "BadRequest",
+        _ => "InternalError",
+    }
+    .to_owned();
+    response
+}
+
+fn allow(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(request);
+    response.result = Status::success();
+    response
+}
+
+fn gvk_text(group: &str, version: &str, kind: &str) -> String {
+    if group.is_empty() {
+        format!("{version} {kind}")
+    } else {
+        format!("{group}/{version} {kind}")
+    }
+}
+
+/// Checks that the request is about an `ephemeral.io/v1alpha1` Environment.
+fn check_kind(review: &Review) -> Result<(), String> {
+    let k = &review.request.kind;
+    if k.group != GROUP || k.version != VERSION || k.kind != ENVIRONMENT_KIND {
+        return Err(format!(
+            "request.kind: this webhook admits only {GROUP}/{VERSION} {ENVIRONMENT_KIND}, not {}. Fix: register the webhook for environments.{GROUP} only",
+            gvk_text(&k.group, &k.version, &k.kind)
+        ));
+    }
+    let expected_api_version = format!("{GROUP}/{VERSION}");
+    for (field, object) in [
+        ("object", &review.object),
+        ("oldObject", &review.old_object),
+    ] {
+        let Some(object) = object else { continue };
+        let api_version = object.get("apiVersion").and_then(Value::as_str);
+        let kind = object.get("kind").and_then(Value::as_str);
+        if api_version != Some(expected_api_version.as_str()) || kind != Some(ENVIRONMENT_KIND) {
+            return Err(format!(
+                "request.{field}: apiVersion {} kind {} is not an {expected_api_version} {ENVIRONMENT_KIND}. Fix: send Environments only",
+                describe(object.get("apiVersion")),
+                describe(object.get("kind")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn annotation<'a>(object: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    object?
+        .get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
+}
+
+fn username(request: &AdmissionRequest<DynamicObject>) -> Option<&str> {
+    request
+        .user_info
+        .username
+        .as_deref()
+        .filter(|u| !u.is_empty())
+}
+
+fn object_name(review: &Review) -> String {
+    let r = &review.request;
+    let name = review
+        .object
+        .as_ref()
+        .or(review.old_object.as_ref())
+        .and_then(|o| o.get("metadata"))
+        .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
+        .and_then(Value::as_str)
+        .unwrap_or(&r.name);
+    match &r.namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Whether an UPDATE leaves everything expansion writes as it was: the spec
+/// and the owner and uptime annotations. Such updates (finalizers, labels,
+/// other annotations) are admitted without re-expanding, so that a catalog
+/// change never blocks them.
+fn expansion_untouched(object: &Value, old: &Value) -> bool {
+    object.get("spec") == old.get("spec")
+        && [OWNER_ANNOTATION, UPTIME_ANNOTATION]
+            .iter()
+            .all(|k| annotation(Some(object), k) == annotation(Some(old), k))
+}
+
+/// The mutating decision for an Environment: on CREATE and UPDATE, the
+/// JSONPatch that makes the stored object fully defaulted and explicit, or a
+/// denial naming field, rule and fix.
+///
+/// The owner is the requester on CREATE (whatever the client sent); on UPDATE
+/// it is the owner annotation of the incoming object, else of the old object,
+/// else the requester. Objects without a namespace use `request.namespace`.
+/// Admitting an already admitted object gives no patch. Dry-run requests are
+/// answered the same way.
+pub fn mutate(
+    review: &Review,
+    catalog: &Catalog,
+    config: &Config,
+    now: Timestamp,
+) -> AdmissionResponse {
+    let request = &review.request;
+    if let Err(message) = check_kind(review) {
+        return deny(request, CODE_BAD_REQUEST, message);
+    }
+    if !matches!(request.operation, Operation::Create | Operation::Update) {
+        return allow(request);
+    }
+    if request
+        .sub_resource
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return allow(request);
+    }
+    let Some(original) = &review.object else {
+        return deny(
+            request,
+            CODE_BAD_REQUEST,
+            "request.object: missing on CREATE or UPDATE. Fix: send the object being admitted"
+                .to_owned(),
+        );
+    };
+    if request.operation == Operation::Update {
+        let deleting = original
+            .get("metadata")
+            .and_then(|m| m.get("deletionTimestamp"))
+            .is_some_and(|t| !t.is_null());
+        if deleting {
+            return allow(request);
+        }
+        if let Some(old) = &review.old_object
+            && expansion_untouched(original, old)
+        {
+            return allow(request);
+        }
+    }
+    let mut environment: Environment = match serde_json::from_value(original.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            return deny(
+                request,
+                CODE_INVALID,
+                format!(
+                    "request.object: not a valid Environment: {e}. Fix: follow the Environment schema (kubectl explain environments.spec)"
+                ),
+            );
+        }
+    };
+    if environment
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        environment.metadata.namespace = request.namespace.clone().filter(|n| !n.is_empty());
+    }
+    let owner = match request.operation {
+        Operation::Create => username(request),
+        _ => annotation(Some(original), OWNER_ANNOTATION)
+            .or_else(|| annotation(review.old_object.as_ref(), OWNER_ANNOTATION))
+            .or_else(|| username(request)),
+    };
+    let Some(owner) = owner.filter(|o| !o.is_empty()) else {
+        return deny(
+            request,
+            CODE_BAD_REQUEST,
+            "request.userInfo.username: empty, so the Environment cannot get an owner. Fix: send authenticated requests".to_owned(),
+        );
+    };
+
+    let expansion = match ephemeral_core::expand(&environment, catalog, config, now, owner) {
+        Ok(x) => x,
+        Err(denied) => return deny(request, CODE_INVALID, denied.to_string()),
+    };
+
+    let expanded = match overlay(original, &expansion.environment) {
+        Ok(v) => v,
+        Err(e) => {
+            return deny(
+                request,
+                CODE_INTERNAL,
+                format!("cannot serialise the expanded Environment: {e}"),
+            );
+        }
+    };
+    let patch = json_patch::diff(original, &expanded);
+    let mut response = allow(request);
+    if !patch.0.is_empty() {
+        response = match response.with_patch(patch) {
+            Ok(r) => r,
+            Err(e) => return deny(request, CODE_INTERNAL, e.to_string()),
+        };
+    }
+    if !expansion.warnings.is_empty() {
+        response.warnings = Some(expansion.warnings);
+    }
+    response
+}
+
+/// The incoming object with what expansion owns (the spec and the
+/// annotations) replaced by the expanded Environment's. Everything else stays
+/// byte-for-byte as received, so the patch touches nothing else.
+fn overlay(original: &Value, expanded: &Environment) -> Result<Value, serde_json::Error> {
+    let mut result = original.clone();
+    let spec = serde_json::to_value(&expanded.spec)?;
+    let annotations =
+        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default())?;
+    if let Value::Object(top) = &mut result {
+        top.insert("spec".to_owned(), spec);
+        let metadata = top
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !metadata.is_object() {
+            *metadata = Value::Object(Default::default());
+        }
+        if let Value::Object(metadata) = metadata {
+            metadata.insert("annotations".to_owned(), annotations);
+        }
+    }
+    Ok(result)
+}
+
+/// The validating decision for an Environment: UPDATE and DELETE only by its
+/// owner (annotation `ephemeral.io/owner` of the old object) or an admin, and
+/// only admins may change the owner. CREATE is allowed.
+pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
+    let request = &review.request;
+    if let Err(message) = check_kind(review) {
+        return deny(request, CODE_BAD_REQUEST, message);
+    }
+    let verb = match request.operation {
+        Operation::Update => "update",
+        Operation::Delete => "delete",
+        _ => return allow(request),
+    };
+    let Some(old) = &review.old_object else {
+        return deny(
+            request,
+            CODE_BAD_REQUEST,
+            format!(
+                "request.oldObject: missing on {}. Fix: send the stored object as oldObject",
+                verb.to_uppercase()
+            ),
+        );
+    };
+    if access.is_admin(&request.user_info) {
+        return allow(request);
+    }
+    let user = username(request).unwrap_or("<anonymous>");
+    let name = object_name(review);
+    let field = format!("metadata.annotations[{OWNER_ANNOTATION}]");
+    let owner = annotation(Some(old), OWNER_ANNOTATION).filter(|o| !o.is_empty());
+    let Some(owner) = owner else {
+        return deny(
+            request,
+            CODE_FORBIDDEN,
+            format!(
+                "{field}: Environment {name} has no owner, so only an admin may {verb} it ({}), and '{user}' is not one. Fix: ask an admin to {verb} it",
+                access.describe_admins()
+            ),
+        );
+    };
+    if owner != user {
+        return deny(
+            request,
+            CODE_FORBIDDEN,
+            format!(
+                "{field}: Environment {name} is owned by '{owner}'; only its owner or an admin ({}) may {verb} it, and '{user}' is neither. Fix: ask '{owner}' or an admin to {verb} it",
+                access.describe_admins()
+            ),
+        );
+    }
+    if request.operation == Operation::Update {
+        let new_owner = annotation(review.object.as_ref(), OWNER_ANNOTATION);
+        if new_owner != Some(owner) {
+            return deny(
+                request,
+                CODE_FORBIDDEN,
+                format!(
+                    "{field}: only an admin ({}) may change the owner of Environment {name} from '{owner}' to {}. Fix: keep {OWNER_ANNOTATION}: {owner}, or ask an admin to hand the Environment over",
+                    access.describe_admins(),
+                    new_owner.map_or_else(|| "nobody".to_owned(), |o| format!("'{o}'")),
+                ),
+            );
+        }
+    }
+    allow(request)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,721 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+const NOW: &str = "2026-11-21T10:00:00Z";
+const UPTIME_TODAY: &str = "2026-11-21T10:00:00+00:00-2026-11-21T19:00:00+00:00";
+
+fn now() -> Timestamp {
+    NOW.parse().unwrap()
+}
+
+fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    for (name, prefix) in [("checkout", "main"), ("payments", "stable")] {
+        c.insert_template(
+            serde_json::from_value(json!({
+                "apiVersion": "ephemeral.io/v1alpha1",
+                "kind": "AppTemplate",
+                "metadata": {"name": name, "namespace": "ephemeral"},
+                "spec": {
+                    "kustomization": {
+                        "path": format!("./apps/{name}/preview"),
+                        "sourceRef": {"kind": "GitRepository", "name": "platform", "namespace": "flux-system"}
+                    },
+                    "imageRepository": {"name": name, "namespace": "flux-system"},
+                    "imageTagPrefix": prefix
+                }
+            }))
+            .unwrap(),
+        );
+    }
+    c
+}
+
+fn access() -> Access {
+    Access {
+        admin_groups: vec!["platform-admins".into()],
+        controller_service_account: "system:serviceaccount:ephemeral-system:ephemeral-webhook"
+            .into(),
+    }
+}
+
+fn env(metadata: Value, spec: Value) -> Value {
+    json!({"apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment", "metadata": metadata, "spec": spec})
+}
+
+fn review_json(
+    op: &str,
+    user: &str,
+    groups: &[&str],
+    object: Option<Value>,
+    old: Option<Value>,
+) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "ephemeral.io", "version": "v1alpha1", "kind": "Environment"},
+            "resource": {"group": "ephemeral.io", "version": "v1alpha1", "resource": "environments"},
+            "name": "alice-checkout",
+            "namespace": "ephemeral",
+            "operation": op,
+            "userInfo": {"username": user, "groups": groups},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false
+        }
+    })
+}
+
+fn review(value: &Value) -> Review {
+    parse_review(value.to_string().as_bytes()).expect("a well-formed review")
+}
+
+fn mutate_json(value: &Value) -> AdmissionResponse {
+    mutate(&review(value), &catalog(), &Config::default(), now())
+}
+
+fn patch_of(response: &AdmissionResponse) -> json_patch::Patch {
+    serde_json::from_slice(response.patch.as_ref().expect("a patch")).unwrap()
+}
+
+fn applied(object: &Value, response: &AdmissionResponse) -> Value {
+    let mut doc = object.clone();
+    json_patch::patch(&mut doc, &patch_of(response)).expect("the patch applies");
+    doc
+}
+
+fn paths(response: &AdmissionResponse) -> Vec<String> {
+    let patch = serde_json::to_value(patch_of(response)).unwrap();
+    patch
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            format!(
+                "{} {}",
+                op["op"].as_str().unwrap(),
+                op["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn lightweight() -> Value {
+    env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "checkout", "branch": "feature/new-basket"}, {"name": "payments"}]}),
+    )
+}
+
+fn admitted() -> Value {
+    let object = lightweight();
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    applied(&object, &response)
+}
+
+#[test]
+fn create_with_generate_name_and_no_annotations_gets_a_full_patch() {
+    let object = env(
+        json!({"generateName": "alice-", "name": "", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "checkout", "branch": "feature/new-basket"}]}),
+    );
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    assert!(response.allowed, "{:?}", response.result);
+    assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert!(
+        paths(&response).contains(&"add /metadata/annotations".to_owned()),
+        "{:?}",
+        paths(&response)
+    );
+    let result = applied(&object, &response);
+    assert_eq!(
+        result["metadata"],
+        json!({
+            "generateName": "alice-",
+            "name": "",
+            "namespace": "ephemeral",
+            "annotations": {"ephemeral.io/owner": "alice", "downscaler/uptime": UPTIME_TODAY}
+        })
+    );
+    assert_eq!(
+        result["spec"],
+        json!({
+            "apps": [{
+                "name": "checkout",
+                "template": "checkout",
+                "branch": "feature/new-basket",
+                "imageTagPrefix": "feature-new-basket",
+                "kustomization": {
+                    "path": "./apps/checkout/preview",
+                    "sourceRef": {"kind": "GitRepository", "name": "platform", "namespace": "flux-system"}
+                },
+                "imageRepository": {"name": "checkout", "namespace": "flux-system"}
+            }],
+            "lease": {"until": "2026-11-21T19:00:00Z"}
+        })
+    );
+    assert_eq!(
+        response.warnings,
+        Some(vec![
+            "spec.apps[0].branch: imageTagPrefix sanitised from 'feature/new-basket' to 'feature-new-basket'".to_owned()
+        ])
+    );
+}
+
+#[test]
+fn create_with_annotations_adds_escaped_keys_and_keeps_the_rest() {
+    let object = env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral", "annotations": {"team": "shop"}}),
+        json!({"apps": [{"name": "payments"}]}),
+    );
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    let p = paths(&response);
+    assert!(
+        p.contains(&"add /metadata/annotations/downscaler~1uptime".to_owned()),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&"add /metadata/annotations/ephemeral.io~1owner".to_owned()),
+        "{p:?}"
+    );
+    assert!(!p.iter().any(|p| p.contains("team")), "{p:?}");
+    let result = applied(&object, &response);
+    assert_eq!(
+        result["metadata"]["annotations"],
+        json!({"team": "shop", "ephemeral.io/owner": "alice", "downscaler/uptime": UPTIME_TODAY})
+    );
+}
+
+#[test]
+fn create_overwrites_a_client_sent_owner() {
+    let mut object = lightweight();
+    object["metadata"]["annotations"] = json!({"ephemeral.io/owner": "mallory"});
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    assert!(response.allowed);
+    assert!(
+        paths(&response).contains(&"replace /metadata/annotations/ephemeral.io~1owner".to_owned())
+    );
+    assert_eq!(
+        applied(&object, &response)["metadata"]["annotations"]["ephemeral.io/owner"],
+        "alice"
+    );
+}
+
+#[test]
+fn create_without_namespace_uses_the_request_namespace() {
+    let mut object = lightweight();
+    object["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    assert!(response.allowed, "{}", response.result.message);
+    let result = applied(&object, &response);
+    assert_eq!(result["spec"]["apps"][0]["template"], "checkout");
+    assert!(
+        result["metadata"].get("namespace").is_none(),
+        "the patch only touches spec and annotations"
+    );
+}
+
+#[test]
+fn update_keeps_the_owner_of_the_incoming_object() {
+    let old = admitted();
+    let mut object = old.clone();
+    object["spec"]["apps"][1] = json!({"name": "payments", "imageTagPrefix": "pr-17"});
+    let response = mutate_json(&review_json(
+        "UPDATE",
+        "bob",
+        &["platform-admins"],
+        Some(object.clone()),
+        Some(old),
+    ));
+    assert!(response.allowed, "{}", response.result.message);
+    let result = applied(&object, &response);
+    assert_eq!(
+        result["metadata"]["annotations"]["ephemeral.io/owner"],
+        "alice"
+    );
+    assert_eq!(result["spec"]["apps"][1]["imageTagPrefix"], "pr-17");
+    assert_eq!(result["spec"]["apps"][1]["template"], "payments");
+}
+
+#[test]
+fn update_without_owner_annotation_falls_back_to_the_old_object() {
+    let old = admitted();
+    let mut object = lightweight();
+    object["spec"]["apps"].as_array_mut().unwrap().pop();
+    let response = mutate_json(&review_json(
+        "UPDATE",
+        "bob",
+        &[],
+        Some(object.clone()),
+        Some(old),
+    ));
+    assert!(response.allowed, "{}", response.result.message);
+    let result = applied(&object, &response);
+    assert_eq!(
+        result["metadata"]["annotations"]["ephemeral.io/owner"],
+        "alice"
+    );
+    assert_eq!(
+        result["metadata"]["annotations"]["downscaler/uptime"],
+        UPTIME_TODAY
+    );
+}
+
+#[test]
+fn already_admitted_object_gets_no_patch() {
+    let object = admitted();
+    let create = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    assert!(create.allowed);
+    assert_eq!(create.patch, None);
+    let as_json = serde_json::to_value(&create).unwrap();
+    assert!(
+        as_json.get("patch").is_none() && as_json.get("patchType").is_none(),
+        "{as_json}"
+    );
+
+    // An UPDATE that goes through expansion (the old object differs) gives no patch either.
+    let update = mutate_json(&review_json(
+        "UPDATE",
+        "alice",
+        &[],
+        Some(object),
+        Some(lightweight()),
+    ));
+    assert!(update.allowed);
+    assert_eq!(update.patch, None);
+}
+
+#[test]
+fn metadata_only_update_is_admitted_even_when_the_template_is_gone() {
+    let old = admitted();
+    let mut object = old.clone();
+    object["metadata"]["finalizers"] = json!(["ephemeral.io/cleanup"]);
+    let response = mutate(
+        &review(&review_json(
+            "UPDATE",
+            "alice",
+            &[],
+            Some(object),
+            Some(old),
+        )),
+        &Catalog::default(),
+        &Config::default(),
+        now(),
+    );
+    assert!(response.allowed, "{}", response.result.message);
+    assert_eq!(response.patch, None);
+}
+
+#[test]
+fn update_of_an_object_being_deleted_is_admitted_unchanged() {
+    let old = admitted();
+    let mut object = lightweight();
+    object["metadata"]["deletionTimestamp"] = json!("2026-11-21T11:00:00Z");
+    let response = mutate(
+        &review(&review_json(
+            "UPDATE",
+            "alice",
+            &[],
+            Some(object),
+            Some(old),
+        )),
+        &Catalog::default(),
+        &Config::default(),
+        now(),
+    );
+    assert!(response.allowed);
+    assert_eq!(response.patch, None);
+}
+
+#[test]
+fn dry_run_is_answered_like_a_real_request() {
+    let object = lightweight();
+    let mut dry = review_json("CREATE", "alice", &[], Some(object.clone()), None);
+    dry["request"]["dryRun"] = json!(true);
+    let real = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    let dry = mutate_json(&dry);
+    assert!(real.patch.is_some());
+    assert_eq!(dry, real);
+}
+
+#[test]
+fn wrong_kind_is_denied_with_400() {
+    let mut value = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    value["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    let response = mutate_json(&value);
+    assert!(!response.allowed);
+    assert_eq!(response.result.code, 400);
+    assert_eq!(
+        response.result.message,
+        "request.kind: this webhook admits only ephemeral.io/v1alpha1 Environment, not apps/v1 Deployment. Fix: register the webhook for environments.ephemeral.io only"
+    );
+    assert_eq!(validate(&review(&value), &access()).result.code, 400);
+    assert_eq!(Outcome::of(&response), Outcome::Invalid);
+}
+
+#[test]
+fn object_of_another_kind_is_denied_with_400() {
+    let mut object = lightweight();
+    object["apiVersion"] = json!("v1");
+    object["kind"] = json!("ConfigMap");
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    assert!(!response.allowed);
+    assert_eq!(response.result.code, 400);
+    assert_eq!(
+        response.result.message,
+        "request.object: apiVersion 'v1' kind 'ConfigMap' is not an ephemeral.io/v1alpha1 Environment. Fix: send Environments only"
+    );
+}
+
+#[test]
+fn object_that_does_not_deserialise_is_invalid() {
+    let object = env(
+        json!({"name": "x", "namespace": "ephemeral"}),
+        json!({"apps": "checkout"}),
+    );
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    assert!(!response.allowed);
+    assert_eq!(response.result.code, 422);
+    assert!(
+        response
+            .result
+            .message
+            .starts_with("request.object: not a valid Environment: invalid type"),
+        "{}",
+        response.result.message
+    );
+}
+
+fn assert_denied(response: &AdmissionResponse, code: u16, message: &str) {
+    assert!(!response.allowed, "expected a denial");
+    assert_eq!(response.result.code, code);
+    assert_eq!(response.result.message, message);
+    assert_eq!(response.patch, None);
+    assert_eq!(response.result.status, Some(StatusSummary::Failure));
+}
+
+#[test]
+fn invalid_prefix_is_denied_with_422() {
+    let object = env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "checkout", "imageTagPrefix": "-bad"}]}),
+    );
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    assert_denied(
+        &response,
+        422,
+        "spec.apps[0].imageTagPrefix: '-bad' is not a valid image tag prefix: it starts with '-' (a tag starts with a letter, digit or '_'). Fix: use the form [A-Za-z0-9_][A-Za-z0-9_.-]* of at most 76 characters, or set branch and let the webhook derive the prefix",
+    );
+    assert_eq!(Outcome::of(&response), Outcome::Denied);
+}
+
+#[test]
+fn unknown_template_is_denied_listing_the_existing_ones() {
+    let mut object = env(
+        json!({"name": "alice-checkout"}),
+        json!({"apps": [{"name": "search"}]}),
+    );
+    object["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    assert_denied(
+        &response,
+        422,
+        "spec.apps[0].name: AppTemplate 'search' does not exist in namespace 'ephemeral'. Fix: use one of: checkout, payments",
+    );
+}
+
+#[test]
+fn lease_past_the_maximum_is_denied() {
+    let object = env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "payments"}], "lease": {"until": "2026-12-01T00:00:00Z"}}),
+    );
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    assert_denied(
+        &response,
+        422,
+        "spec.lease.until: 2026-12-01T00:00:00Z is past the maximum lease (168h), which ends 2026-11-28T10:00:00Z. Fix: choose an until no later than 2026-11-28T10:00:00Z, or ask an admin for an always-on schedule",
+    );
+}
+
+#[test]
+fn several_violations_are_reported_together() {
+    let object = env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "checkout", "imageTagPrefix": "-bad"}, {"name": "search"}]}),
+    );
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    let lines: Vec<&str> = response.result.message.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", response.result.message);
+    assert!(lines[0].starts_with("spec.apps[0].imageTagPrefix:"));
+    assert!(lines[1].starts_with("spec.apps[1].name: AppTemplate 'search'"));
+}
+
+#[test]
+fn delete_and_connect_pass_the_mutating_webhook() {
+    let response = mutate_json(&review_json("DELETE", "bob", &[], None, Some(admitted())));
+    assert!(response.allowed);
+    assert_eq!(response.patch, None);
+}
+
+const NON_OWNER_UPDATE: &str = "metadata.annotations[ephemeral.io/owner]: Environment ephemeral/alice-checkout is owned by 'alice'; only its owner or an admin (admin groups: platform-admins) may update it, and 'bob' is neither. Fix: ask 'alice' or an admin to update it";
+
+#[test]
+fn non_owner_update_is_forbidden() {
+    let old = admitted();
+    let mut object = old.clone();
+    object["spec"]["apps"].as_array_mut().unwrap().pop();
+    let response = validate(
+        &review(&review_json(
+            "UPDATE",
+            "bob",
+            &["system:authenticated"],
+            Some(object),
+            Some(old),
+        )),
+        &access(),
+    );
+    assert_denied(&response, 403, NON_OWNER_UPDATE);
+}
+
+#[test]
+fn non_owner_delete_is_forbidden() {
+    let response = validate(
+        &review(&review_json("DELETE", "bob", &[], None, Some(admitted()))),
+        &access(),
+    );
+    assert_denied(
+        &response,
+        403,
+        "metadata.annotations[ephemeral.io/owner]: Environment ephemeral/alice-checkout is owned by 'alice'; only its owner or an admin (admin groups: platform-admins) may delete it, and 'bob' is neither. Fix: ask 'alice' or an admin to delete it",
+    );
+}
+
+#[test]
+fn owner_may_update_and_delete() {
+    let old = admitted();
+    let update = validate(
+        &review(&review_json(
+            "UPDATE",
+            "alice",
+            &[],
+            Some(old.clone()),
+            Some(old.clone()),
+        )),
+        &access(),
+    );
+    assert!(update.allowed);
+    let delete = validate(
+        &review(&review_json("DELETE", "alice", &[], None, Some(old))),
+        &access(),
+    );
+    assert!(delete.allowed);
+}
+
+#[test]
+fn non_admin_owner_change_is_forbidden() {
+    let old = admitted();
+    let mut object = old.clone();
+    object["metadata"]["annotations"]["ephemeral.io/owner"] = json!("bob");
+    let response = validate(
+        &review(&review_json(
+            "UPDATE",
+            "alice",
+            &[],
+            Some(object),
+            Some(old),
+        )),
+        &access(),
+    );
+    assert_denied(
+        &response,
+        403,
+        "metadata.annotations[ephemeral.io/owner]: only an admin (admin groups: platform-admins) may change the owner of Environment ephemeral/alice-checkout from 'alice' to 'bob'. Fix: keep ephemeral.io/owner: alice, or ask an admin to hand the Environment over",
+    );
+}
+
+#[test]
+fn admins_may_update_delete_and_change_the_owner() {
+    let old = admitted();
+    let mut object = old.clone();
+    object["metadata"]["annotations"]["ephemeral.io/owner"] = json!("bob");
+    let by_group = validate(
+        &review(&review_json(
+            "UPDATE",
+            "carol",
+            &["system:authenticated", "platform-admins"],
+            Some(object),
+            Some(old.clone()),
+        )),
+        &access(),
+    );
+    assert!(by_group.allowed, "{}", by_group.result.message);
+    let by_controller = validate(
+        &review(&review_json(
+            "DELETE",
+            "system:serviceaccount:ephemeral-system:ephemeral-webhook",
+            &["system:serviceaccounts"],
+            None,
+            Some(old),
+        )),
+        &access(),
+    );
+    assert!(by_controller.allowed, "{}", by_controller.result.message);
+}
+
+#[test]
+fn environment_without_owner_is_left_to_admins() {
+    let old = lightweight();
+    let response = validate(
+        &review(&review_json("DELETE", "alice", &[], None, Some(old))),
+        &access(),
+    );
+    assert_denied(
+        &response,
+        403,
+        "metadata.annotations[ephemeral.io/owner]: Environment ephemeral/alice-checkout has no owner, so only an admin may delete it (admin groups: platform-admins), and 'alice' is not one. Fix: ask an admin to delete it",
+    );
+}
+
+#[test]
+fn create_passes_the_validating_webhook() {
+    let response = validate(
+        &review(&review_json(
+            "CREATE",
+            "bob",
+            &[],
+            Some(lightweight()),
+            None,
+        )),
+        &access(),
+    );
+    assert!(response.allowed);
+}
+
+#[test]
+fn malformed_bodies_are_named() {
+    let err = parse_review(b"{not json").unwrap_err();
+    assert_eq!(err.uid, None);
+    assert!(matches!(err.error, BadReview::NotJson(_)));
+    assert!(
+        err.error
+            .to_string()
+            .starts_with("request body is not valid JSON: ")
+    );
+    assert!(malformed_review(&err).is_none());
+
+    let mut wrong_version = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    wrong_version["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let err = parse_review(wrong_version.to_string().as_bytes()).unwrap_err();
+    assert_eq!(
+        err.uid.as_deref(),
+        Some("705ab4f5-6393-11e8-b7cc-42010a800002")
+    );
+    assert_eq!(
+        err.error.to_string(),
+        "request body is not an admission.k8s.io/v1 AdmissionReview: apiVersion is 'admission.k8s.io/v1beta1'"
+    );
+    let answer = serde_json::to_value(malformed_review(&err).unwrap()).unwrap();
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(
+        answer["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(answer["response"]["status"]["code"], 400);
+
+    let err = parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+        .unwrap_err();
+    assert_eq!(err.error, BadReview::MissingRequest);
+    assert_eq!(err.error.to_string(), "AdmissionReview has no request");
+
+    let err = parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod","request":{}}"#)
+        .unwrap_err();
+    assert_eq!(
+        err.error.to_string(),
+        "request body is not an admission.k8s.io/v1 AdmissionReview: kind is 'Pod'"
+    );
+
+    let err = parse_review(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1"}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.uid.as_deref(), Some("u1"));
+    assert!(
+        err.error
+            .to_string()
+            .starts_with("AdmissionReview request is malformed: missing field")
+    );
+
+    assert_eq!(
+        parse_review(b"[1,2]").unwrap_err().error,
+        BadReview::NotObject
+    );
+}
+
+#[test]
+fn responses_serialise_as_admission_reviews() {
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(lightweight()),
+        None,
+    ));
+    let value = serde_json::to_value(to_review(response)).unwrap();
+    assert_eq!(value["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(value["kind"], "AdmissionReview");
+    assert_eq!(value["response"]["allowed"], true);
+    assert_eq!(value["response"]["patchType"], "JSONPatch");
+    // kube serialises the patch bytes as a JSON array of numbers, which the
+    // API server decodes into its []byte like a base64 string.
+    let bytes: Vec<u8> = serde_json::from_value(value["response"]["patch"].clone()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    assert!(!patch.0.is_empty());
+}

@@ -1,0 +1,290 @@
+//! Flags of `ephemeral-webhook serve` (each with an `EPHEMERAL_*` environment
+//! variable) and their checked form, [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use jiff::Timestamp;
+
+use ephemeral_core::Config;
+use ephemeral_core::config::{ConfigArgs, ConfigError};
+
+use crate::admission::Access;
+use crate::tls::TlsFiles;
+
+/// How logs are written (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The flags of `ephemeral-webhook serve`.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS admission server (POST /mutate, POST /validate).
+    #[arg(
+        long,
+        env = "EPHEMERAL_LISTEN",
+        default_value = "0.0.0.0:8443",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Address of the plain-HTTP admin server (/livez, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "EPHEMERAL_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// PEM certificate chain (leaf first) of the admission server.
+    ///
+    /// Re-read every --tls-reload-interval: when its contents (or the key's)
+    /// change, new connections get the new certificate and open connections are
+    /// kept. A pair that does not load is logged and the previous one kept.
+    #[arg(long, env = "EPHEMERAL_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: PathBuf,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching --tls-cert-file.
+    #[arg(long, env = "EPHEMERAL_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: PathBuf,
+
+    /// How often the certificate and key files are checked for changes (Go duration).
+    #[arg(long, env = "EPHEMERAL_TLS_RELOAD_INTERVAL", default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+
+    /// Members of these groups may update and delete anyone's Environments and
+    /// change their owner (repeat or comma-separate).
+    ///
+    /// The default makes cluster admins (system:masters) and kube-system's
+    /// controllers admins, so that deleting a namespace is never blocked by the
+    /// ownership check.
+    #[arg(
+        long,
+        env = "EPHEMERAL_ADMIN_GROUPS",
+        value_delimiter = ',',
+        default_value = "system:masters,system:serviceaccounts:kube-system",
+        value_name = "GROUP"
+    )]
+    pub admin_groups: Vec<String>,
+
+    /// The controller's own service account, which counts as an admin (it adds
+    /// finalizers and cleans up expired Environments).
+    #[arg(
+        long,
+        env = "EPHEMERAL_CONTROLLER_SERVICE_ACCOUNT",
+        default_value = "system:serviceaccount:ephemeral-system:ephemeral-webhook",
+        value_name = "USER"
+    )]
+    pub controller_service_account: String,
+
+    /// Load the catalog (AppTemplates, AppBundles, Flux GitRepositories) once
+    /// from the .yaml/.yml files under DIR instead of watching the cluster.
+    ///
+    /// Files are read recursively, may hold several documents, and documents of
+    /// other kinds are ignored; objects without a namespace go to "default".
+    /// With this flag the webhook needs no cluster access at all. Without it,
+    /// it watches those three kinds in all namespaces (list and watch RBAC) and
+    /// is not ready until the first listing is complete.
+    #[arg(long, env = "EPHEMERAL_CATALOG_DIR", value_name = "DIR")]
+    pub catalog_dir: Option<PathBuf>,
+
+    /// Largest request body accepted; larger ones get 413 Payload Too Large.
+    #[arg(long, env = "EPHEMERAL_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+
+    /// On SIGTERM or SIGINT: stop accepting connections, report not ready, and
+    /// give in-flight requests this long to finish (Go duration).
+    #[arg(long, env = "EPHEMERAL_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log format. The level comes from RUST_LOG (default: info).
+    #[arg(long, env = "EPHEMERAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// FOR TESTS AND DEMOS ONLY: use this RFC 3339 time as "now" instead of the
+    /// clock, for every request.
+    ///
+    /// Lets end-to-end tests compare the webhook's output with
+    /// `kubectl-ephemeral render --now` byte for byte. Never set it in a real
+    /// cluster: default leases and lease limits would be computed from a frozen
+    /// time.
+    #[arg(long, env = "EPHEMERAL_FIXED_NOW", value_name = "RFC3339")]
+    pub fixed_now: Option<Timestamp>,
+
+    /// The Environment policy shared with `kubectl-ephemeral render`.
+    #[command(flatten)]
+    pub policy: ConfigArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    ephemeral_core::lease::parse_go_duration(text)
+        .and_then(|d| Duration::try_from(d).ok())
+        .ok_or_else(|| {
+            format!("'{text}' is not a duration; use a Go duration such as 10s or 1m30s")
+        })
+}
+
+/// Where "now" comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A fixed time (`--fixed-now`).
+    Fixed(Timestamp),
+}
+
+impl Clock {
+    /// The current time according to this clock.
+    pub fn now(self) -> Timestamp {
+        match self {
+            Clock::System => Timestamp::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// Checked settings of the server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// HTTPS admission address.
+    pub listen: SocketAddr,
+    /// Plain-HTTP admin address.
+    pub admin_listen: SocketAddr,
+    /// Certificate and key.
+    pub tls: TlsFiles,
+    /// Certificate poll interval.
+    pub tls_reload_interval: Duration,
+    /// Who counts as admin.
+    pub access: Access,
+    /// Static catalog directory, if any.
+    pub catalog_dir: Option<PathBuf>,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// Grace period on shutdown.
+    pub shutdown_grace: Duration,
+    /// The clock.
+    pub clock: Clock,
+    /// Expansion policy.
+    pub config: Config,
+}
+
+impl ServeArgs {
+    /// Checks the flags.
+    pub fn to_settings(&self) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            tls: TlsFiles {
+                cert: self.tls_cert_file.clone(),
+                key: self.tls_key_file.clone(),
+            },
+            tls_reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
+            access: Access {
+                admin_groups: self
+                    .admin_groups
+                    .iter()
+                    .map(|g| g.trim())
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                controller_service_account: self.controller_service_account.trim().to_owned(),
+            },
+            catalog_dir: self.catalog_dir.clone(),
+            max_body_bytes: self.max_body_bytes,
+            shutdown_grace: self.shutdown_grace,
+            clock: self.fixed_now.map_or(Clock::System, Clock::Fixed),
+            config: self.policy.to_config()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut all = vec![
+            "serve",
+            "--tls-cert-file",
+            "c.pem",
+            "--tls-key-file",
+            "k.pem",
+        ];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).map(|c| c.serve)
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse(&[]).unwrap().to_settings().unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(s.admin_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.max_body_bytes, 1_048_576);
+        assert_eq!(s.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(s.clock, Clock::System);
+        assert_eq!(
+            s.access.admin_groups,
+            vec!["system:masters", "system:serviceaccounts:kube-system"]
+        );
+        assert_eq!(
+            s.access.controller_service_account,
+            "system:serviceaccount:ephemeral-system:ephemeral-webhook"
+        );
+    }
+
+    #[test]
+    fn explicit_values() {
+        let s = parse(&[
+            "--admin-groups",
+            "a, b,,c",
+            "--shutdown-grace",
+            "1m30s",
+            "--fixed-now",
+            "2026-11-21T10:00:00Z",
+            "--max-lease",
+            "24h",
+        ])
+        .unwrap()
+        .to_settings()
+        .unwrap();
+        assert_eq!(s.access.admin_groups, vec!["a", "b", "c"]);
+        assert_eq!(s.shutdown_grace, Duration::from_secs(90));
+        assert_eq!(
+            s.clock.now(),
+            "2026-11-21T10:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(s.config.lease.maximum, jiff::SignedDuration::from_hours(24));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let err = parse(&["--shutdown-grace", "10"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("'10' is not a duration"), "{err}");
+        assert!(parse(&["--fixed-now", "tomorrow"]).is_err());
+        assert!(parse(&["--log-format", "xml"]).is_err());
+        let err = parse(&["--zone", "Mars/Olympus"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(err.flag, "zone");
+    }
+}

@@ -1,0 +1,410 @@
+//! The catalog expansion reads (AppTemplates, AppBundles, Flux
+//! GitRepositories): either loaded once from YAML files, or kept in memory by
+//! kube watchers. Requests read an immutable [`Catalog`] snapshot; a change
+//! builds a new snapshot and swaps it in, so no request waits on the cluster.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use ephemeral_core::Catalog;
+use ephemeral_core::api::{AppBundle, AppTemplate};
+use ephemeral_core::flux::GitRepository;
+
+/// The current catalog snapshot and whether it is complete.
+#[derive(Clone, Debug, Default)]
+pub struct SharedCatalog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    snapshot: RwLock<Arc<Catalog>>,
+    synced: AtomicBool,
+}
+
+impl SharedCatalog {
+    /// An empty, not yet synced catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current snapshot (cheap: clones an `Arc`).
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        self.inner
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new snapshot.
+    pub fn replace(&self, catalog: Catalog) {
+        *self
+            .inner
+            .snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+    }
+
+    /// Whether the snapshot reflects a complete listing (the server is ready).
+    pub fn is_synced(&self) -> bool {
+        self.inner.synced.load(Ordering::Acquire)
+    }
+
+    /// Marks the snapshot complete.
+    pub fn mark_synced(&self) {
+        self.inner.synced.store(true, Ordering::Release);
+    }
+}
+
+/// Why the catalog directory cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A file or directory cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML.
+    #[error("{}: not valid YAML: {message}", path.display())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A document of a catalog kind does not have that kind's fields.
+    #[error("{}: document {document} ({kind} '{name}'): {message}", path.display())]
+    Object {
+        /// The file.
+        path: PathBuf,
+        /// 1-based index of the document among the file's non-empty documents.
+        document: usize,
+        /// Its kind.
+        kind: String,
+        /// Its `metadata.name`.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Namespace of catalog objects in files that name none, as with `kubectl apply`
+/// in a context without a namespace.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Loads every AppTemplate, AppBundle and Flux GitRepository from the `.yaml`
+/// and `.yml` files under `dir` (recursively, in path order; multi-document
+/// files allowed; documents of other kinds are ignored). Objects without a
+/// namespace go to [`DEFAULT_NAMESPACE`].
+pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+    let mut files = Vec::new();
+    collect_yaml_files(dir, &mut files)?;
+    files.sort();
+    let mut catalog = Catalog::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| CatalogError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        add_documents(&mut catalog, &file, &text)?;
+    }
+    Ok(catalog)
+}
+
+fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CatalogError> {
+    let read_err = |source| CatalogError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let path = entry.map_err(read_err)?.path();
+        // Follows symlinks, as a mounted ConfigMap is a tree of them.
+        let meta = std::fs::metadata(&path).map_err(|source| CatalogError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if meta.is_dir() {
+            if !hidden {
+                collect_yaml_files(&path, out)?;
+            }
+        } else if !hidden && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the catalog objects of one multi-document YAML text.
+pub fn add_documents(catalog: &mut Catalog, path: &Path, text: &str) -> Result<(), CatalogError> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| CatalogError::Yaml {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    for (i, doc) in documents.into_iter().enumerate() {
+        let api_version = doc
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let err = |message: String| CatalogError::Object {
+            path: path.to_owned(),
+            document: i + 1,
+            kind: kind.clone(),
+            name: name.clone(),
+            message,
+        };
+        let parse = |doc: Value| -> Result<_, CatalogError> {
+            let mut doc = doc;
+            if name.is_empty() {
+                return Err(err("metadata.name is missing".to_owned()));
+            }
+            if doc
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                doc["metadata"]["namespace"] = Value::String(DEFAULT_NAMESPACE.to_owned());
+            }
+            Ok(doc)
+        };
+        match (api_version, kind.as_str()) {
+            ("ephemeral.io/v1alpha1", "AppTemplate") => {
+                let t: AppTemplate =
+                    serde_json::from_value(parse(doc)?).map_err(|e| err(e.to_string()))?;
+                catalog.insert_template(t);
+            }
+            ("ephemeral.io/v1alpha1", "AppBundle") => {
+                let b: AppBundle =
+                    serde_json::from_value(parse(doc)?).map_err(|e| err(e.to_string()))?;
+                catalog.insert_bundle(b);
+            }
+            ("source.toolkit.fluxcd.io/v1", "GitRepository") => {
+                let g: GitRepository =
+                    serde_json::from_value(parse(doc)?).map_err(|e| err(e.to_string()))?;
+                catalog.insert_git_repository(g);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Template,
+    Bundle,
+    GitRepository,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Template => "AppTemplate",
+            Kind::Bundle => "AppBundle",
+            Kind::GitRepository => "GitRepository",
+        }
+    }
+}
+
+enum Signal {
+    Listed,
+    Changed,
+    Other,
+}
+
+fn signal<K>(kind: Kind, event: Result<watcher::Event<K>, watcher::Error>) -> (Kind, Signal) {
+    match event {
+        Ok(watcher::Event::InitDone) => (kind, Signal::Listed),
+        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => (kind, Signal::Changed),
+        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => (kind, Signal::Other),
+        Err(error) => {
+            tracing::warn!(kind = kind.as_str(), %error, "catalog watch failed; retrying with backoff");
+            (kind, Signal::Other)
+        }
+    }
+}
+
+fn build(
+    templates: &Store<AppTemplate>,
+    bundles: &Store<AppBundle>,
+    repos: &Store<GitRepository>,
+) -> Catalog {
+    let mut catalog = Catalog::default();
+    for t in templates.state() {
+        catalog.insert_template(t.as_ref().clone());
+    }
+    for b in bundles.state() {
+        catalog.insert_bundle(b.as_ref().clone());
+    }
+    for g in repos.state() {
+        catalog.insert_git_repository(g.as_ref().clone());
+    }
+    catalog
+}
+
+/// Keeps `shared` in step with the cluster's AppTemplates, AppBundles and
+/// GitRepositories (all namespaces) until the process ends. `shared` is marked
+/// synced once all three have been listed. Needs `list` and `watch` on those
+/// resources cluster-wide.
+pub async fn watch(client: Client, shared: SharedCatalog) {
+    let config = watcher::Config::default();
+    let (templates, templates_writer) = reflector::store::<AppTemplate>();
+    let (bundles, bundles_writer) = reflector::store::<AppBundle>();
+    let (repos, repos_writer) = reflector::store::<GitRepository>();
+    let template_events = reflector::reflector(
+        templates_writer,
+        watcher(Api::<AppTemplate>::all(client.clone()), config.clone()).default_backoff(),
+    )
+    .map(|e| signal(Kind::Template, e));
+    let bundle_events = reflector::reflector(
+        bundles_writer,
+        watcher(Api::<AppBundle>::all(client.clone()), config.clone()).default_backoff(),
+    )
+    .map(|e| signal(Kind::Bundle, e));
+    let repo_events = reflector::reflector(
+        repos_writer,
+        watcher(Api::<GitRepository>::all(client), config).default_backoff(),
+    )
+    .map(|e| signal(Kind::GitRepository, e));
+    let mut events = futures::stream::select_all([
+        template_events.boxed(),
+        bundle_events.boxed(),
+        repo_events.boxed(),
+    ])
+    .ready_chunks(256);
+
+    let mut listed = [false; 3];
+    while let Some(batch) = events.next().await {
+        let mut changed = false;
+        for (kind, signal) in batch {
+            match signal {
+                Signal::Listed => {
+                    tracing::debug!(kind = kind.as_str(), "catalog listed");
+                    listed[kind as usize] = true;
+                    changed = true;
+                }
+                Signal::Changed => changed = true,
+                Signal::Other => {}
+            }
+        }
+        if changed && listed.iter().all(|l| *l) {
+            let catalog = build(&templates, &bundles, &repos);
+            let size = catalog.len();
+            shared.replace(catalog);
+            if !shared.is_synced() {
+                shared.mark_synced();
+                tracing::info!(templates_and_bundles = size, "catalog synced");
+            } else {
+                tracing::debug!(templates_and_bundles = size, "catalog updated");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_nested_multi_document_files_and_ignores_other_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        std::fs::write(
+            dir.path().join("templates.yaml"),
+            "apiVersion: ephemeral.io/v1alpha1\nkind: AppTemplate\nmetadata: {name: checkout, namespace: ephemeral}\nspec:\n  kustomization:\n    path: ./apps/checkout\n    sourceRef: {kind: GitRepository, name: platform, namespace: flux-system}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\ndata: {a: b}\n---\napiVersion: ephemeral.io/v1alpha1\nkind: AppTemplate\nmetadata: {name: web}\nspec:\n  helm: {chart: web, sourceRef: {kind: HelmRepository, name: charts}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("nested/bundle.yml"),
+            "apiVersion: ephemeral.io/v1alpha1\nkind: AppBundle\nmetadata: {name: shop, namespace: ephemeral}\nspec: {apps: [checkout]}\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: platform, namespace: flux-system}\nspec: {url: 'https://example.com/platform.git', interval: 5m}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not: [yaml").unwrap();
+        let catalog = load_dir(dir.path()).unwrap();
+        assert_eq!(catalog.template_names("ephemeral"), vec!["checkout"]);
+        assert_eq!(catalog.template_names("default"), vec!["web"]);
+        assert_eq!(catalog.bundle_names("ephemeral"), vec!["shop"]);
+        assert!(catalog.git_repository("flux-system", "platform").is_some());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n---\napiVersion: ephemeral.io/v1alpha1\nkind: AppBundle\nmetadata: {name: shop}\nspec: {apps: checkout}\n",
+        )
+        .unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: document 2 (AppBundle 'shop'): invalid type",
+                file.display()
+            )),
+            "{err}"
+        );
+
+        std::fs::write(&file, "kind: [unclosed\n").unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: not valid YAML: ", file.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_named() {
+        let err = load_dir(Path::new("/nonexistent/catalog"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot read /nonexistent/catalog: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn snapshots_are_swapped_not_mutated() {
+        let shared = SharedCatalog::new();
+        let before = shared.snapshot();
+        assert!(!shared.is_synced());
+        let mut c = Catalog::default();
+        add_documents(
+            &mut c,
+            Path::new("inline.yaml"),
+            "apiVersion: ephemeral.io/v1alpha1\nkind: AppBundle\nmetadata: {name: shop}\nspec: {apps: [a]}\n",
+        )
+        .unwrap();
+        shared.replace(c);
+        shared.mark_synced();
+        assert!(before.is_empty());
+        assert_eq!(shared.snapshot().bundle_names("default"), vec!["shop"]);
+        assert!(shared.is_synced());
+    }
+}

@@ -1,0 +1,186 @@
+//! Prometheus metrics of the admission server, in the text exposition format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::admission::Outcome;
+
+/// Upper bounds (seconds) of the latency histogram: admission takes tens to
+/// hundreds of microseconds, so the buckets start well below a millisecond.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
+/// The admission endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /mutate`
+    Mutate,
+    /// `POST /validate`
+    Validate,
+}
+
+impl Endpoint {
+    /// Label value: `mutate` or `validate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The metrics, registered once and shared by the servers.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    requests: Family<RequestLabels, Counter>,
+    tls_reloads: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; each endpoint/outcome series starts at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ephemeral_webhook");
+        let latency = Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer an admission request, by endpoint",
+            latency.clone(),
+        );
+        registry.register(
+            "requests",
+            "Admission requests by endpoint and outcome (allowed, denied, invalid, error)",
+            requests.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Attempts to load a changed TLS certificate, by result (success, failure)",
+            tls_reloads.clone(),
+        );
+        for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+            let _ = latency.get_or_create(&EndpointLabels {
+                endpoint: endpoint.as_str(),
+            });
+            for outcome in [
+                Outcome::Allowed,
+                Outcome::Denied,
+                Outcome::Invalid,
+                Outcome::Error,
+            ] {
+                let _ = requests.get_or_create(&RequestLabels {
+                    endpoint: endpoint.as_str(),
+                    outcome: outcome.as_str(),
+                });
+            }
+        }
+        Metrics {
+            registry,
+            latency,
+            requests,
+            tls_reloads,
+        }
+    }
+
+    /// Records one answered admission request.
+    pub fn observe(&self, endpoint: Endpoint, outcome: Outcome, seconds: f64) {
+        self.latency
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.as_str(),
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.as_str(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// Records an attempt to load a changed certificate.
+    pub fn tls_reload(&self, ok: bool) {
+        self.tls_reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_endpoint_and_outcome() {
+        let m = Metrics::new();
+        m.observe(Endpoint::Mutate, Outcome::Allowed, 0.000_2);
+        m.observe(Endpoint::Mutate, Outcome::Denied, 0.000_3);
+        m.observe(Endpoint::Validate, Outcome::Allowed, 0.002);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"ephemeral_webhook_requests_total{endpoint="mutate",outcome="allowed"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"ephemeral_webhook_requests_total{endpoint="mutate",outcome="denied"} 1"#
+            )
+        );
+        assert!(text.contains(
+            r#"ephemeral_webhook_requests_total{endpoint="validate",outcome="error"} 0"#
+        ));
+        assert!(text.contains(
+            r#"ephemeral_webhook_request_duration_seconds_bucket{le="0.00025",endpoint="mutate"} 1"#
+        ));
+        assert!(text.contains(
+            r#"ephemeral_webhook_request_duration_seconds_count{endpoint="validate"} 1"#
+        ));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,206 @@
+//! `ephemeral-webhook serve`: wires the catalog, TLS, the admission and admin
+//! servers and shutdown together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::admin::{self, AdminState, Readiness};
+use crate::args::{Clock, Settings};
+use crate::catalog::{self, CatalogError, SharedCatalog};
+use crate::metrics::Metrics;
+use crate::server::{self, AdmissionState};
+use crate::tls::Reloader;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// An address cannot be listened on.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Which server.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `--catalog-dir` cannot be loaded.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// No Kubernetes client could be made.
+    #[error("cannot create a Kubernetes client (or run without a cluster with --catalog-dir): {0}")]
+    Client(#[from] kube::Error),
+    /// Signal handlers cannot be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+    /// A server stopped with an error.
+    #[error("{what} server failed: {source}")]
+    Server {
+        /// Which server.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<std::net::TcpListener, ServeError> {
+    let err = |source| ServeError::Listen { addr, what, source };
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .and_then(|l| l.into_std())
+        .map_err(err)
+}
+
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, ServeError> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(ServeError::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(ServeError::Signal)?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+fn task_result(
+    what: &'static str,
+    r: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(ServeError::Server { what, source }),
+        Err(join) => Err(ServeError::Server {
+            what,
+            source: std::io::Error::other(join.to_string()),
+        }),
+    }
+}
+
+/// Runs the webhook until SIGTERM or SIGINT, then shuts down gracefully:
+/// readiness turns 503, no new connections are accepted, and in-flight
+/// requests get `shutdown_grace` to finish.
+pub async fn run(settings: Settings) -> Result<(), ServeError> {
+    let mut signals = Signals::new()?;
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let catalog = SharedCatalog::new();
+    if let Clock::Fixed(now) = settings.clock {
+        tracing::warn!(%now, "--fixed-now is set: the clock is frozen (for tests and demos only)");
+    }
+
+    let admin_listener = bind(settings.admin_listen, "admin").await?;
+    let listener = bind(settings.listen, "admission").await?;
+
+    match &settings.catalog_dir {
+        Some(dir) => {
+            let loaded = catalog::load_dir(dir)?;
+            tracing::info!(dir = %dir.display(), templates_and_bundles = loaded.len(), "catalog loaded from files");
+            catalog.replace(loaded);
+            catalog.mark_synced();
+        }
+        None => {
+            let client = kube::Client::try_default().await?;
+            tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
+            tokio::spawn(catalog::watch(client, catalog.clone()));
+        }
+    }
+
+    let admin_handle: Handle<SocketAddr> = Handle::new();
+    let admin_server = axum_server::from_tcp(admin_listener)
+        .map_err(|source| ServeError::Listen {
+            addr: settings.admin_listen,
+            what: "admin",
+            source,
+        })?
+        .handle(admin_handle.clone())
+        .serve(
+            admin::router(AdminState {
+                readiness: readiness.clone(),
+                catalog: catalog.clone(),
+                metrics: metrics.clone(),
+            })
+            .into_make_service(),
+        );
+    let mut admin_task = tokio::spawn(admin_server);
+    tracing::info!(addr = %settings.admin_listen, "admin server listening");
+
+    let files = settings.tls.clone();
+    let reloader = loop {
+        let attempt = {
+            let files = files.clone();
+            tokio::task::spawn_blocking(move || Reloader::start(files)).await
+        };
+        match attempt {
+            Ok(Ok(r)) => break r,
+            Ok(Err(error)) => tracing::warn!(%error, "TLS certificate not loadable yet; retrying"),
+            Err(error) => tracing::error!(%error, "TLS loader failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.tls_reload_interval) => {}
+            name = signals.recv() => {
+                tracing::info!(signal = name, "stopping before the TLS certificate was loaded");
+                admin_handle.shutdown();
+                return Ok(());
+            }
+        }
+    };
+    let tls_config = reloader.live();
+    tokio::spawn(reloader.run(settings.tls_reload_interval, metrics.clone()));
+
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls_config)
+        .map_err(|source| ServeError::Listen {
+            addr: settings.listen,
+            what: "admission",
+            source,
+        })?
+        .handle(handle.clone())
+        .serve(
+            server::router(AdmissionState {
+                catalog,
+                config: Arc::new(settings.config.clone()),
+                access: Arc::new(settings.access.clone()),
+                clock: settings.clock,
+                metrics,
+                max_body_bytes: settings.max_body_bytes,
+            })
+            .into_make_service(),
+        );
+    let mut server_task = tokio::spawn(server);
+    readiness.set_tls_loaded();
+    tracing::info!(addr = %settings.listen, "admission server listening (HTTPS)");
+
+    let result = tokio::select! {
+        name = signals.recv() => {
+            tracing::info!(signal = name, grace = ?settings.shutdown_grace, connections = handle.connection_count(), "shutting down");
+            readiness.set_shutting_down();
+            handle.graceful_shutdown(Some(settings.shutdown_grace));
+            let r = task_result("admission", server_task.await);
+            tracing::info!("admission server stopped");
+            r
+        }
+        r = &mut server_task => task_result("admission", r),
+        r = &mut admin_task => {
+            handle.shutdown();
+            return task_result("admin", r);
+        }
+    };
+    admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
+    let admin = task_result("admin", admin_task.await);
+    result.and(admin)
+}
