@@ -3,6 +3,9 @@
 //! Doc comments on these types become the field descriptions of the CRDs that
 //! `ephemeral-webhook crds` prints, so they are written for `kubectl explain`.
 
+// kube-derive repeats `type_` per printcolumn, which clippy mistakes for a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -30,11 +33,35 @@ pub const VERSION: &str = "v1alpha1";
     shortname = "env",
     category = "ephemeral",
     doc = "An ephemeral test environment: a set of apps materialised as Flux objects while its lease lasts.",
-    printcolumn(name = "Owner", type_ = "string", json_path = ".metadata.annotations.ephemeral\\.io/owner", description = "Who asked for the environment"),
-    printcolumn(name = "Apps", type_ = "string", json_path = ".status.readyApps", description = "Ready apps out of all apps"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether every app is ready"),
-    printcolumn(name = "Lease", type_ = "string", json_path = ".metadata.annotations.downscaler/uptime", description = "When the environment is up (downscaler/uptime)"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Owner",
+        type_ = "string",
+        json_path = ".metadata.annotations.ephemeral\\.io/owner",
+        description = "Who asked for the environment"
+    ),
+    printcolumn(
+        name = "Apps",
+        type_ = "string",
+        json_path = ".status.readyApps",
+        description = "Ready apps out of all apps"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every app is ready"
+    ),
+    printcolumn(
+        name = "Lease",
+        type_ = "string",
+        json_path = ".metadata.annotations.downscaler/uptime",
+        description = "When the environment is up (downscaler/uptime)"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentSpec {
@@ -132,7 +159,9 @@ pub struct HelmSource {
 }
 
 /// A reference to a Flux source.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceRef {
     /// Kind of the source: `GitRepository`, `OCIRepository`, `Bucket` or `HelmRepository`.
@@ -223,9 +252,17 @@ pub struct AppStatus {
     derive = "Default",
     category = "ephemeral",
     doc = "A catalog entry: how to deploy one app, so that an Environment can name it in one line.",
-    printcolumn(name = "Description", type_ = "string", json_path = ".spec.description"),
+    printcolumn(
+        name = "Description",
+        type_ = "string",
+        json_path = ".spec.description"
+    ),
     printcolumn(name = "Prefix", type_ = "string", json_path = ".spec.imageTagPrefix"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -263,8 +300,16 @@ pub struct AppTemplateSpec {
     derive = "Default",
     category = "ephemeral",
     doc = "A named group of AppTemplates that an Environment can add in one line.",
-    printcolumn(name = "Description", type_ = "string", json_path = ".spec.description"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Description",
+        type_ = "string",
+        json_path = ".spec.description"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AppBundleSpec {

@@ -62,32 +62,73 @@ pub struct ConfigError {
 #[command(next_help_heading = "Environment policy")]
 pub struct ConfigArgs {
     /// Daily cut-off: default leases end at this local time (HH:MM).
-    #[arg(long, env = "EPHEMERAL_CUTOFF", default_value = "19:00", value_name = "HH:MM")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_CUTOFF",
+        default_value = "19:00",
+        value_name = "HH:MM"
+    )]
     pub cutoff: String,
     /// IANA time zone of the cut-off, e.g. Europe/London.
-    #[arg(long, env = "EPHEMERAL_ZONE", default_value = "UTC", value_name = "ZONE")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_ZONE",
+        default_value = "UTC",
+        value_name = "ZONE"
+    )]
     pub zone: String,
     /// A defaulted lease lasts at least this long (Go duration).
-    #[arg(long, env = "EPHEMERAL_MIN_LEASE", default_value = "1h", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_MIN_LEASE",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
     pub min_lease: String,
     /// No lease may end later than this from now (Go duration).
-    #[arg(long, env = "EPHEMERAL_MAX_LEASE", default_value = "168h", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_MAX_LEASE",
+        default_value = "168h",
+        value_name = "DURATION"
+    )]
     pub max_lease: String,
     /// Environments that are always on (repeat or comma-separate).
-    #[arg(long, env = "EPHEMERAL_ALWAYS_ON", value_delimiter = ',', value_name = "NAME")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_ALWAYS_ON",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub always_on: Vec<String>,
     /// The downscaler schedule always-on environments get.
-    #[arg(long, env = "EPHEMERAL_ALWAYS_ON_SCHEDULE", default_value = "Mon-Sun 00:00-24:00 UTC", value_name = "SCHEDULE")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_ALWAYS_ON_SCHEDULE",
+        default_value = "Mon-Sun 00:00-24:00 UTC",
+        value_name = "SCHEDULE"
+    )]
     pub always_on_schedule: String,
     /// Namespaces sources and ImageRepositories may be in, besides the
     /// environment's own (repeat or comma-separate; empty string: any).
-    #[arg(long = "allowed-source-namespaces", env = "EPHEMERAL_ALLOWED_SOURCE_NAMESPACES", value_delimiter = ',', default_value = "flux-system", value_name = "NS")]
+    #[arg(
+        long = "allowed-source-namespaces",
+        env = "EPHEMERAL_ALLOWED_SOURCE_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "flux-system",
+        value_name = "NS"
+    )]
     pub allowed_source_namespaces: Vec<String>,
     /// Service account Flux impersonates when an Environment names none.
     #[arg(long, env = "EPHEMERAL_SERVICE_ACCOUNT_NAME", value_name = "NAME")]
     pub service_account_name: Option<String>,
     /// Dotted path in Helm values where the resolved image tag goes.
-    #[arg(long, env = "EPHEMERAL_IMAGE_TAG_VALUES_PATH", default_value = "image.tag", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "EPHEMERAL_IMAGE_TAG_VALUES_PATH",
+        default_value = "image.tag",
+        value_name = "PATH"
+    )]
     pub image_tag_values_path: String,
 }
 
@@ -102,17 +143,35 @@ impl ConfigArgs {
         };
         let cutoff = parse_clock_time(&self.cutoff)
             .ok_or_else(|| err("cutoff", &self.cutoff, "use HH:MM, e.g. 19:00"))?;
-        let zone = jiff::tz::TimeZone::get(&self.zone)
-            .map_err(|_| err("zone", &self.zone, "use an IANA zone such as UTC or Europe/London"))?;
+        let zone = jiff::tz::TimeZone::get(&self.zone).map_err(|_| {
+            err(
+                "zone",
+                &self.zone,
+                "use an IANA zone such as UTC or Europe/London",
+            )
+        })?;
         let minimum = crate::lease::parse_go_duration(&self.min_lease)
             .ok_or_else(|| err("min-lease", &self.min_lease, "use a Go duration such as 1h"))?;
-        let maximum = crate::lease::parse_go_duration(&self.max_lease)
-            .ok_or_else(|| err("max-lease", &self.max_lease, "use a Go duration such as 168h"))?;
+        let maximum = crate::lease::parse_go_duration(&self.max_lease).ok_or_else(|| {
+            err(
+                "max-lease",
+                &self.max_lease,
+                "use a Go duration such as 168h",
+            )
+        })?;
         if minimum > maximum {
-            return Err(err("min-lease", &self.min_lease, "must not exceed --max-lease"));
+            return Err(err(
+                "min-lease",
+                &self.min_lease,
+                "must not exceed --max-lease",
+            ));
         }
         crate::schedule::Schedule::parse(&self.always_on_schedule).map_err(|e| {
-            err("always-on-schedule", &self.always_on_schedule, &e.to_string())
+            err(
+                "always-on-schedule",
+                &self.always_on_schedule,
+                &e.to_string(),
+            )
         })?;
         Ok(Config {
             lease: LeasePolicy {
@@ -121,7 +180,12 @@ impl ConfigArgs {
                 minimum,
                 maximum,
             },
-            always_on: self.always_on.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            always_on: self
+                .always_on
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
             always_on_schedule: self.always_on_schedule.clone(),
             allowed_source_namespaces: self
                 .allowed_source_namespaces

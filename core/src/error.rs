@@ -5,7 +5,9 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
     /// A name is not a DNS-1123 label.
-    #[error("{field}: '{value}' is not a valid name: it {problem}. Fix: use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters")]
+    #[error(
+        "{field}: '{value}' is not a valid name: it {problem}. Fix: use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+    )]
     InvalidName {
         /// Path of the field.
         field: String,
@@ -15,7 +17,9 @@ pub enum Violation {
         problem: String,
     },
     /// A generated object name would exceed 63 characters.
-    #[error("{field}: the generated name '{generated}' is {len} characters, over the 63 allowed. Fix: shorten the environment name or the app name")]
+    #[error(
+        "{field}: the generated name '{generated}' is {len} characters, over the 63 allowed. Fix: shorten the environment name or the app name"
+    )]
     GeneratedNameTooLong {
         /// Path of the field that contributes the name.
         field: String,
@@ -25,7 +29,9 @@ pub enum Violation {
         len: usize,
     },
     /// The environment has neither a name nor a generateName.
-    #[error("metadata.name: an Environment needs a name. Fix: set metadata.name (or metadata.generateName)")]
+    #[error(
+        "metadata.name: an Environment needs a name. Fix: set metadata.name (or metadata.generateName)"
+    )]
     MissingName,
     /// Two apps share a name.
     #[error("{field}: app name '{name}' is used more than once. Fix: give each app a unique name")]
@@ -36,7 +42,10 @@ pub enum Violation {
         name: String,
     },
     /// A template does not exist.
-    #[error("{field}: AppTemplate '{name}' does not exist in namespace '{namespace}'. Fix: use one of: {}", list(known))]
+    #[error(
+        "{field}: AppTemplate '{name}' does not exist in namespace '{namespace}'. Fix: use one of: {}",
+        list(known)
+    )]
     UnknownTemplate {
         /// Path of the field naming the template.
         field: String,
@@ -48,7 +57,10 @@ pub enum Violation {
         known: Vec<String>,
     },
     /// A bundle does not exist.
-    #[error("{field}: AppBundle '{name}' does not exist in namespace '{namespace}'. Fix: use one of: {}", list(known))]
+    #[error(
+        "{field}: AppBundle '{name}' does not exist in namespace '{namespace}'. Fix: use one of: {}",
+        list(known)
+    )]
     UnknownBundle {
         /// Path of the field naming the bundle.
         field: String,
@@ -60,7 +72,9 @@ pub enum Violation {
         known: Vec<String>,
     },
     /// An app (or template) sets both or neither of kustomization and helm.
-    #[error("{field}: {problem}. Fix: set exactly one of kustomization or helm (directly or through the template)")]
+    #[error(
+        "{field}: {problem}. Fix: set exactly one of kustomization or helm (directly or through the template)"
+    )]
     DeploymentKind {
         /// Path of the app.
         field: String,
@@ -68,7 +82,9 @@ pub enum Violation {
         problem: String,
     },
     /// An explicit image tag prefix is not valid.
-    #[error("{field}: '{value}' is not a valid image tag prefix: it {problem}. Fix: use the form [A-Za-z0-9_][A-Za-z0-9_.-]* of at most 76 characters, or set branch and let the webhook derive the prefix")]
+    #[error(
+        "{field}: '{value}' is not a valid image tag prefix: it {problem}. Fix: use the form [A-Za-z0-9_][A-Za-z0-9_.-]* of at most 76 characters, or set branch and let the webhook derive the prefix"
+    )]
     InvalidPrefix {
         /// Path of the field.
         field: String,
@@ -78,7 +94,9 @@ pub enum Violation {
         problem: String,
     },
     /// A branch does not make a valid image tag prefix.
-    #[error("{field}: branch '{value}' gives the image tag prefix '{sanitised}', which {problem}. Fix: use a shorter branch name or set imageTagPrefix explicitly")]
+    #[error(
+        "{field}: branch '{value}' gives the image tag prefix '{sanitised}', which {problem}. Fix: use a shorter branch name or set imageTagPrefix explicitly"
+    )]
     BranchPrefix {
         /// Path of the field.
         field: String,
@@ -90,7 +108,9 @@ pub enum Violation {
         problem: String,
     },
     /// Branch and an explicit prefix disagree.
-    #[error("{field}: branch '{branch}' means imageTagPrefix '{sanitised}', but imageTagPrefix is '{prefix}'. Fix: set only one of branch or imageTagPrefix")]
+    #[error(
+        "{field}: branch '{branch}' means imageTagPrefix '{sanitised}', but imageTagPrefix is '{prefix}'. Fix: set only one of branch or imageTagPrefix"
+    )]
     BranchConflict {
         /// Path of the app.
         field: String,
@@ -102,7 +122,9 @@ pub enum Violation {
         prefix: String,
     },
     /// An app follows a prefix but has no ImageRepository to read tags from.
-    #[error("{field}: the app follows image tag prefix '{prefix}' but has no imageRepository. Fix: set imageRepository {{name, namespace}} or use a template that has one")]
+    #[error(
+        "{field}: the app follows image tag prefix '{prefix}' but has no imageRepository. Fix: set imageRepository {{name, namespace}} or use a template that has one"
+    )]
     MissingImageRepository {
         /// Path of the app.
         field: String,
@@ -120,7 +142,10 @@ pub enum Violation {
         allowed: Vec<&'static str>,
     },
     /// A reference points into a namespace that is not allowed.
-    #[error("{field}: namespace '{namespace}' is not allowed for sources. Fix: use the environment's namespace or one of: {}", list(allowed))]
+    #[error(
+        "{field}: namespace '{namespace}' is not allowed for sources. Fix: use the environment's namespace or one of: {}",
+        list(allowed)
+    )]
     NamespaceNotAllowed {
         /// Path of the field.
         field: String,
@@ -130,7 +155,9 @@ pub enum Violation {
         allowed: Vec<String>,
     },
     /// `sourceBranch` needs a GitRepository that is not known.
-    #[error("{field}: sourceBranch copies GitRepository {namespace}/{name}, which does not exist. Fix: create it, point the app at an existing GitRepository, or remove sourceBranch")]
+    #[error(
+        "{field}: sourceBranch copies GitRepository {namespace}/{name}, which does not exist. Fix: create it, point the app at an existing GitRepository, or remove sourceBranch"
+    )]
     MissingGitRepository {
         /// Path of the sourceRef.
         field: String,
@@ -140,7 +167,9 @@ pub enum Violation {
         name: String,
     },
     /// `sourceBranch` is not a usable git branch name.
-    #[error("spec.sourceBranch: '{value}' is not a git branch name: it {problem}. Fix: use a branch name such as feature/infra")]
+    #[error(
+        "spec.sourceBranch: '{value}' is not a git branch name: it {problem}. Fix: use a branch name such as feature/infra"
+    )]
     InvalidSourceBranch {
         /// The value given.
         value: String,
@@ -158,7 +187,9 @@ pub enum Violation {
         fix: String,
     },
     /// A lease ends later than allowed.
-    #[error("spec.lease.until: {until} is past the maximum lease ({max}), which ends {latest}. Fix: choose an until no later than {latest}, or ask an admin for an always-on schedule")]
+    #[error(
+        "spec.lease.until: {until} is past the maximum lease ({max}), which ends {latest}. Fix: choose an until no later than {latest}, or ask an admin for an always-on schedule"
+    )]
     LeaseTooLong {
         /// The requested end.
         until: String,
@@ -168,7 +199,9 @@ pub enum Violation {
         latest: String,
     },
     /// A schedule does not parse.
-    #[error("spec.lease.schedule: {error}. Fix: use GoKubeDownscaler's weekly form, e.g. 'Mon-Fri 07:00-19:00 Europe/London'")]
+    #[error(
+        "spec.lease.schedule: {error}. Fix: use GoKubeDownscaler's weekly form, e.g. 'Mon-Fri 07:00-19:00 Europe/London'"
+    )]
     InvalidSchedule {
         /// The parse error.
         error: crate::schedule::ScheduleError,

@@ -37,10 +37,15 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`] on every child.
 pub const MANAGED_BY: &str = "ephemeral";
 /// Substitution variables this project sets; users may not.
-pub const RESERVED_VARIABLES: [&str; 4] = ["environment", "downscaler_uptime", "owner", "image_tag"];
+pub const RESERVED_VARIABLES: [&str; 4] =
+    ["environment", "downscaler_uptime", "owner", "image_tag"];
 
-const KUSTOMIZATION_SOURCE_KINDS: [&str; 4] =
-    ["GitRepository", "OCIRepository", "Bucket", "ExternalArtifact"];
+const KUSTOMIZATION_SOURCE_KINDS: [&str; 4] = [
+    "GitRepository",
+    "OCIRepository",
+    "Bucket",
+    "ExternalArtifact",
+];
 const HELM_SOURCE_KINDS: [&str; 3] = ["HelmRepository", "GitRepository", "Bucket"];
 
 /// The result of expanding an Environment.
@@ -70,7 +75,9 @@ pub fn expand(
     let mut cx = Cx {
         catalog,
         config,
-        namespace: environment.namespace().unwrap_or_else(|| "default".to_owned()),
+        namespace: environment
+            .namespace()
+            .unwrap_or_else(|| "default".to_owned()),
         violations: Vec::new(),
         warnings: Vec::new(),
     };
@@ -91,7 +98,9 @@ pub fn expand(
     let (lease, uptime) = cx.lease(environment, now);
 
     if !cx.violations.is_empty() {
-        return Err(Denied { violations: cx.violations });
+        return Err(Denied {
+            violations: cx.violations,
+        });
     }
 
     let mut admitted = environment.clone();
@@ -227,7 +236,11 @@ impl Cx<'_> {
                     self.deny(Violation::UnknownTemplate {
                         field: format!(
                             "{field}.{}",
-                            if app.template.is_some() { "template" } else { "name" }
+                            if app.template.is_some() {
+                                "template"
+                            } else {
+                                "name"
+                            }
                         ),
                         name: t.clone(),
                         namespace: self.namespace.clone(),
@@ -257,17 +270,25 @@ impl Cx<'_> {
             _ => {}
         }
         if let Some(k) = &app.kustomization {
-            self.check_source(&format!("{field}.kustomization.sourceRef"), &k.source_ref, &KUSTOMIZATION_SOURCE_KINDS);
+            self.check_source(
+                &format!("{field}.kustomization.sourceRef"),
+                &k.source_ref,
+                &KUSTOMIZATION_SOURCE_KINDS,
+            );
         }
         if let Some(h) = &mut app.helm {
             h.version.get_or_insert_with(|| "*".to_owned());
             let h = h.clone();
-            self.check_source(&format!("{field}.helm.sourceRef"), &h.source_ref, &HELM_SOURCE_KINDS);
+            self.check_source(
+                &format!("{field}.helm.sourceRef"),
+                &h.source_ref,
+                &HELM_SOURCE_KINDS,
+            );
         }
-        if let Some(repo) = &app.image_repository {
-            if let Some(ns) = &repo.namespace {
-                self.check_namespace(&format!("{field}.imageRepository.namespace"), ns);
-            }
+        if let Some(repo) = &app.image_repository
+            && let Some(ns) = &repo.namespace
+        {
+            self.check_namespace(&format!("{field}.imageRepository.namespace"), ns);
         }
         self.resolve_prefix(&field, app, template.image_tag_prefix.as_deref());
         self.check_substitute(&format!("{field}.substitute"), &app.substitute);
@@ -325,13 +346,13 @@ impl Cx<'_> {
         } else {
             None
         };
-        if let Some(p) = &prefix {
-            if app.image_repository.is_none() {
-                self.deny(Violation::MissingImageRepository {
-                    field: field.to_owned(),
-                    prefix: p.clone(),
-                });
-            }
+        if let Some(p) = &prefix
+            && app.image_repository.is_none()
+        {
+            self.deny(Violation::MissingImageRepository {
+                field: field.to_owned(),
+                prefix: p.clone(),
+            });
         }
         app.image_tag_prefix = prefix;
     }
@@ -407,21 +428,35 @@ impl Cx<'_> {
     }
 
     /// The GitRepository copies `sourceBranch` needs.
-    fn git_sources(&mut self, apps: &[App], enabled: bool, env: &str, env_len: usize) -> GitSources {
+    fn git_sources(
+        &mut self,
+        apps: &[App],
+        enabled: bool,
+        env: &str,
+        env_len: usize,
+    ) -> GitSources {
         let mut sources = GitSources::new();
         if !enabled {
             return sources;
         }
         for (i, app) in apps.iter().enumerate() {
             let (field, r) = match (&app.kustomization, &app.helm) {
-                (Some(k), _) => (format!("spec.apps[{i}].kustomization.sourceRef"), &k.source_ref),
+                (Some(k), _) => (
+                    format!("spec.apps[{i}].kustomization.sourceRef"),
+                    &k.source_ref,
+                ),
                 (None, Some(h)) => (format!("spec.apps[{i}].helm.sourceRef"), &h.source_ref),
                 (None, None) => continue,
             };
             if r.kind != "GitRepository" {
                 continue;
             }
-            let key = (r.namespace.clone().unwrap_or_else(|| self.namespace.clone()), r.name.clone());
+            let key = (
+                r.namespace
+                    .clone()
+                    .unwrap_or_else(|| self.namespace.clone()),
+                r.name.clone(),
+            );
             if sources.contains_key(&key) {
                 continue;
             }
@@ -463,14 +498,14 @@ impl Cx<'_> {
     /// The defaulted lease and the `downscaler/uptime` value.
     fn lease(&mut self, env: &Environment, now: Timestamp) -> (Lease, String) {
         let mut lease = env.spec.lease.clone().unwrap_or_default();
-        if let Some(after) = &lease.expire_after {
-            if lease::parse_go_duration(after).is_none() {
-                self.deny(Violation::InvalidLease {
-                    field: "spec.lease.expireAfter".into(),
-                    problem: format!("'{after}' is not a duration"),
-                    fix: "use a Go duration such as 168h or 36h30m".into(),
-                });
-            }
+        if let Some(after) = &lease.expire_after
+            && lease::parse_go_duration(after).is_none()
+        {
+            self.deny(Violation::InvalidLease {
+                field: "spec.lease.expireAfter".into(),
+                problem: format!("'{after}' is not a duration"),
+                fix: "use a Go duration such as 168h or 36h30m".into(),
+            });
         }
         let name = env.metadata.name.as_deref().unwrap_or_default();
         if self.config.always_on.iter().any(|n| n == name) {
@@ -609,15 +644,17 @@ impl Children<'_> {
                         suspend: false,
                         deletion_policy: "MirrorPrune".into(),
                         source_ref: self.source_ref(&k.source_ref),
-                        post_build: PostBuild { substitute: variables },
+                        post_build: PostBuild {
+                            substitute: variables,
+                        },
                         service_account_name: self.env.spec.service_account_name.clone(),
                     },
                 }));
             } else if let Some(h) = &app.helm {
-                objects.push(FluxObject::HelmRelease(HelmRelease {
+                objects.push(FluxObject::HelmRelease(Box::new(HelmRelease {
                     metadata: self.meta(child.clone(), Some(&app.name)),
                     spec: self.helm_release(&child, h, variables, tag),
-                }));
+                })));
             }
             if let (Some(prefix), Some(repo)) = (&app.image_tag_prefix, &app.image_repository) {
                 objects.push(FluxObject::ImagePolicy(ImagePolicy {
@@ -625,14 +662,19 @@ impl Children<'_> {
                     spec: ImagePolicySpec {
                         image_repository_ref: ImageRepositoryNamespacedRef {
                             name: repo.name.clone(),
-                            namespace: repo.namespace.clone().unwrap_or_else(|| self.namespace.to_owned()),
+                            namespace: repo
+                                .namespace
+                                .clone()
+                                .unwrap_or_else(|| self.namespace.to_owned()),
                         },
                         filter_tags: TagFilter {
                             pattern: prefix::policy_pattern(prefix),
                             extract: prefix::POLICY_EXTRACT.into(),
                         },
                         policy: ImagePolicyChoice {
-                            numerical: NumericalPolicy { order: "asc".into() },
+                            numerical: NumericalPolicy {
+                                order: "asc".into(),
+                            },
                         },
                         digest_reflection_policy: "Never".into(),
                         suspend: false,
@@ -673,7 +715,10 @@ impl Children<'_> {
     }
 
     fn source_ref(&self, r: &SourceRef) -> FluxSourceRef {
-        let namespace = r.namespace.clone().unwrap_or_else(|| self.namespace.to_owned());
+        let namespace = r
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace.to_owned());
         match self.git_sources.get(&(namespace.clone(), r.name.clone())) {
             Some(copy) if r.kind == "GitRepository" => FluxSourceRef {
                 kind: r.kind.clone(),

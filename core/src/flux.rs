@@ -336,7 +336,7 @@ pub enum FluxObject {
     /// A Kustomization app.
     Kustomization(Kustomization),
     /// A Helm app.
-    HelmRelease(HelmRelease),
+    HelmRelease(Box<HelmRelease>),
     /// The image policy of an app with a tag prefix.
     ImagePolicy(ImagePolicy),
 }

@@ -191,9 +191,18 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("168h"), Some(SignedDuration::from_hours(168)));
-        assert_eq!(parse_go_duration("1h30m"), Some(SignedDuration::from_mins(90)));
-        assert_eq!(parse_go_duration("1.5h"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(
+            parse_go_duration("168h"),
+            Some(SignedDuration::from_hours(168))
+        );
+        assert_eq!(
+            parse_go_duration("1h30m"),
+            Some(SignedDuration::from_mins(90))
+        );
+        assert_eq!(
+            parse_go_duration("1.5h"),
+            Some(SignedDuration::from_mins(90))
+        );
         assert_eq!(parse_go_duration("7d"), None);
         assert_eq!(parse_go_duration(""), None);
         assert_eq!(parse_go_duration("h"), None);

@@ -99,7 +99,11 @@ mod tests {
         assert!(prefix_problem("main").is_none());
         assert!(prefix_problem("_x.y-z").is_none());
         assert!(prefix_problem("").unwrap().contains("empty"));
-        assert!(prefix_problem(".hidden").unwrap().contains("starts with '.'"));
+        assert!(
+            prefix_problem(".hidden")
+                .unwrap()
+                .contains("starts with '.'")
+        );
         assert!(prefix_problem("a/b").unwrap().contains("contains '/'"));
         assert!(prefix_problem(&"a".repeat(MAX_PREFIX)).is_none());
         assert!(

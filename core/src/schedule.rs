@@ -179,7 +179,10 @@ mod tests {
     fn wraps_days_and_midnight() {
         let s = Schedule::parse("fri-mon 22:00-06:00 UTC").unwrap();
         assert!(s.is_up(at("2026-11-20T23:00:00Z")), "Friday night");
-        assert!(s.is_up(at("2026-11-24T05:00:00Z")), "Tuesday early, after Monday");
+        assert!(
+            s.is_up(at("2026-11-24T05:00:00Z")),
+            "Tuesday early, after Monday"
+        );
         assert!(!s.is_up(at("2026-11-25T05:00:00Z")), "Wednesday early");
         assert!(!s.is_up(at("2026-11-20T12:00:00Z")));
     }

@@ -42,21 +42,28 @@ pub enum InputError {
         message: String,
     },
     /// A document of a known kind does not match its schema.
-    #[error("{origin}: {kind} '{name}': field {field}: {message}. Fix: correct that field (see `kubectl explain {explain}`)")]
-    Decode {
-        /// Where the document is.
-        origin: Origin,
-        /// Its kind.
-        kind: String,
-        /// Its name.
-        name: String,
-        /// Path of the bad field.
-        field: String,
-        /// What is wrong.
-        message: String,
-        /// What to pass to `kubectl explain`.
-        explain: String,
-    },
+    #[error(transparent)]
+    Decode(Box<DecodeError>),
+}
+
+/// A document of a known kind that does not match its schema.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{origin}: {kind} '{name}': field {field}: {message}. Fix: correct that field (see `kubectl explain {explain}`)"
+)]
+pub struct DecodeError {
+    /// Where the document is.
+    pub origin: Origin,
+    /// Its kind.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Path of the bad field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to pass to `kubectl explain`.
+    pub explain: String,
 }
 
 /// Everything read from the input.
@@ -156,7 +163,10 @@ impl Input {
         if doc.is_null() {
             return Ok(());
         }
-        let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+        let api_version = doc
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         let kind = doc.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
         match (api_version, kind) {
             ("v1", "List") => {
@@ -228,7 +238,7 @@ fn decode<T: DeserializeOwned>(
 ) -> Result<T, InputError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let field = e.path().to_string();
-        InputError::Decode {
+        InputError::Decode(Box::new(DecodeError {
             origin: origin.clone(),
             kind: doc
                 .get("kind")
@@ -243,6 +253,6 @@ fn decode<T: DeserializeOwned>(
             explain: explain_path(explain, &field),
             field,
             message: e.into_inner().to_string(),
-        }
+        }))
     })
 }

@@ -8,7 +8,9 @@ use kubectl_ephemeral::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Render(args) => kubectl_ephemeral::render::run(args, &mut std::io::stdout().lock()),
+        Command::Render(args) => {
+            kubectl_ephemeral::render::run(args, &mut std::io::stdout().lock())
+        }
     };
     match result {
         Ok(warnings) => {

@@ -28,7 +28,9 @@ pub enum RenderError {
         denied: Denied,
     },
     /// The input holds no Environment.
-    #[error("no Environment found in {paths}. Fix: pass files or directories holding apiVersion ephemeral.io/v1alpha1, kind Environment")]
+    #[error(
+        "no Environment found in {paths}. Fix: pass files or directories holding apiVersion ephemeral.io/v1alpha1, kind Environment"
+    )]
     NoEnvironment {
         /// The paths given.
         paths: String,
@@ -37,7 +39,9 @@ pub enum RenderError {
     #[error("--now '{0}' is not an RFC 3339 time. Fix: write it like 2026-11-21T09:00:00Z")]
     Now(String),
     /// No owner given and no local user known.
-    #[error("cannot tell who you are (USER, LOGNAME and USERNAME are unset, and no passwd entry). Fix: pass --owner NAME")]
+    #[error(
+        "cannot tell who you are (USER, LOGNAME and USERNAME are unset, and no passwd entry). Fix: pass --owner NAME"
+    )]
     Owner,
     /// A policy flag is wrong.
     #[error("{0}")]
@@ -92,7 +96,11 @@ pub fn run(args: &RenderArgs, out: &mut impl Write) -> Result<Vec<String>, Rende
             .map_err(|_| RenderError::Now(text.clone()))?,
         None => Timestamp::now(),
     };
-    let owner = args.owner.clone().or_else(local_user).ok_or(RenderError::Owner)?;
+    let owner = args
+        .owner
+        .clone()
+        .or_else(local_user)
+        .ok_or(RenderError::Owner)?;
     let input = input::read(&args.filenames, args.recursive)?;
     if input.environments.is_empty() {
         return Err(RenderError::NoEnvironment {

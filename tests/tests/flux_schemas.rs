@@ -16,7 +16,9 @@ use serde_json::Value;
 type Schemas = BTreeMap<(String, String), Value>;
 
 fn strict(schema: &mut Value) {
-    let Some(map) = schema.as_object_mut() else { return };
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
     let preserve = map
         .get("x-kubernetes-preserve-unknown-fields")
         .and_then(Value::as_bool)
@@ -48,14 +50,23 @@ fn add_crd(schemas: &mut Schemas, crd: &Value) {
         let mut schema = version["schema"]["openAPIV3Schema"].clone();
         // The API server accepts these on every object, whether the schema
         // lists them or not (kube-derive's schemas do not).
-        let props = schema["properties"].as_object_mut().expect("root properties");
-        for (field, kind) in [("apiVersion", "string"), ("kind", "string"), ("metadata", "object")] {
+        let props = schema["properties"]
+            .as_object_mut()
+            .expect("root properties");
+        for (field, kind) in [
+            ("apiVersion", "string"),
+            ("kind", "string"),
+            ("metadata", "object"),
+        ] {
             props
                 .entry(field)
                 .or_insert_with(|| serde_json::json!({ "type": kind }));
         }
         strict(&mut schema);
-        let api_version = format!("{group}/{}", version["name"].as_str().expect("version name"));
+        let api_version = format!(
+            "{group}/{}",
+            version["name"].as_str().expect("version name")
+        );
         schemas.insert((api_version, kind.to_owned()), schema);
     }
 }
@@ -88,7 +99,10 @@ fn schemas() -> Option<Schemas> {
         }
     }
     for crd in ephemeral_core::crd::all() {
-        add_crd(&mut schemas, &serde_json::to_value(crd).expect("our CRD serialises"));
+        add_crd(
+            &mut schemas,
+            &serde_json::to_value(crd).expect("our CRD serialises"),
+        );
     }
     Some(schemas)
 }
@@ -155,9 +169,15 @@ fn every_rendered_object_validates_against_its_crd() {
         );
         kinds.insert(item["kind"].as_str().unwrap().to_owned());
     }
-    let want: BTreeSet<String> = ["Environment", "GitRepository", "HelmRelease", "ImagePolicy", "Kustomization"]
-        .map(String::from)
-        .into();
+    let want: BTreeSet<String> = [
+        "Environment",
+        "GitRepository",
+        "HelmRelease",
+        "ImagePolicy",
+        "Kustomization",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(kinds, want, "the inputs must cover every kind render emits");
 }
 
@@ -182,5 +202,8 @@ fn the_strict_check_catches_a_misspelt_field() {
         .expect("examples render an ImagePolicy")
         .clone();
     policy["spec"]["policy"]["numerical"]["order"] = Value::from("newest");
-    assert!(!violations(&schemas, &policy).is_empty(), "enum values are checked");
+    assert!(
+        !violations(&schemas, &policy).is_empty(),
+        "enum values are checked"
+    );
 }
