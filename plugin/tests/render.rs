@@ -31,58 +31,154 @@ const MORNING: &str = "2026-11-21T09:00:00Z";
 
 #[test]
 fn examples_kustomization_helm_templates_bundles_branch_source_branch_schedule() {
-    insta::assert_snapshot!(render(&["-R", "-f", "examples", "--now", MORNING, "--owner", "alice"]));
+    insta::assert_snapshot!(render(&[
+        "-R", "-f", "examples", "--now", MORNING, "--owner", "alice"
+    ]));
 }
 
 #[test]
 fn examples_as_json_list() {
-    let text = render(&["-f", "examples/catalog", "-f", "examples/environments/infra.yaml", "--now", MORNING, "--owner", "bob", "-o", "json"]);
+    let text = render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "examples/environments/infra.yaml",
+        "--now",
+        MORNING,
+        "--owner",
+        "bob",
+        "-o",
+        "json",
+    ]);
     insta::assert_snapshot!(text);
 }
 
 #[test]
 fn default_lease_near_the_cutoff_gets_the_minimum() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/late.yaml", "--now", "2026-11-21T18:30:00Z", "--owner", "carol"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "plugin/tests/fixtures/ok/late.yaml",
+        "--now",
+        "2026-11-21T18:30:00Z",
+        "--owner",
+        "carol"
+    ]));
 }
 
 #[test]
 fn default_lease_after_the_cutoff_runs_to_the_next_one() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/late.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "carol"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "plugin/tests/fixtures/ok/late.yaml",
+        "--now",
+        "2026-11-21T19:30:00Z",
+        "--owner",
+        "carol"
+    ]));
 }
 
 #[test]
 fn default_lease_in_a_configured_zone_and_cutoff() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/late.yaml", "--now", "2026-07-01T09:00:00Z", "--owner", "carol", "--zone", "Europe/London", "--cutoff", "18:00"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "plugin/tests/fixtures/ok/late.yaml",
+        "--now",
+        "2026-07-01T09:00:00Z",
+        "--owner",
+        "carol",
+        "--zone",
+        "Europe/London",
+        "--cutoff",
+        "18:00"
+    ]));
 }
 
 #[test]
 fn app_added_after_the_cutoff_keeps_the_stored_lease_and_warns() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/added-after-cutoff.yaml", "--now", "2026-11-21T19:30:00Z", "--owner", "dave"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "plugin/tests/fixtures/ok/added-after-cutoff.yaml",
+        "--now",
+        "2026-11-21T19:30:00Z",
+        "--owner",
+        "dave"
+    ]));
 }
 
 #[test]
 fn always_on_environment_gets_the_configured_schedule() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/ok/always-on.yaml", "--now", MORNING, "--owner", "ops", "--always-on", "staging", "--always-on-schedule", "Mon-Fri 06:00-22:00 Europe/Berlin"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "plugin/tests/fixtures/ok/always-on.yaml",
+        "--now",
+        MORNING,
+        "--owner",
+        "ops",
+        "--always-on",
+        "staging",
+        "--always-on-schedule",
+        "Mon-Fri 06:00-22:00 Europe/Berlin"
+    ]));
 }
 
 #[test]
 fn refused_environment_names_every_rule() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "-f", "plugin/tests/fixtures/bad/invalid.yaml", "--now", MORNING, "--owner", "erin"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "-f",
+        "plugin/tests/fixtures/bad/invalid.yaml",
+        "--now",
+        MORNING,
+        "--owner",
+        "erin"
+    ]));
 }
 
 #[test]
 fn bad_field_names_file_document_and_path() {
-    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad/bad-field.yaml", "--now", MORNING, "--owner", "frank"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "plugin/tests/fixtures/bad/bad-field.yaml",
+        "--now",
+        MORNING,
+        "--owner",
+        "frank"
+    ]));
 }
 
 #[test]
 fn bad_yaml_names_the_file() {
-    insta::assert_snapshot!(render(&["-f", "plugin/tests/fixtures/bad/bad-syntax.yaml", "--now", MORNING, "--owner", "x"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "plugin/tests/fixtures/bad/bad-syntax.yaml",
+        "--now",
+        MORNING,
+        "--owner",
+        "x"
+    ]));
 }
 
 #[test]
 fn no_environment_is_an_error() {
-    insta::assert_snapshot!(render(&["-f", "examples/catalog", "--now", MORNING, "--owner", "x"]));
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "examples/catalog",
+        "--now",
+        MORNING,
+        "--owner",
+        "x"
+    ]));
 }
 
 #[test]
@@ -92,23 +188,32 @@ fn missing_file_is_an_error() {
 
 #[test]
 fn bad_now_is_a_usage_error() {
-    insta::assert_snapshot!(render(&["-f", "examples", "--now", "tomorrow", "--owner", "x"]));
+    insta::assert_snapshot!(render(&[
+        "-f", "examples", "--now", "tomorrow", "--owner", "x"
+    ]));
 }
 
 #[test]
 fn owner_defaults_to_the_local_user() {
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
-        .args(["render", "-R", "-f", "examples", "--now", MORNING, "-o", "json"])
+        .args([
+            "render", "-R", "-f", "examples", "--now", MORNING, "-o", "json",
+        ])
         .current_dir(root())
         .env("USER", "zoe")
         .output()
         .unwrap();
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list["items"][0]["metadata"]["annotations"]["ephemeral.io/owner"], "zoe");
+    assert_eq!(
+        list["items"][0]["metadata"]["annotations"]["ephemeral.io/owner"],
+        "zoe"
+    );
     // Without the variables, the passwd entry of the uid is used.
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
-        .args(["render", "-R", "-f", "examples", "--now", MORNING, "-o", "json"])
+        .args([
+            "render", "-R", "-f", "examples", "--now", MORNING, "-o", "json",
+        ])
         .current_dir(root())
         .env_remove("USER")
         .env_remove("LOGNAME")
@@ -116,9 +221,15 @@ fn owner_defaults_to_the_local_user() {
         .output()
         .unwrap();
     if cfg!(unix) && std::path::Path::new("/proc/self").exists() {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let owner = list["items"][0]["metadata"]["annotations"]["ephemeral.io/owner"].as_str().unwrap();
+        let owner = list["items"][0]["metadata"]["annotations"]["ephemeral.io/owner"]
+            .as_str()
+            .unwrap();
         assert!(!owner.is_empty());
     }
 }
@@ -128,7 +239,9 @@ fn stdin_is_read_with_dash() {
     let env = std::fs::read_to_string(root().join("examples/environments/alice.yaml")).unwrap();
     let catalog = std::fs::read_to_string(root().join("examples/catalog/templates.yaml")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
-        .args(["render", "-f", "-", "--now", MORNING, "--owner", "alice", "-o", "json"])
+        .args([
+            "render", "-f", "-", "--now", MORNING, "--owner", "alice", "-o", "json",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
