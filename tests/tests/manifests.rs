@@ -361,9 +361,16 @@ fn assert_deployment(objects: &[Value]) {
         container["resources"]["requests"].is_object(),
         "resource requests"
     );
+    let grace = flag("shutdown-grace").expect("--shutdown-grace is set explicitly");
+    let grace_seconds: u64 = grace
+        .strip_suffix('s')
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("--shutdown-grace={grace}: write it in whole seconds"));
+    let termination = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     assert!(
-        pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30) > 10,
-        "room for a graceful shutdown"
+        termination > grace_seconds,
+        "terminationGracePeriodSeconds ({termination}) must exceed --shutdown-grace ({grace}), \
+         or the kubelet kills requests the server is still finishing"
     );
 
     // Identity: the pod's service account is the one the ClusterRole is bound to.
