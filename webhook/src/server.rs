@@ -4,18 +4,23 @@
 //! are `allowed: false` inside); bodies that are not AdmissionReviews get 400,
 //! bodies over the limit 413, unknown paths 404 and other methods 405, each
 //! with a plain message.
+//!
+//! A body over the limit is still read (and discarded) up to
+//! [`DRAIN_FACTOR`] times the limit before the 413 is sent, so that a client
+//! still writing reliably gets the answer instead of a reset connection; a
+//! body declared or found larger than that is cut off.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use ephemeral_core::Config;
+use futures::StreamExt;
 
 use crate::admission::{self, Access, Outcome};
 use crate::args::Clock;
@@ -41,13 +46,57 @@ pub struct AdmissionState {
 
 /// The admission router.
 pub fn router(state: AdmissionState) -> Router {
-    let limit = state.max_body_bytes;
     Router::new()
         .route("/mutate", post(mutate).fallback(method_not_allowed))
         .route("/validate", post(validate).fallback(method_not_allowed))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// Bodies up to this many times the limit are drained before answering 413.
+pub const DRAIN_FACTOR: usize = 4;
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than the limit.
+    #[error("request body is larger than {limit} bytes (--max-body-bytes)")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection failed while reading.
+    #[error("cannot read the request body: {0}")]
+    Read(#[from] axum::Error),
+}
+
+/// Reads a body of at most `limit` bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let too_large = BodyError::TooLarge { limit };
+    let drain_cap = limit.saturating_mul(DRAIN_FACTOR);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > drain_cap) {
+        return Err(too_large);
+    }
+    let mut data = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            data.extend_from_slice(&chunk);
+        } else if total > drain_cap {
+            return Err(too_large);
+        }
+    }
+    if total > limit {
+        return Err(too_large);
+    }
+    Ok(Bytes::from(data))
 }
 
 fn plain(status: StatusCode, message: impl Into<String>) -> Response {
@@ -79,59 +128,45 @@ async fn method_not_allowed() -> Response {
     response
 }
 
-async fn mutate(
-    State(state): State<AdmissionState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    state.answer(Endpoint::Mutate, body)
+async fn mutate(State(state): State<AdmissionState>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    let body = read_body(&headers, body, state.max_body_bytes).await;
+    state.answer(Endpoint::Mutate, body, start)
 }
 
-async fn validate(
-    State(state): State<AdmissionState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    state.answer(Endpoint::Validate, body)
+async fn validate(State(state): State<AdmissionState>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    let body = read_body(&headers, body, state.max_body_bytes).await;
+    state.answer(Endpoint::Validate, body, start)
 }
 
 impl AdmissionState {
-    fn answer(&self, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
-        let start = Instant::now();
+    fn answer(
+        &self,
+        endpoint: Endpoint,
+        body: Result<Bytes, BodyError>,
+        start: Instant,
+    ) -> Response {
         let (response, outcome) = self.decide(endpoint, body);
         let seconds = start.elapsed().as_secs_f64();
         self.metrics.observe(endpoint, outcome, seconds);
         response
     }
 
-    fn decide(
-        &self,
-        endpoint: Endpoint,
-        body: Result<Bytes, BytesRejection>,
-    ) -> (Response, Outcome) {
+    fn decide(&self, endpoint: Endpoint, body: Result<Bytes, BodyError>) -> (Response, Outcome) {
         let body = match body {
             Ok(b) => b,
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                tracing::warn!(
-                    endpoint = endpoint.as_str(),
-                    limit = self.max_body_bytes,
-                    "request body too large"
-                );
-                let message = format!(
-                    "request body is larger than {} bytes (--max-body-bytes)",
-                    self.max_body_bytes
-                );
+            Err(error @ BodyError::TooLarge { .. }) => {
+                tracing::warn!(endpoint = endpoint.as_str(), %error, "request refused");
+                let response = plain(StatusCode::PAYLOAD_TOO_LARGE, error.to_string());
+                return (response, Outcome::Invalid);
+            }
+            Err(error) => {
+                tracing::warn!(endpoint = endpoint.as_str(), %error, "request refused");
                 return (
-                    plain(StatusCode::PAYLOAD_TOO_LARGE, message),
+                    plain(StatusCode::BAD_REQUEST, error.to_string()),
                     Outcome::Invalid,
                 );
-            }
-            Err(rejection) => {
-                let status = rejection.status();
-                let outcome = if status.is_server_error() {
-                    Outcome::Error
-                } else {
-                    Outcome::Invalid
-                };
-                return (plain(status, rejection.body_text()), outcome);
             }
         };
         let review = match admission::parse_review(&body) {
@@ -174,5 +209,40 @@ impl AdmissionState {
             Json(admission::to_review(response)).into_response(),
             outcome,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(length: Option<usize>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(n) = length {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn bodies_up_to_the_limit_are_read_whole() {
+        let body = read_body(&headers(None), Body::from(vec![b'x'; 10]), 10).await;
+        assert_eq!(body.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn larger_bodies_are_refused_with_the_limit_named() {
+        let err = read_body(&headers(None), Body::from(vec![b'x'; 11]), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request body is larger than 10 bytes (--max-body-bytes)"
+        );
+        // Far beyond the drain cap: refused from the declared length alone.
+        let err = read_body(&headers(Some(1000)), Body::empty(), 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { limit: 10 }));
     }
 }
