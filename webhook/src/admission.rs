@@ -175,6 +175,20 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
     Some(to_review(response))
 }
 
+/// The JSON of an AdmissionReview as the API server expects it: like its
+/// serde form, but with `response.patch` base64-encoded (the JSON form of a Go
+/// `[]byte`) instead of kube's array of numbers.
+pub fn review_json(review: &AdmissionReview<DynamicObject>) -> Value {
+    use base64::Engine as _;
+    let mut value = serde_json::to_value(review).expect("AdmissionReviews always serialise");
+    if let Some(patch) = value.pointer_mut("/response/patch")
+        && let Ok(bytes) = serde_json::from_value::<Vec<u8>>(patch.clone())
+    {
+        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    value
+}
+
 /// Wraps a response in an `admission.k8s.io/v1` AdmissionReview.
 pub fn to_review(response: AdmissionResponse) -> AdmissionReview<DynamicObject> {
     AdmissionReview {
@@ -379,14 +393,16 @@ pub fn mutate(
             return allow(request);
         }
     }
-    let mut environment: Environment = match serde_json::from_value(original.clone()) {
+    let mut environment: Environment = match serde_path_to_error::deserialize(original) {
         Ok(e) => e,
         Err(e) => {
             return deny(
                 request,
                 CODE_INVALID,
                 format!(
-                    "request.object: not a valid Environment: {e}. Fix: follow the Environment schema (kubectl explain environments.spec)"
+                    "request.object.{}: {}. Fix: follow the Environment schema (kubectl explain environments.spec)",
+                    e.path(),
+                    e.inner()
                 ),
             );
         }

@@ -194,24 +194,26 @@ pub fn add_documents(catalog: &mut Catalog, path: &Path, text: &str) -> Result<(
         };
         match (api_version, kind.as_str()) {
             ("ephemeral.io/v1alpha1", "AppTemplate") => {
-                let t: AppTemplate =
-                    serde_json::from_value(parse(doc)?).map_err(|e| err(e.to_string()))?;
+                let t: AppTemplate = from_document(parse(doc)?).map_err(err)?;
                 catalog.insert_template(t);
             }
             ("ephemeral.io/v1alpha1", "AppBundle") => {
-                let b: AppBundle =
-                    serde_json::from_value(parse(doc)?).map_err(|e| err(e.to_string()))?;
+                let b: AppBundle = from_document(parse(doc)?).map_err(err)?;
                 catalog.insert_bundle(b);
             }
             ("source.toolkit.fluxcd.io/v1", "GitRepository") => {
-                let g: GitRepository =
-                    serde_json::from_value(parse(doc)?).map_err(|e| err(e.to_string()))?;
+                let g: GitRepository = from_document(parse(doc)?).map_err(err)?;
                 catalog.insert_git_repository(g);
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Deserialises a document, naming the path of a bad field.
+fn from_document<T: serde::de::DeserializeOwned>(doc: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(doc).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -364,7 +366,7 @@ mod tests {
         let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!(
-                "{}: document 2 (AppBundle 'shop'): invalid type",
+                "{}: document 2 (AppBundle 'shop'): spec.apps: invalid type",
                 file.display()
             )),
             "{err}"

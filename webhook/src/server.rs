@@ -174,7 +174,11 @@ impl AdmissionState {
             Err(malformed) => {
                 tracing::info!(endpoint = endpoint.as_str(), uid = ?malformed.uid, error = %malformed.error, "malformed AdmissionReview");
                 let response = match admission::malformed_review(&malformed) {
-                    Some(review) => (StatusCode::BAD_REQUEST, Json(review)).into_response(),
+                    Some(review) => (
+                        StatusCode::BAD_REQUEST,
+                        Json(admission::review_json(&review)),
+                    )
+                        .into_response(),
                     None => plain(StatusCode::BAD_REQUEST, malformed.error.to_string()),
                 };
                 return (response, Outcome::Invalid);
@@ -206,7 +210,7 @@ impl AdmissionState {
             "admission"
         );
         (
-            Json(admission::to_review(response)).into_response(),
+            Json(admission::review_json(&admission::to_review(response))).into_response(),
             outcome,
         )
     }

@@ -323,7 +323,13 @@ fn response_of(body: &str) -> Value {
 
 fn apply_patch(object: &Value, response: &Value) -> Value {
     assert_eq!(response["patchType"], "JSONPatch");
-    let bytes: Vec<u8> = serde_json::from_value(response["patch"].clone()).unwrap();
+    use base64::Engine as _;
+    let encoded = response["patch"]
+        .as_str()
+        .expect("patch is a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
     let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
     let mut doc = object.clone();
     json_patch::patch(&mut doc, &patch).unwrap();
@@ -736,7 +742,7 @@ fn a_broken_catalog_file_stops_startup_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "error: {}: document 1 (AppBundle 'b'): invalid type",
+            "error: {}: document 1 (AppBundle 'b'): spec.apps: invalid type",
             broken.join("bad.yaml").display()
         )),
         "{stderr}"

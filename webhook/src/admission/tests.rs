@@ -418,13 +418,9 @@ fn object_that_does_not_deserialise_is_invalid() {
     let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
     assert!(!response.allowed);
     assert_eq!(response.result.code, 422);
-    assert!(
-        response
-            .result
-            .message
-            .starts_with("request.object: not a valid Environment: invalid type"),
-        "{}",
-        response.result.message
+    assert_eq!(
+        response.result.message,
+        "request.object.spec.apps: invalid type: string \"checkout\", expected a sequence. Fix: follow the Environment schema (kubectl explain environments.spec)"
     );
 }
 
@@ -700,22 +696,35 @@ fn malformed_bodies_are_named() {
 }
 
 #[test]
-fn responses_serialise_as_admission_reviews() {
+fn responses_serialise_as_admission_reviews_with_a_base64_patch() {
+    use base64::Engine as _;
+    let object = lightweight();
     let response = mutate_json(&review_json(
         "CREATE",
         "alice",
         &[],
-        Some(lightweight()),
+        Some(object.clone()),
         None,
     ));
-    let value = serde_json::to_value(to_review(response)).unwrap();
+    let value = super::review_json(&to_review(response.clone()));
     assert_eq!(value["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(value["kind"], "AdmissionReview");
+    assert_eq!(
+        value["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
     assert_eq!(value["response"]["allowed"], true);
     assert_eq!(value["response"]["patchType"], "JSONPatch");
-    // kube serialises the patch bytes as a JSON array of numbers, which the
-    // API server decodes into its []byte like a base64 string.
-    let bytes: Vec<u8> = serde_json::from_value(value["response"]["patch"].clone()).unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
-    assert!(!patch.0.is_empty());
+    let encoded = value["response"]["patch"]
+        .as_str()
+        .expect("a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(Some(bytes), response.patch);
+
+    let denied = mutate_json(&review_json("CREATE", "", &[], Some(object), None));
+    let value = super::review_json(&to_review(denied));
+    assert!(value["response"].get("patch").is_none());
+    assert_eq!(value["response"]["status"]["code"], 400);
 }
