@@ -391,6 +391,164 @@ mod tests {
         );
     }
 
+    /// A fake API server for the three catalog kinds: lists are served from
+    /// fixed items (GitRepositories only once `open` is set), watches stream
+    /// whatever is sent on the kind's channel.
+    mod fake_api {
+        use std::sync::Arc;
+
+        use axum::body::Body;
+        use axum::extract::{Request, State};
+        use axum::http::StatusCode;
+        use axum::response::{IntoResponse, Response};
+        use serde_json::{Value, json};
+        use tokio::sync::{broadcast, watch};
+
+        pub const PATHS: [(&str, &str, &str); 3] = [
+            (
+                "/apis/ephemeral.io/v1alpha1/apptemplates",
+                "ephemeral.io/v1alpha1",
+                "AppTemplateList",
+            ),
+            (
+                "/apis/ephemeral.io/v1alpha1/appbundles",
+                "ephemeral.io/v1alpha1",
+                "AppBundleList",
+            ),
+            (
+                "/apis/source.toolkit.fluxcd.io/v1/gitrepositories",
+                "source.toolkit.fluxcd.io/v1",
+                "GitRepositoryList",
+            ),
+        ];
+
+        #[derive(Clone)]
+        pub struct Fake {
+            pub items: Arc<[Vec<Value>; 3]>,
+            pub events: Arc<[broadcast::Sender<Value>; 3]>,
+            pub open: watch::Receiver<bool>,
+        }
+
+        pub async fn handle(State(fake): State<Fake>, request: Request) -> Response {
+            let Some(kind) = PATHS
+                .iter()
+                .position(|(p, _, _)| *p == request.uri().path())
+            else {
+                return (StatusCode::NOT_FOUND, "no such path").into_response();
+            };
+            let query = request.uri().query().unwrap_or_default();
+            if query
+                .split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1")
+            {
+                let rx = fake.events[kind].subscribe();
+                let stream = futures::stream::unfold(rx, |mut rx| async move {
+                    let event = rx.recv().await.ok()?;
+                    Some((Ok::<_, std::convert::Infallible>(format!("{event}\n")), rx))
+                });
+                return Body::from_stream(stream).into_response();
+            }
+            if kind == 2 {
+                let mut open = fake.open.clone();
+                let _ = open.wait_for(|o| *o).await;
+            }
+            let (_, api_version, list_kind) = PATHS[kind];
+            axum::Json(json!({
+                "apiVersion": api_version,
+                "kind": list_kind,
+                "metadata": {"resourceVersion": "1"},
+                "items": fake.items[kind],
+            }))
+            .into_response()
+        }
+    }
+
+    fn template(name: &str, rv: &str) -> Value {
+        serde_json::json!({
+            "apiVersion": "ephemeral.io/v1alpha1",
+            "kind": "AppTemplate",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": rv},
+            "spec": {"kustomization": {"path": "./x", "sourceRef": {"kind": "GitRepository", "name": "platform"}}}
+        })
+    }
+
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !check() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn watchers_sync_after_every_kind_is_listed_then_follow_changes() {
+        let (open_tx, open) = tokio::sync::watch::channel(false);
+        let fake = fake_api::Fake {
+            items: Arc::new([
+                vec![template("checkout", "1")],
+                vec![serde_json::json!({
+                    "apiVersion": "ephemeral.io/v1alpha1", "kind": "AppBundle",
+                    "metadata": {"name": "shop", "namespace": "shop", "resourceVersion": "1"},
+                    "spec": {"apps": ["checkout"]}
+                })],
+                vec![serde_json::json!({
+                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                    "metadata": {"name": "platform", "namespace": "flux-system", "resourceVersion": "1"},
+                    "spec": {"url": "https://example.com/platform.git", "interval": "5m"}
+                })],
+            ]),
+            events: Arc::new(std::array::from_fn(|_| {
+                tokio::sync::broadcast::channel(16).0
+            })),
+            open,
+        };
+        let events = fake.events.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(fake_api::handle)
+            .with_state(fake);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let shared = SharedCatalog::new();
+        let task = tokio::spawn(watch(client, shared.clone()));
+
+        // Templates and bundles are listed, GitRepositories are not: not synced.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!shared.is_synced());
+        assert!(shared.snapshot().is_empty());
+
+        open_tx.send(true).unwrap();
+        eventually("the catalog to sync", || shared.is_synced()).await;
+        let snapshot = shared.snapshot();
+        assert_eq!(snapshot.template_names("shop"), vec!["checkout"]);
+        assert_eq!(snapshot.bundle_names("shop"), vec!["shop"]);
+        assert!(snapshot.git_repository("flux-system", "platform").is_some());
+
+        // A template added later shows up in a new snapshot; the old one is untouched.
+        eventually("the template watch", || events[0].receiver_count() > 0).await;
+        events[0]
+            .send(serde_json::json!({"type": "ADDED", "object": template("payments", "2")}))
+            .unwrap();
+        eventually("the new template", || {
+            shared.snapshot().template_names("shop").len() == 2
+        })
+        .await;
+        assert_eq!(snapshot.template_names("shop"), vec!["checkout"]);
+        events[0]
+            .send(serde_json::json!({"type": "DELETED", "object": template("checkout", "3")}))
+            .unwrap();
+        eventually("the deletion", || {
+            shared.snapshot().template_names("shop") == vec!["payments"]
+        })
+        .await;
+        task.abort();
+    }
+
     #[test]
     fn snapshots_are_swapped_not_mutated() {
         let shared = SharedCatalog::new();
