@@ -6,6 +6,25 @@
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`args`] and [`serve`]: the `serve` flags and the process around it all.
+//!
+//! # Decisions beyond the design contract
+//!
+//! - The JSONPatch only touches `spec` and `metadata.annotations`: it is the
+//!   diff between the object exactly as received and the same object with
+//!   those two replaced by the expansion's, so an admitted object gets no patch.
+//! - UPDATEs that leave the spec and the owner and uptime annotations as they
+//!   were (finalizers, labels, other annotations), and UPDATEs of an object
+//!   being deleted, are admitted without re-expanding, so a template deleted
+//!   later never blocks the controller's metadata updates or a deletion.
+//! - An Environment without an owner annotation (created while the webhook
+//!   was off) may be changed only by admins. The default admin groups are
+//!   `system:masters` and `system:serviceaccounts:kube-system`, so the
+//!   namespace controller and garbage collector are never blocked.
+//! - The patch goes out base64-encoded, the JSON form of the API's `[]byte`.
+//! - Malformed review bodies get HTTP 400 (an AdmissionReview carrying the uid
+//!   when one can be read, else plain text); well-formed reviews always get
+//!   HTTP 200, with denials coded 400 (wrong kind), 403 (ownership) or 422
+//!   (invalid Environment).
 
 pub mod admin;
 pub mod admission;
