@@ -1,5 +1,8 @@
 //! Helpers for the cross-binary end-to-end tests: where the workspace and its
-//! built binaries are.
+//! built binaries are, and ([`webhook`]) driving `ephemeral-webhook serve`
+//! over real TLS, shared with the webhook crate's own integration tests.
+
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

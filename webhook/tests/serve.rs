@@ -2,25 +2,21 @@
 //! (a test CA and a server certificate for localhost), a catalog directory and
 //! a fixed clock. Every wait is bounded.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::ffi::OsString;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ephemeral_e2e::webhook::{
+    Pki, ServerCert, Webhook, apply_patch, bounded, cert_paths, post_request, response_of, review,
+    send, write_cert,
+};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame};
-use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 const NOW: &str = "2026-11-21T10:00:00Z";
-const TEST_TIMEOUT: Duration = Duration::from_secs(40);
 
 const CATALOG: &str = r#"
 apiVersion: ephemeral.io/v1alpha1
@@ -50,259 +46,30 @@ metadata: {name: ignored, namespace: shop}
 data: {a: b}
 "#;
 
-/// A test CA and the server certificates it signs.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A server certificate (PEM) and its key.
-struct ServerCert {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ephemeral test CA");
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Pki { ca }
-    }
-
-    fn server_cert(&self, serial: u64) -> ServerCert {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.serial_number = Some(serial.into());
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
-    }
-
-    fn connector(&self) -> TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        TlsConnector::from(Arc::new(config))
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `ephemeral-webhook serve`, killed on drop.
-struct Webhook {
-    child: Child,
-    dir: tempfile::TempDir,
-    https: SocketAddr,
-    admin: SocketAddr,
-    connector: TlsConnector,
-}
-
-impl Webhook {
-    fn cert_path(dir: &Path) -> (PathBuf, PathBuf) {
-        (dir.join("tls.crt"), dir.join("tls.key"))
-    }
-
-    fn write_cert(&self, cert: &ServerCert) {
-        write_cert(self.dir.path(), cert);
-    }
-
-    /// Starts the binary; `cert` is written first unless `None`.
-    fn start(pki: &Pki, cert: Option<&ServerCert>, extra: &[&str]) -> Webhook {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("catalog")).unwrap();
-        std::fs::write(dir.path().join("catalog/shop.yaml"), CATALOG).unwrap();
-        if let Some(cert) = cert {
-            write_cert(dir.path(), cert);
-        }
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let (cert_file, key_file) = Webhook::cert_path(dir.path());
-        let log = std::fs::File::create(dir.path().join("webhook.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ephemeral-webhook"))
-            .arg("serve")
-            .args([
-                "--listen",
-                &https.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-            ])
-            .arg("--tls-cert-file")
-            .arg(&cert_file)
-            .arg("--tls-key-file")
-            .arg(&key_file)
-            .arg("--catalog-dir")
-            .arg(dir.path().join("catalog"))
-            .args(["--fixed-now", NOW, "--tls-reload-interval", "200ms"])
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Webhook {
-            child,
-            dir,
-            https,
-            admin,
-            connector: pki.connector(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("webhook.log")).unwrap_or_default()
-    }
-
-    /// GET on the admin server: status and body.
-    async fn admin_get(&self, path: &str) -> Option<(StatusCode, String)> {
-        let stream = TcpStream::connect(self.admin).await.ok()?;
-        let mut sender = handshake(stream).await?;
-        let request = Request::get(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        Some(send(&mut sender, request).await)
-    }
-
-    /// Waits until /readyz answers 200.
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some((StatusCode::OK, _)) = self.admin_get("/readyz").await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready in time; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// A new HTTPS connection, and the certificate the server presented.
-    async fn connect<B>(&self) -> (SendRequest<B>, CertificateDer<'static>)
-    where
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let tcp = TcpStream::connect(self.https).await.unwrap();
-        let tls = self
-            .connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .expect("TLS handshake");
-        let presented = tls.get_ref().1.peer_certificates().unwrap()[0]
-            .clone()
-            .into_owned();
-        (handshake(tls).await.unwrap(), presented)
-    }
-
-    async fn post(&self, path: &str, body: impl Into<Bytes>) -> (StatusCode, String) {
-        let (mut sender, _) = self.connect().await;
-        send(&mut sender, post_request(path, body)).await
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_cert(dir: &Path, cert: &ServerCert) {
-    let (cert_file, key_file) = Webhook::cert_path(dir);
-    // Write to temporary names and rename, as a Secret volume update does.
-    std::fs::write(dir.join("tls.key.new"), &cert.key_pem).unwrap();
-    std::fs::write(dir.join("tls.crt.new"), &cert.cert_pem).unwrap();
-    std::fs::rename(dir.join("tls.key.new"), key_file).unwrap();
-    std::fs::rename(dir.join("tls.crt.new"), cert_file).unwrap();
-}
-
-async fn handshake<T, B>(io: T) -> Option<SendRequest<B>>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    Some(sender)
-}
-
-fn post_request(path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    Request::post(path)
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(body.into()))
-        .unwrap()
-}
-
-async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> (StatusCode, String) {
-    sender.ready().await.expect("connection ready");
-    let response = sender.send_request(request).await.expect("response");
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-fn review(op: &str, user: &str, object: Option<Value>, old: Option<Value>) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "3f1c2c5e-0000-4000-8000-000000000001",
-            "kind": {"group": "ephemeral.io", "version": "v1alpha1", "kind": "Environment"},
-            "resource": {"group": "ephemeral.io", "version": "v1alpha1", "resource": "environments"},
-            "name": "alice-checkout",
-            "namespace": "shop",
-            "operation": op,
-            "userInfo": {"username": user, "groups": ["system:authenticated"]},
-            "object": object,
-            "oldObject": old,
-            "dryRun": false
-        }
-    })
+/// Starts the binary with [`CATALOG`] as its catalog directory, the fixed
+/// clock [`NOW`] and a fast certificate reload, then `extra`; `cert` is
+/// written first unless `None`.
+fn start(pki: &Pki, cert: Option<&ServerCert>, extra: &[&str]) -> Webhook {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    std::fs::create_dir(&catalog).unwrap();
+    std::fs::write(catalog.join("shop.yaml"), CATALOG).unwrap();
+    let mut args: Vec<OsString> = vec![
+        "--catalog-dir".into(),
+        catalog.into_os_string(),
+        "--fixed-now".into(),
+        NOW.into(),
+        "--tls-reload-interval".into(),
+        "200ms".into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    Webhook::start(
+        env!("CARGO_BIN_EXE_ephemeral-webhook"),
+        dir,
+        pki,
+        cert,
+        args,
+    )
 }
 
 fn environment() -> Value {
@@ -314,39 +81,11 @@ fn environment() -> Value {
     })
 }
 
-fn response_of(body: &str) -> Value {
-    let review: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert_eq!(review["apiVersion"], "admission.k8s.io/v1", "{body}");
-    assert_eq!(review["kind"], "AdmissionReview", "{body}");
-    review["response"].clone()
-}
-
-fn apply_patch(object: &Value, response: &Value) -> Value {
-    assert_eq!(response["patchType"], "JSONPatch");
-    use base64::Engine as _;
-    let encoded = response["patch"]
-        .as_str()
-        .expect("patch is a base64 string");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
-    let mut doc = object.clone();
-    json_patch::patch(&mut doc, &patch).unwrap();
-    doc
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out");
-}
-
 #[tokio::test]
 async fn create_is_patched_to_the_expanded_environment() {
     bounded(async {
         let pki = Pki::new();
-        let webhook = Webhook::start(&pki, Some(&pki.server_cert(1)), &[]);
+        let webhook = start(&pki, Some(&pki.server_cert(1)), &[]);
         webhook.wait_ready().await;
 
         let object = environment();
@@ -447,7 +186,7 @@ async fn create_is_patched_to_the_expanded_environment() {
 async fn bad_requests_get_exact_statuses_and_messages() {
     bounded(async {
         let pki = Pki::new();
-        let webhook = Webhook::start(&pki, Some(&pki.server_cert(1)), &["--max-body-bytes", "65536", "--log-format", "json"]);
+        let webhook = start(&pki, Some(&pki.server_cert(1)), &["--max-body-bytes", "65536", "--log-format", "json"]);
         webhook.wait_ready().await;
 
         let (status, body) = webhook.post("/mutate", "{not json").await;
@@ -532,7 +271,7 @@ async fn rotated_certificate_is_served_to_new_connections_only() {
         let pki = Pki::new();
         let first = pki.server_cert(1001);
         let second = pki.server_cert(2002);
-        let webhook = Webhook::start(&pki, Some(&first), &[]);
+        let webhook = start(&pki, Some(&first), &[]);
         webhook.wait_ready().await;
 
         let (mut kept, presented) = webhook.connect().await;
@@ -565,7 +304,7 @@ async fn rotated_certificate_is_served_to_new_connections_only() {
 
         // A key that does not match is refused; the server keeps the second pair.
         let third = pki.server_cert(3003);
-        std::fs::write(webhook.dir.path().join("tls.crt"), &third.cert_pem).unwrap();
+        std::fs::write(webhook.dir().join("tls.crt"), &third.cert_pem).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !webhook.log().contains("new TLS certificate rejected") {
             assert!(
@@ -585,7 +324,7 @@ async fn rotated_certificate_is_served_to_new_connections_only() {
 async fn not_ready_until_the_certificate_exists() {
     bounded(async {
         let pki = Pki::new();
-        let webhook = Webhook::start(&pki, None, &[]);
+        let webhook = start(&pki, None, &[]);
         let deadline = Instant::now() + Duration::from_secs(20);
         let not_ready = loop {
             if let Some(answer) = webhook.admin_get("/readyz").await {
@@ -635,8 +374,7 @@ fn streamed_body() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, Chunks) {
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     bounded(async {
         let pki = Pki::new();
-        let mut webhook =
-            Webhook::start(&pki, Some(&pki.server_cert(1)), &["--shutdown-grace", "5s"]);
+        let mut webhook = start(&pki, Some(&pki.server_cert(1)), &["--shutdown-grace", "5s"]);
         webhook.wait_ready().await;
 
         // An idle keep-alive connection must not hold the process up.
@@ -664,14 +402,14 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
 
         let started = Instant::now();
         let killed = Command::new("kill")
-            .args(["-TERM", &webhook.child.id().to_string()])
+            .args(["-TERM", &webhook.id().to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
 
         // Not ready and no new connections once shutdown has begun.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(webhook.https).await.is_ok() {
+        while TcpStream::connect(webhook.https()).await.is_ok() {
             assert!(
                 Instant::now() < deadline,
                 "still accepting after SIGTERM; log:\n{}",
@@ -680,7 +418,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
-            webhook.child.try_wait().unwrap().is_none(),
+            webhook.try_wait().is_none(),
             "exited before the in-flight request finished"
         );
 
@@ -726,7 +464,7 @@ fn a_broken_catalog_file_stops_startup_with_its_name() {
         "apiVersion: ephemeral.io/v1alpha1\nkind: AppBundle\nmetadata: {name: b}\nspec: {apps: 3}\n",
     )
     .unwrap();
-    let (cert_file, key_file) = Webhook::cert_path(dir.path());
+    let (cert_file, key_file) = cert_paths(dir.path());
     let output = Command::new(env!("CARGO_BIN_EXE_ephemeral-webhook"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
