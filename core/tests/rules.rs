@@ -1,0 +1,285 @@
+//! Each expansion rule, one at a time: the violation a user gets, naming the
+//! field, the rule and the fix.
+
+use ephemeral_core::api::{
+    App, AppTemplateSpec, EnvironmentSpec, HelmSource, ImageRepositoryRef, KustomizationSource,
+    Lease, SourceRef,
+};
+use ephemeral_core::{AppTemplate, Catalog, Config, Environment, Violation, expand};
+use jiff::Timestamp;
+
+const NOW: &str = "2026-11-21T09:00:00Z";
+
+fn source(kind: &str, namespace: Option<&str>) -> SourceRef {
+    SourceRef {
+        kind: kind.into(),
+        name: "platform".into(),
+        namespace: namespace.map(Into::into),
+    }
+}
+
+fn catalog() -> Catalog {
+    let mut catalog = Catalog::default();
+    let mut t = AppTemplate::new(
+        "checkout",
+        AppTemplateSpec {
+            kustomization: Some(KustomizationSource {
+                path: "./apps/checkout".into(),
+                source_ref: source("GitRepository", Some("flux-system")),
+            }),
+            image_repository: Some(ImageRepositoryRef {
+                name: "checkout".into(),
+                namespace: Some("flux-system".into()),
+            }),
+            image_tag_prefix: Some("main".into()),
+            ..AppTemplateSpec::default()
+        },
+    );
+    t.metadata.namespace = Some("ephemeral".into());
+    catalog.insert_template(t);
+    catalog
+}
+
+fn env(name: &str, spec: EnvironmentSpec) -> Environment {
+    let mut e = Environment::new(name, spec);
+    e.metadata.namespace = Some("ephemeral".into());
+    e
+}
+
+fn app(name: &str) -> App {
+    App {
+        name: name.into(),
+        ..App::default()
+    }
+}
+
+fn violations(e: &Environment) -> Vec<Violation> {
+    expand(
+        e,
+        &catalog(),
+        &Config::default(),
+        NOW.parse::<Timestamp>().unwrap(),
+        "alice",
+    )
+    .expect_err("must be refused")
+    .violations
+}
+
+fn only(e: &Environment) -> Violation {
+    let v = violations(e);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    v.into_iter().next().unwrap()
+}
+
+#[test]
+fn sources_outside_the_allowed_namespaces_are_refused() {
+    let mut a = app("checkout");
+    a.kustomization = Some(KustomizationSource {
+        path: "./x".into(),
+        source_ref: source("GitRepository", Some("team-b")),
+    });
+    let v = only(&env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![a],
+            ..Default::default()
+        },
+    ));
+    assert_eq!(v.field(), "spec.apps[0].kustomization.sourceRef.namespace");
+    assert!(v.to_string().contains("'team-b' is not allowed"), "{v}");
+    assert!(v.to_string().contains("flux-system"), "{v}");
+}
+
+#[test]
+fn source_kinds_flux_does_not_accept_are_refused() {
+    let mut a = app("search");
+    a.helm = Some(HelmSource {
+        chart: "search".into(),
+        source_ref: source("OCIRepository", None),
+        ..HelmSource::default()
+    });
+    let v = only(&env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![a],
+            ..Default::default()
+        },
+    ));
+    assert_eq!(v.field(), "spec.apps[0].helm.sourceRef.kind");
+    assert!(
+        v.to_string()
+            .contains("HelmRepository, GitRepository, Bucket"),
+        "{v}"
+    );
+}
+
+#[test]
+fn both_kustomization_and_helm_are_refused() {
+    let mut a = app("checkout");
+    a.helm = Some(HelmSource {
+        chart: "c".into(),
+        source_ref: source("HelmRepository", None),
+        ..HelmSource::default()
+    });
+    a.kustomization = Some(KustomizationSource {
+        path: "./x".into(),
+        source_ref: source("GitRepository", None),
+    });
+    let v = only(&env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![a],
+            ..Default::default()
+        },
+    ));
+    assert!(
+        v.to_string().contains("sets both kustomization and helm"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_prefix_needs_an_image_repository() {
+    let mut a = app("search");
+    a.helm = Some(HelmSource {
+        chart: "search".into(),
+        source_ref: source("HelmRepository", None),
+        ..HelmSource::default()
+    });
+    a.branch = Some("feature/x".into());
+    let v = only(&env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![a],
+            ..Default::default()
+        },
+    ));
+    assert!(matches!(v, Violation::MissingImageRepository { .. }), "{v}");
+    assert!(v.to_string().contains("set imageRepository"), "{v}");
+}
+
+#[test]
+fn source_branch_needs_its_git_repository() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        source_branch: Some("feature/infra".into()),
+        ..Default::default()
+    };
+    let v = only(&env("e", spec));
+    assert_eq!(v.field(), "spec.apps[0].kustomization.sourceRef");
+    assert!(
+        v.to_string()
+            .contains("GitRepository flux-system/platform, which does not exist"),
+        "{v}"
+    );
+}
+
+#[test]
+fn bad_source_branches_and_lease_fields_are_refused() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        source_branch: Some("feature branch".into()),
+        lease: Some(Lease {
+            until: Some("tomorrow".into()),
+            expire_after: Some("7d".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let v = violations(&env("e", spec));
+    let fields: Vec<&str> = v.iter().map(Violation::field).collect();
+    assert!(fields.contains(&"spec.sourceBranch"), "{fields:?}");
+    assert!(fields.contains(&"spec.lease.until"), "{fields:?}");
+    assert!(fields.contains(&"spec.lease.expireAfter"), "{fields:?}");
+}
+
+#[test]
+fn until_and_schedule_together_are_refused() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            until: Some("2026-11-21T19:00:00Z".into()),
+            schedule: Some("Mon-Fri 07:00-19:00 UTC".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let v = only(&env("e", spec));
+    assert!(
+        v.to_string().contains("set only one of until or schedule"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_bad_schedule_names_the_window_and_the_form() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            schedule: Some("Mon-Fri 07:00-19:00 Mars/Olympus".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let v = only(&env("e", spec)).to_string();
+    assert!(v.contains("'Mars/Olympus' is not an IANA time zone"), "{v}");
+    assert!(v.contains("Mon-Fri 07:00-19:00 Europe/London"), "{v}");
+}
+
+#[test]
+fn generate_name_counts_the_random_suffix() {
+    let mut e = env(
+        "",
+        EnvironmentSpec {
+            apps: vec![app("checkout")],
+            ..Default::default()
+        },
+    );
+    e.metadata.name = None;
+    e.metadata.generate_name = Some(format!("{}-", "a".repeat(48)));
+    // 49 + 5 random characters + "-checkout" = 63: allowed, no children yet.
+    let ok = expand(
+        &e,
+        &catalog(),
+        &Config::default(),
+        NOW.parse().unwrap(),
+        "alice",
+    )
+    .unwrap();
+    assert!(ok.objects.is_empty());
+    e.metadata.generate_name = Some(format!("{}-", "a".repeat(49)));
+    let v = only(&e);
+    assert!(
+        matches!(v, Violation::GeneratedNameTooLong { len: 64, .. }),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_nameless_environment_is_refused() {
+    let mut e = env(
+        "",
+        EnvironmentSpec {
+            apps: vec![app("checkout")],
+            ..Default::default()
+        },
+    );
+    e.metadata.name = None;
+    assert_eq!(only(&e), Violation::MissingName);
+}
+
+#[test]
+fn invalid_and_reserved_substitute_keys_are_refused() {
+    let mut a = app("checkout");
+    a.substitute.insert("image_tag".into(), "x".into());
+    a.substitute.insert("1st".into(), "x".into());
+    let v = violations(&env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![a],
+            ..Default::default()
+        },
+    ));
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(v.iter().all(|v| v.field() == "spec.apps[0].substitute"));
+}
