@@ -8,66 +8,71 @@ use kube::ResourceExt;
 use crate::api::{AppBundle, AppTemplate};
 use crate::flux::GitRepository;
 
-/// `(namespace, name)`.
-pub type Key = (String, String);
+/// Objects by namespace, then name: looked up by `&str` without allocating.
+type ByNamespace<V> = BTreeMap<String, BTreeMap<String, V>>;
 
-fn key<K: ResourceExt>(o: &K) -> Key {
-    (o.namespace().unwrap_or_default(), o.name_any())
+fn insert<K: ResourceExt>(map: &mut ByNamespace<K>, o: K) {
+    map.entry(o.namespace().unwrap_or_default())
+        .or_default()
+        .insert(o.name_any(), o);
+}
+
+fn get<'a, V>(map: &'a ByNamespace<V>, namespace: &str, name: &str) -> Option<&'a V> {
+    map.get(namespace)?.get(name)
 }
 
 /// A snapshot of the objects expansion may read. Building one is cheap; the
 /// webhook rebuilds it when its watches see a change.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    templates: BTreeMap<Key, AppTemplate>,
-    bundles: BTreeMap<Key, AppBundle>,
-    git_repositories: BTreeMap<Key, GitRepository>,
-    image_tags: BTreeMap<Key, String>,
+    templates: ByNamespace<AppTemplate>,
+    bundles: ByNamespace<AppBundle>,
+    git_repositories: ByNamespace<GitRepository>,
+    image_tags: ByNamespace<String>,
 }
 
 impl Catalog {
     /// Adds (or replaces) an AppTemplate.
     pub fn insert_template(&mut self, t: AppTemplate) {
-        self.templates.insert(key(&t), t);
+        insert(&mut self.templates, t);
     }
 
     /// Adds (or replaces) an AppBundle.
     pub fn insert_bundle(&mut self, b: AppBundle) {
-        self.bundles.insert(key(&b), b);
+        insert(&mut self.bundles, b);
     }
 
     /// Adds (or replaces) a GitRepository that `sourceBranch` may copy.
     pub fn insert_git_repository(&mut self, g: GitRepository) {
-        self.git_repositories.insert(key(&g), g);
+        insert(&mut self.git_repositories, g);
     }
 
     /// Records the tag an ImagePolicy `namespace/name` resolved.
     pub fn insert_image_tag(&mut self, namespace: &str, name: &str, tag: &str) {
         self.image_tags
-            .insert((namespace.to_owned(), name.to_owned()), tag.to_owned());
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(name.to_owned(), tag.to_owned());
     }
 
     /// The AppTemplate `namespace/name`.
     pub fn template(&self, namespace: &str, name: &str) -> Option<&AppTemplate> {
-        self.templates.get(&(namespace.to_owned(), name.to_owned()))
+        get(&self.templates, namespace, name)
     }
 
     /// The AppBundle `namespace/name`.
     pub fn bundle(&self, namespace: &str, name: &str) -> Option<&AppBundle> {
-        self.bundles.get(&(namespace.to_owned(), name.to_owned()))
+        get(&self.bundles, namespace, name)
     }
 
     /// The GitRepository `namespace/name`.
     pub fn git_repository(&self, namespace: &str, name: &str) -> Option<&GitRepository> {
-        self.git_repositories
-            .get(&(namespace.to_owned(), name.to_owned()))
+        get(&self.git_repositories, namespace, name)
     }
 
     /// The tag ImagePolicy `namespace/name` resolved, if any.
     pub fn image_tag(&self, namespace: &str, name: &str) -> Option<&str> {
-        self.image_tags
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .map(String::as_str)
+        get(&self.image_tags, namespace, name).map(String::as_str)
     }
 
     /// Names of the AppTemplates in `namespace`, sorted.
@@ -82,7 +87,7 @@ impl Catalog {
 
     /// Number of templates and bundles, for logs and readiness.
     pub fn len(&self) -> usize {
-        self.templates.len() + self.bundles.len()
+        total(&self.templates) + total(&self.bundles)
     }
 
     /// Whether the catalog holds no template and no bundle.
@@ -91,9 +96,12 @@ impl Catalog {
     }
 }
 
-fn names_in<V>(map: &BTreeMap<Key, V>, namespace: &str) -> Vec<String> {
-    map.keys()
-        .filter(|(ns, _)| ns == namespace)
-        .map(|(_, n)| n.clone())
-        .collect()
+fn total<V>(map: &ByNamespace<V>) -> usize {
+    map.values().map(BTreeMap::len).sum()
+}
+
+fn names_in<V>(map: &ByNamespace<V>, namespace: &str) -> Vec<String> {
+    map.get(namespace)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
