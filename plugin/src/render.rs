@@ -52,6 +52,11 @@ pub enum RenderError {
 }
 
 impl RenderError {
+    /// Whether output stopped because its reader went away (`| head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, RenderError::Output(OutputError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {

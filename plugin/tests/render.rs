@@ -285,3 +285,40 @@ fn help_texts() {
     insta::assert_snapshot!("help", help(&["--help"]));
     insta::assert_snapshot!("render_help", help(&["render", "--help"]));
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::{BufRead, BufReader};
+    // Well over a pipe buffer (64 KiB) of output, so writing hits the closed pipe.
+    let mut args = vec![
+        "render",
+        "-f",
+        "examples/catalog",
+        "--now",
+        MORNING,
+        "--owner",
+        "x",
+    ];
+    for _ in 0..20 {
+        args.extend(["-f", "examples/environments/alice.yaml"]);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-ephemeral"))
+        .args(&args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "---\n");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
+}
