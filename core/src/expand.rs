@@ -94,7 +94,7 @@ pub fn expand(
     if let Some(branch) = &spec.source_branch {
         cx.check_source_branch(branch);
     }
-    let git_sources = cx.git_sources(&apps, spec.source_branch.is_some(), &name, name_len);
+    let git_sources = cx.git_sources(&apps, spec.source_branch.as_deref(), &name, name_len);
     let (lease, uptime) = cx.lease(environment, now);
 
     if !cx.violations.is_empty() {
@@ -278,7 +278,6 @@ impl Cx<'_> {
         }
         if let Some(h) = &mut app.helm {
             h.version.get_or_insert_with(|| "*".to_owned());
-            let h = h.clone();
             self.check_source(
                 &format!("{field}.helm.sourceRef"),
                 &h.source_ref,
@@ -431,14 +430,14 @@ impl Cx<'_> {
     fn git_sources(
         &mut self,
         apps: &[App],
-        enabled: bool,
+        branch: Option<&str>,
         env: &str,
         env_len: usize,
     ) -> GitSources {
         let mut sources = GitSources::new();
-        if !enabled {
+        let Some(branch) = branch else {
             return sources;
-        }
+        };
         for (i, app) in apps.iter().enumerate() {
             let (field, r) = match (&app.kustomization, &app.helm) {
                 (Some(k), _) => (
@@ -485,7 +484,7 @@ impl Cx<'_> {
                     self.namespace
                 ));
             }
-            sources.insert(key, copy_git_repository(original, env, &self.namespace));
+            sources.insert(key, copy_git_repository(original, env, branch));
         }
         if sources.is_empty() && self.violations.is_empty() {
             self.warnings.push(
@@ -593,12 +592,16 @@ fn apply_template(app: &mut App, template: &AppTemplateSpec, explicit: bool) {
     }
 }
 
-fn copy_git_repository(original: &GitRepository, env: &str, namespace: &str) -> GitRepository {
-    let mut spec: GitRepositorySpec = original.spec.clone();
-    spec.reference = Some(GitRepositoryRef { branch: None });
-    let mut copy = GitRepository::new(&names::child_name(env, &original.name_any()), spec);
-    copy.metadata.namespace = Some(namespace.to_owned());
-    copy
+/// The copy of `original` that tracks `branch`; its metadata is set with the
+/// other children's.
+fn copy_git_repository(original: &GitRepository, env: &str, branch: &str) -> GitRepository {
+    let spec = GitRepositorySpec {
+        reference: Some(GitRepositoryRef {
+            branch: Some(branch.to_owned()),
+        }),
+        ..original.spec.clone()
+    };
+    GitRepository::new(&names::child_name(env, &original.name_any()), spec)
 }
 
 struct Children<'a> {
@@ -618,9 +621,6 @@ impl Children<'_> {
         for copy in self.git_sources.values() {
             let mut copy = copy.clone();
             copy.metadata = self.meta(copy.name_any(), None);
-            copy.spec.reference = Some(GitRepositoryRef {
-                branch: self.env.spec.source_branch.clone(),
-            });
             objects.push(FluxObject::GitRepository(copy));
         }
         for app in &self.env.spec.apps {
