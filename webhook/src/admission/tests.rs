@@ -77,6 +77,17 @@ fn mutate_json(value: &Value) -> AdmissionResponse {
     mutate(&review(value), &catalog(), &Config::default(), now())
 }
 
+/// An UPDATE by the owner, answered with every template gone from the catalog.
+fn update_with_empty_catalog(object: Value, old: Value) -> AdmissionResponse {
+    let review_body = review_json("UPDATE", "alice", &[], Some(object), Some(old));
+    mutate(
+        &review(&review_body),
+        &Catalog::default(),
+        &Config::default(),
+        now(),
+    )
+}
+
 fn patch_of(response: &AdmissionResponse) -> json_patch::Patch {
     serde_json::from_slice(response.patch.as_ref().expect("a patch")).unwrap()
 }
@@ -332,18 +343,7 @@ fn metadata_only_update_is_admitted_even_when_the_template_is_gone() {
     let old = admitted();
     let mut object = old.clone();
     object["metadata"]["finalizers"] = json!(["ephemeral.io/cleanup"]);
-    let response = mutate(
-        &review(&review_json(
-            "UPDATE",
-            "alice",
-            &[],
-            Some(object),
-            Some(old),
-        )),
-        &Catalog::default(),
-        &Config::default(),
-        now(),
-    );
+    let response = update_with_empty_catalog(object, old);
     assert!(response.allowed, "{}", response.result.message);
     assert_eq!(response.patch, None);
 }
@@ -353,18 +353,7 @@ fn update_of_an_object_being_deleted_is_admitted_unchanged() {
     let old = admitted();
     let mut object = lightweight();
     object["metadata"]["deletionTimestamp"] = json!("2026-11-21T11:00:00Z");
-    let response = mutate(
-        &review(&review_json(
-            "UPDATE",
-            "alice",
-            &[],
-            Some(object),
-            Some(old),
-        )),
-        &Catalog::default(),
-        &Config::default(),
-        now(),
-    );
+    let response = update_with_empty_catalog(object, old);
     assert!(response.allowed);
     assert_eq!(response.patch, None);
 }
