@@ -57,17 +57,38 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The error and its causes, each cause only once: most messages already
+/// quote their cause, so `{:#}` would repeat it.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Crds => ephemeral_webhook::crds::print(&mut std::io::stdout().lock())
-            .map_err(anyhow::Error::from),
+        Command::Crds => match ephemeral_webhook::crds::print(&mut std::io::stdout().lock()) {
+            // `crds | head`: the reader has what it wanted.
+            Err(ephemeral_webhook::crds::CrdsError::Io(e))
+                if e.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                Ok(())
+            }
+            other => other.map_err(anyhow::Error::from),
+        },
         Command::Serve(args) => serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
