@@ -231,8 +231,14 @@ pub struct EnvironmentStatus {
 pub struct AppStatus {
     /// Name of the app.
     pub name: String,
+    /// Kind of the app's Flux object: `Kustomization` or `HelmRelease`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     /// Whether the app's Flux object reports Ready.
     pub ready: bool,
+    /// The reason of the Flux object's Ready condition, e.g. `ReconciliationSucceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The image tag its ImagePolicy resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_tag: Option<String>,
