@@ -85,6 +85,23 @@ pub struct ServeArgs {
     )]
     pub controller_service_account: String,
 
+    /// Namespace of the process's own objects: the controller's leader-election
+    /// Lease and the self-managed certificate Secret. In a pod, set from the
+    /// downward API (`metadata.namespace`).
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "ephemeral-system",
+        value_name = "NAMESPACE"
+    )]
+    pub namespace: String,
+
+    /// This replica's identity (leader-election holder, event reporter
+    /// instance). In a pod, set from the downward API (`metadata.name`);
+    /// default: the host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub pod_name: Option<String>,
+
     /// Load the catalog (AppTemplates, AppBundles, Flux GitRepositories) once
     /// from the .yaml/.yml files under DIR instead of watching the cluster.
     ///
@@ -132,6 +149,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         })
 }
 
+/// The host name (a pod's name in Kubernetes), or `ephemeral-webhook`.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ephemeral-webhook".to_owned())
+}
+
 /// Where "now" comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
@@ -174,6 +201,10 @@ pub struct Settings {
     pub clock: Clock,
     /// Expansion policy.
     pub config: Config,
+    /// Namespace of the process's own objects (Lease, certificate Secret).
+    pub namespace: String,
+    /// This replica's identity.
+    pub pod_name: String,
 }
 
 impl ServeArgs {
@@ -202,6 +233,12 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             clock: self.fixed_now.map_or(Clock::System, Clock::Fixed),
             config: self.policy.to_config()?,
+            namespace: self.namespace.trim().to_owned(),
+            pod_name: self
+                .pod_name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(host_name),
         })
     }
 }
@@ -238,6 +275,8 @@ mod tests {
         assert_eq!(s.max_body_bytes, 1_048_576);
         assert_eq!(s.shutdown_grace, Duration::from_secs(10));
         assert_eq!(s.clock, Clock::System);
+        assert_eq!(s.namespace, "ephemeral-system");
+        assert!(!s.pod_name.is_empty());
         assert_eq!(
             s.access.admin_groups,
             vec!["system:masters", "system:serviceaccounts:kube-system"]
