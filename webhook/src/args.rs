@@ -12,7 +12,8 @@ use ephemeral_core::Config;
 use ephemeral_core::config::{ConfigArgs, ConfigError};
 
 use crate::admission::Access;
-use crate::tls::TlsFiles;
+use crate::certs::CertSettings;
+use crate::tls::{TlsFiles, TlsSource};
 
 /// How logs are written (to stderr).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -44,17 +45,65 @@ pub struct ServeArgs {
     )]
     pub admin_listen: SocketAddr,
 
-    /// PEM certificate chain (leaf first) of the admission server.
+    /// PEM certificate chain (leaf first) of the admission server; give
+    /// --tls-key-file with it. Without both, certificates are self-managed
+    /// (see --cert-secret).
     ///
     /// Re-read every --tls-reload-interval: when its contents (or the key's)
     /// change, new connections get the new certificate and open connections are
     /// kept. A pair that does not load is logged and the previous one kept.
-    #[arg(long, env = "EPHEMERAL_TLS_CERT_FILE", value_name = "FILE")]
-    pub tls_cert_file: PathBuf,
+    #[arg(
+        long,
+        env = "EPHEMERAL_TLS_CERT_FILE",
+        value_name = "FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching --tls-cert-file.
-    #[arg(long, env = "EPHEMERAL_TLS_KEY_FILE", value_name = "FILE")]
-    pub tls_key_file: PathBuf,
+    #[arg(
+        long,
+        env = "EPHEMERAL_TLS_KEY_FILE",
+        value_name = "FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Self-managed certificates (without --tls-cert-file/--tls-key-file): the
+    /// Secret in --namespace that holds the CA and serving certificate
+    /// (ca.crt, ca.key, tls.crt, tls.key).
+    ///
+    /// Created or reused at start, renewed before expiry; the CA goes into
+    /// the caBundle of --webhook-configuration.
+    #[arg(
+        long,
+        env = "EPHEMERAL_CERT_SECRET",
+        default_value = "ephemeral-webhook-tls",
+        value_name = "NAME"
+    )]
+    pub cert_secret: String,
+
+    /// Self-managed certificates: the Service in --namespace the API server
+    /// calls; the certificate is valid for <svc>, <svc>.<ns>, <svc>.<ns>.svc
+    /// and <svc>.<ns>.svc.cluster.local.
+    #[arg(
+        long,
+        env = "EPHEMERAL_SERVICE_NAME",
+        default_value = "ephemeral-webhook",
+        value_name = "NAME"
+    )]
+    pub service_name: String,
+
+    /// Self-managed certificates: the name of both the
+    /// MutatingWebhookConfiguration and the ValidatingWebhookConfiguration
+    /// whose webhooks' caBundle is set to the CA.
+    #[arg(
+        long,
+        env = "EPHEMERAL_WEBHOOK_CONFIGURATION",
+        default_value = "ephemeral-webhook",
+        value_name = "NAME"
+    )]
+    pub webhook_configuration: String,
 
     /// How often the certificate and key files are checked for changes (Go duration).
     #[arg(long, env = "EPHEMERAL_TLS_RELOAD_INTERVAL", default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
@@ -141,6 +190,58 @@ pub struct ServeArgs {
     pub policy: ConfigArgs,
 }
 
+impl ServeArgs {
+    /// Files when both are given (clap makes sure one never comes alone),
+    /// else self-managed certificates with checked names.
+    fn tls_source(&self) -> Result<TlsSource, ConfigError> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) {
+            return Ok(TlsSource::Files(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }));
+        }
+        let label = |flag: &'static str, value: &str| {
+            let value = value.trim().to_owned();
+            match ephemeral_core::names::dns1123_label_problem(&value) {
+                Some(problem) => Err(ConfigError {
+                    flag,
+                    problem: format!(
+                        "a DNS-1123 label {problem}; use the name of the object in Kubernetes"
+                    ),
+                    value,
+                }),
+                None => Ok(value),
+            }
+        };
+        let subdomain = |flag: &'static str, value: &str| {
+            let value = value.trim().to_owned();
+            let problem = if value.len() > 253 {
+                Some("must be at most 253 characters")
+            } else {
+                value
+                    .split('.')
+                    .find_map(ephemeral_core::names::dns1123_label_problem)
+            };
+            match problem {
+                Some(problem) => Err(ConfigError {
+                    flag,
+                    problem: format!(
+                        "an object name (DNS-1123 subdomain) whose every dot-separated part {problem}"
+                    ),
+                    value,
+                }),
+                None => Ok(value),
+            }
+        };
+        Ok(TlsSource::SelfManaged(CertSettings {
+            namespace: label("namespace", &self.namespace)?,
+            secret_name: subdomain("cert-secret", &self.cert_secret)?,
+            service_name: label("service-name", &self.service_name)?,
+            webhook_configuration: subdomain("webhook-configuration", &self.webhook_configuration)?,
+        }))
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     ephemeral_core::lease::parse_go_duration(text)
         .and_then(|d| Duration::try_from(d).ok())
@@ -185,8 +286,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Plain-HTTP admin address.
     pub admin_listen: SocketAddr,
-    /// Certificate and key.
-    pub tls: TlsFiles,
+    /// Certificate and key: files, or self-managed.
+    pub tls: TlsSource,
     /// Certificate poll interval.
     pub tls_reload_interval: Duration,
     /// Who counts as admin.
@@ -213,10 +314,7 @@ impl ServeArgs {
         Ok(Settings {
             listen: self.listen,
             admin_listen: self.admin_listen,
-            tls: TlsFiles {
-                cert: self.tls_cert_file.clone(),
-                key: self.tls_key_file.clone(),
-            },
+            tls: self.tls_source()?,
             tls_reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
             access: Access {
                 admin_groups: self
@@ -309,6 +407,83 @@ mod tests {
             "2026-11-21T10:00:00Z".parse::<Timestamp>().unwrap()
         );
         assert_eq!(s.config.lease.maximum, jiff::SignedDuration::from_hours(24));
+    }
+
+    fn parse_only(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).map(|c| c.serve)
+    }
+
+    #[test]
+    fn certificate_files_or_self_managed() {
+        let s = parse(&[]).unwrap().to_settings().unwrap();
+        let TlsSource::Files(files) = s.tls else {
+            panic!("both files given: {:?}", s.tls);
+        };
+        assert_eq!((files.cert, files.key), ("c.pem".into(), "k.pem".into()));
+
+        let s = parse_only(&[]).unwrap().to_settings().unwrap();
+        let TlsSource::SelfManaged(certs) = s.tls else {
+            panic!("no files: self-managed, got {:?}", s.tls);
+        };
+        assert_eq!(
+            certs,
+            CertSettings {
+                namespace: "ephemeral-system".to_owned(),
+                secret_name: "ephemeral-webhook-tls".to_owned(),
+                service_name: "ephemeral-webhook".to_owned(),
+                webhook_configuration: "ephemeral-webhook".to_owned(),
+            }
+        );
+        let s = parse_only(&[
+            "--namespace",
+            "hooks",
+            "--cert-secret",
+            "hooks.tls",
+            "--service-name",
+            "admission",
+            "--webhook-configuration",
+            "hooks.example.com",
+        ])
+        .unwrap()
+        .to_settings()
+        .unwrap();
+        let TlsSource::SelfManaged(certs) = s.tls else {
+            panic!("{:?}", s.tls);
+        };
+        assert_eq!(certs.server_name(), "admission.hooks.svc");
+        assert_eq!(certs.secret_name, "hooks.tls");
+        assert_eq!(certs.webhook_configuration, "hooks.example.com");
+
+        for (given, missing) in [
+            ("--tls-cert-file", "--tls-key-file <FILE>"),
+            ("--tls-key-file", "--tls-cert-file <FILE>"),
+        ] {
+            let err = parse_only(&[given, "x.pem"]).err().unwrap();
+            assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+            let text = err.to_string();
+            assert!(
+                text.contains("the following required arguments were not provided")
+                    && text.contains(missing),
+                "{text}"
+            );
+        }
+
+        let err = parse_only(&["--service-name", "Web_Hook"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--service-name 'Web_Hook': a DNS-1123 label must consist of lower-case letters, digits and '-'; use the name of the object in Kubernetes"
+        );
+        let err = parse_only(&["--cert-secret", "a..b"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(err.flag, "cert-secret");
+        assert!(err.to_string().contains("must not be empty"), "{err}");
     }
 
     #[test]

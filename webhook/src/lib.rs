@@ -3,6 +3,8 @@
 //! - [`admission`]: the pure mutating and validating decisions.
 //! - [`catalog`]: the catalog snapshot, from files or kube watchers.
 //! - [`tls`]: certificate loading and hot reload.
+//! - [`certs`]: self-managed certificates (a CA and serving certificate in a
+//!   Secret, the webhooks' `caBundle`, renewal).
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`args`] and [`serve`]: the `serve` flags and the process around it all.
@@ -30,6 +32,7 @@ pub mod admin;
 pub mod admission;
 pub mod args;
 pub mod catalog;
+pub mod certs;
 pub mod crds;
 pub mod metrics;
 pub mod serve;

@@ -11,9 +11,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::admin::{self, AdminState, Readiness};
 use crate::args::{Clock, Settings};
 use crate::catalog::{self, CatalogError, SharedCatalog};
+use crate::certs::manager::CertManager;
 use crate::metrics::Metrics;
 use crate::server::{self, AdmissionState};
-use crate::tls::Reloader;
+use crate::tls::{Reloader, TlsSource};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -139,28 +140,30 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut admin_task = tokio::spawn(admin_server);
     tracing::info!(addr = %settings.admin_listen, "admin server listening");
 
-    let files = settings.tls.clone();
-    let reloader = loop {
-        let attempt = {
-            let files = files.clone();
-            tokio::task::spawn_blocking(move || Reloader::start(files)).await
-        };
-        match attempt {
-            Ok(Ok(r)) => break r,
-            Ok(Err(error)) => tracing::warn!(%error, "TLS certificate not loadable yet; retrying"),
-            Err(error) => tracing::error!(%error, "TLS loader failed; retrying"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(settings.tls_reload_interval) => {}
-            name = signals.recv() => {
-                tracing::info!(signal = name, "stopping before the TLS certificate was loaded");
-                admin_handle.shutdown();
-                return Ok(());
+    // Readiness waits for this: files that load, or self-managed certificates
+    // stored and trusted by the webhook configurations (errors retried).
+    let tls_ready = async {
+        Ok::<_, ServeError>(match &settings.tls {
+            TlsSource::Files(files) => {
+                Reloader::wait_and_run(files.clone(), settings.tls_reload_interval, metrics.clone())
+                    .await
             }
+            TlsSource::SelfManaged(certs) => {
+                let client = kube::Client::try_default().await?;
+                CertManager::new(client, certs.clone())
+                    .start(metrics.clone())
+                    .await
+            }
+        })
+    };
+    let tls_config = tokio::select! {
+        config = tls_ready => config?,
+        name = signals.recv() => {
+            tracing::info!(signal = name, "stopping before the TLS certificate was loaded");
+            admin_handle.shutdown();
+            return Ok(());
         }
     };
-    let tls_config = reloader.live();
-    tokio::spawn(reloader.run(settings.tls_reload_interval, metrics.clone()));
 
     let handle: Handle<SocketAddr> = Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls_config)

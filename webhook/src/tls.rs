@@ -1,7 +1,9 @@
 //! TLS material: the rustls server configuration from a PEM certificate chain
-//! and key, and a poller that swaps in a new configuration when the files
-//! change. New handshakes use the new certificate; open connections keep
-//! theirs. A pair that does not load is logged and the previous one kept.
+//! and key, held in a [`LiveTls`] whose configuration can be swapped while the
+//! server runs. The PEM comes either from files, re-read by a [`Reloader`]
+//! when they change, or from memory (the self-managed certificates of
+//! [`crate::certs`]). New handshakes use the new certificate; open connections
+//! keep theirs. A pair that does not load is logged and the previous one kept.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,36 +25,147 @@ pub enum TlsError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A file is not PEM.
-    #[error("{}: not PEM: {source}", path.display())]
+    /// The material is not PEM.
+    #[error("{origin}: not PEM: {source}")]
     Pem {
-        /// The file.
-        path: PathBuf,
+        /// Where it came from (a file path, or a Secret and key).
+        origin: String,
         /// The cause.
         source: std::io::Error,
     },
-    /// The certificate file holds no certificate.
-    #[error("{}: no CERTIFICATE block found", path.display())]
+    /// The certificate holds no certificate.
+    #[error("{origin}: no CERTIFICATE block found")]
     NoCertificate {
-        /// The file.
-        path: PathBuf,
+        /// Where it came from.
+        origin: String,
     },
-    /// The key file holds no private key.
-    #[error("{}: no PRIVATE KEY block found", path.display())]
+    /// The key holds no private key.
+    #[error("{origin}: no PRIVATE KEY block found")]
     NoKey {
-        /// The file.
-        path: PathBuf,
+        /// Where it came from.
+        origin: String,
     },
     /// rustls refused the pair (e.g. the key does not match the certificate).
-    #[error("certificate {} and key {} do not make a TLS configuration: {source}", cert.display(), key.display())]
+    #[error("certificate {cert} and key {key} do not make a TLS configuration: {source}")]
     Config {
-        /// The certificate file.
-        cert: PathBuf,
-        /// The key file.
-        key: PathBuf,
+        /// Where the certificate came from.
+        cert: String,
+        /// Where the key came from.
+        key: String,
         /// The cause.
         source: rustls::Error,
     },
+}
+
+/// Where a certificate and its key came from, for error messages: two file
+/// paths, or e.g. `Secret ns/name key tls.crt`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Where the certificate chain came from.
+    pub cert: String,
+    /// Where the private key came from.
+    pub key: String,
+}
+
+/// Builds a server configuration from PEM contents: TLS 1.2 and 1.3 with the
+/// ring provider, ALPN `h2` and `http/1.1`, no client authentication.
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    origin: &Origin,
+) -> Result<ServerConfig, TlsError> {
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem {
+            origin: origin.cert.clone(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            origin: origin.cert.clone(),
+        });
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|source| TlsError::Pem {
+            origin: origin.key.clone(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoKey {
+            origin: origin.key.clone(),
+        })?;
+    let config_err = |source| TlsError::Config {
+        cert: origin.cert.clone(),
+        key: origin.key.clone(),
+        source,
+    };
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(config_err)?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(config_err)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The raw PEM of a certificate chain and its key.
+type Contents = (Vec<u8>, Vec<u8>);
+
+/// The configuration the admission server accepts connections with, and the
+/// PEM it was built from: [`LiveTls::update`] swaps in a new pair.
+#[derive(Debug)]
+pub struct LiveTls {
+    live: RustlsConfig,
+    loaded: Contents,
+}
+
+impl LiveTls {
+    /// Builds the first configuration from PEM contents.
+    pub fn new(cert_pem: &[u8], key_pem: &[u8], origin: &Origin) -> Result<LiveTls, TlsError> {
+        let config = server_config(cert_pem, key_pem, origin)?;
+        Ok(LiveTls {
+            live: RustlsConfig::from_config(Arc::new(config)),
+            loaded: (cert_pem.to_vec(), key_pem.to_vec()),
+        })
+    }
+
+    /// The configuration handle the server uses; it follows every update.
+    pub fn live(&self) -> RustlsConfig {
+        self.live.clone()
+    }
+
+    /// Whether this pair is the one being served.
+    pub fn is_serving(&self, cert_pem: &[u8], key_pem: &[u8]) -> bool {
+        self.loaded.0 == cert_pem && self.loaded.1 == key_pem
+    }
+
+    /// Swaps in a new pair: `Ok(true)` when swapped, `Ok(false)` when the pair
+    /// is the one already served; on error the current one stays.
+    pub fn update(
+        &mut self,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        origin: &Origin,
+    ) -> Result<bool, TlsError> {
+        if self.is_serving(cert_pem, key_pem) {
+            return Ok(false);
+        }
+        let config = server_config(cert_pem, key_pem, origin)?;
+        self.live.reload_from_config(Arc::new(config));
+        self.loaded = (cert_pem.to_vec(), key_pem.to_vec());
+        Ok(true)
+    }
+}
+
+/// Where the admission server's certificate comes from.
+#[derive(Clone, Debug)]
+pub enum TlsSource {
+    /// PEM files (`--tls-cert-file`, `--tls-key-file`), re-read when they change.
+    Files(TlsFiles),
+    /// Self-managed: generated, kept in a Secret and renewed by
+    /// [`crate::certs`], served from memory.
+    SelfManaged(crate::certs::CertSettings),
 }
 
 /// The certificate and key files.
@@ -63,9 +176,6 @@ pub struct TlsFiles {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
 }
-
-/// The raw contents of both files.
-type Contents = (Vec<u8>, Vec<u8>);
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
@@ -79,48 +189,17 @@ impl TlsFiles {
         Ok((read(&self.cert)?, read(&self.key)?))
     }
 
+    fn origin(&self) -> Origin {
+        Origin {
+            cert: self.cert.display().to_string(),
+            key: self.key.display().to_string(),
+        }
+    }
+
     /// Reads both files and builds a server configuration.
     pub fn load(&self) -> Result<ServerConfig, TlsError> {
         let (cert, key) = self.read()?;
-        self.config(&cert, &key)
-    }
-
-    /// Builds a server configuration from PEM contents: TLS 1.2 and 1.3 with
-    /// the ring provider, ALPN `h2` and `http/1.1`, no client authentication.
-    pub fn config(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerConfig, TlsError> {
-        let certs = rustls_pemfile::certs(&mut &cert_pem[..])
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem {
-                path: self.cert.clone(),
-                source,
-            })?;
-        if certs.is_empty() {
-            return Err(TlsError::NoCertificate {
-                path: self.cert.clone(),
-            });
-        }
-        let key = rustls_pemfile::private_key(&mut &key_pem[..])
-            .map_err(|source| TlsError::Pem {
-                path: self.key.clone(),
-                source,
-            })?
-            .ok_or_else(|| TlsError::NoKey {
-                path: self.key.clone(),
-            })?;
-        let config_err = |source| TlsError::Config {
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            source,
-        };
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .map_err(config_err)?
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .map_err(config_err)?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(config)
+        server_config(&cert, &key, &self.origin())
     }
 }
 
@@ -128,27 +207,25 @@ impl TlsFiles {
 #[derive(Debug)]
 pub struct Reloader {
     files: TlsFiles,
-    live: RustlsConfig,
-    loaded: Contents,
+    tls: LiveTls,
     last_failed: Option<Contents>,
 }
 
 impl Reloader {
     /// Loads the files once; the returned reloader serves that configuration.
     pub fn start(files: TlsFiles) -> Result<Reloader, TlsError> {
-        let loaded = files.read()?;
-        let config = files.config(&loaded.0, &loaded.1)?;
+        let (cert, key) = files.read()?;
+        let tls = LiveTls::new(&cert, &key, &files.origin())?;
         Ok(Reloader {
             files,
-            live: RustlsConfig::from_config(Arc::new(config)),
-            loaded,
+            tls,
             last_failed: None,
         })
     }
 
     /// The configuration the server accepts connections with.
     pub fn live(&self) -> RustlsConfig {
-        self.live.clone()
+        self.tls.live()
     }
 
     /// Re-reads the files; if their contents changed and make a valid pair,
@@ -156,21 +233,49 @@ impl Reloader {
     /// nothing changed (or the same bad pair was already reported).
     pub fn poll(&mut self) -> Result<bool, TlsError> {
         let contents = self.files.read()?;
-        if contents == self.loaded || self.last_failed.as_ref() == Some(&contents) {
+        if self.last_failed.as_ref() == Some(&contents) {
             return Ok(false);
         }
-        match self.files.config(&contents.0, &contents.1) {
-            Ok(config) => {
-                self.live.reload_from_config(Arc::new(config));
-                self.loaded = contents;
+        match self
+            .tls
+            .update(&contents.0, &contents.1, &self.files.origin())
+        {
+            Ok(swapped) => {
                 self.last_failed = None;
-                Ok(true)
+                Ok(swapped)
             }
             Err(e) => {
                 self.last_failed = Some(contents);
                 Err(e)
             }
         }
+    }
+
+    /// Waits until the files make a valid pair (logging why not every
+    /// `interval`), then polls them every `interval` in the background.
+    /// Returns the configuration the server accepts connections with.
+    pub async fn wait_and_run(
+        files: TlsFiles,
+        interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> RustlsConfig {
+        let reloader = loop {
+            let attempt = {
+                let files = files.clone();
+                tokio::task::spawn_blocking(move || Reloader::start(files)).await
+            };
+            match attempt {
+                Ok(Ok(r)) => break r,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "TLS certificate not loadable yet; retrying")
+                }
+                Err(error) => tracing::error!(%error, "TLS loader failed; retrying"),
+            }
+            tokio::time::sleep(interval).await;
+        };
+        let live = reloader.live();
+        tokio::spawn(reloader.run(interval, metrics));
+        live
     }
 
     /// Polls every `interval` until the process ends.
