@@ -82,6 +82,15 @@ impl CertSettings {
     }
 }
 
+/// The API server's own message for API errors (without kube's debug dump
+/// of the Status), the error itself otherwise.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Why self-managed certificates cannot be made or stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -102,7 +111,7 @@ pub enum CertError {
         detail: String,
     },
     /// An API call failed.
-    #[error("cannot {action} {object}: {source}")]
+    #[error("cannot {action} {object}: {}", api_message(source))]
     Api {
         /// What was attempted (`read`, `create`, `replace`, `patch`).
         action: &'static str,
