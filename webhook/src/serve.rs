@@ -35,6 +35,11 @@ pub enum ServeError {
     /// No Kubernetes client could be made.
     #[error("cannot create a Kubernetes client (or run without a cluster with --catalog-dir): {0}")]
     Client(#[from] kube::Error),
+    /// Self-managed certificates need the API, and no client could be made.
+    #[error(
+        "self-managed certificates need the Kubernetes API (run in a pod or with a kubeconfig), or pass --tls-cert-file and --tls-key-file: {0}"
+    )]
+    CertClient(kube::Error),
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
@@ -149,7 +154,9 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
                     .await
             }
             TlsSource::SelfManaged(certs) => {
-                let client = kube::Client::try_default().await?;
+                let client = kube::Client::try_default()
+                    .await
+                    .map_err(ServeError::CertClient)?;
                 CertManager::new(client, certs.clone())
                     .start(metrics.clone())
                     .await
