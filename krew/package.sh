@@ -250,6 +250,7 @@ cmd_manifest() {
         local tmp
         tmp="$(mktemp "$output.XXXXXX")"
         printf '%s\n' "$manifest" >"$tmp"
+        chmod 0644 "$tmp"
         mv "$tmp" "$output"
         echo "wrote $output" >&2
     fi

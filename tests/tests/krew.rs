@@ -414,6 +414,15 @@ fn local_package_passes_krew_validation() {
         out.to_str().unwrap(),
     ]));
     let manifest = assert_valid(&out, dist.path());
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o644,
+            0o644,
+            "the manifest is published as written: {mode:o}"
+        );
+    }
     assert_eq!(
         manifest["spec"]["version"],
         format!("v{version}"),
