@@ -40,6 +40,30 @@ Examples:
   # The same at a fixed time, as JSON
   kubectl ephemeral render -R -f examples/ --now 2026-11-21T09:00:00Z -o json";
 
+const CREATE_ABOUT: &str = "Create an environment.\n\n\
+Each --app names an AppTemplate of the namespace (APP), optionally with the image tag prefix to \
+follow (APP=PREFIX) or the git branch whose builds to follow (APP@BRANCH; the webhook derives the \
+prefix as CI tags images). Without --until/--for the webhook gives the default lease (the next \
+daily cut-off). The owner is whoever creates it.";
+const EXTEND_ABOUT: &str = "Move the end of an environment's lease.\n\n\
+Give exactly one of --until, --for, or --hour (with --days N: N days from today, the old tool's \
+\"until hour H, N days from now\"). Local times are in your zone ($TZ, else the system's); the \
+lease is stored in UTC. A weekly schedule is replaced by the new end. The webhook refuses a lease \
+beyond the cluster's maximum.";
+const COMPLETION_ABOUT: &str = "Print a shell completion script for `kubectl-ephemeral` run on its own.\n\n\
+For `kubectl ephemeral <TAB>` (kubectl 1.26 and later) no script is needed: kubectl asks an \
+executable named kubectl_complete-ephemeral on your PATH. Make it a symlink to this binary, which \
+then answers kubectl's completion protocol, environment and app names included:\n\n  \
+cd \"$(dirname \"$(command -v kubectl-ephemeral)\")\" && ln -s kubectl-ephemeral kubectl_complete-ephemeral";
+const RENDER_ABOUT: &str = "Show, offline, exactly what the cluster will make of Environments.\n\n\
+Reads files or directories of (multi-document) YAML or JSON holding Environments and the \
+catalog they use (AppTemplates, AppBundles, and the GitRepositories that sourceBranch copies; \
+ImagePolicies with a status.latestRef.tag supply resolved image tags). For each Environment, \
+in input order, prints the Environment as the admission webhook admits it, followed by every \
+Flux object the controller creates for it. Needs no kubeconfig and no cluster. Documents of \
+other kinds are skipped with a warning.\n\n\
+The policy flags must match the cluster's webhook for the output to match the cluster.";
+
 const CLUSTER_AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error, 2 wrong usage, 130 interrupted.
 kubectl passes no global flags to plugins: put -n, --context and --kubeconfig after `ephemeral`.";
@@ -62,12 +86,36 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create an environment.
+    #[command(long_about = CREATE_ABOUT)]
     Create(CreateArgs),
     /// List environments, like `kubectl get`.
     #[command(visible_aliases = ["ls", "get"])]
     List(ListArgs),
+    /// Show an environment in detail: lease, apps, image tags, readiness, URLs, events.
+    Describe(NameArgs),
+    /// Move the end of an environment's lease.
+    #[command(long_about = EXTEND_ABOUT)]
+    Extend(ExtendArgs),
+    /// Add an app to an environment.
+    AddApp(AddAppArgs),
+    /// Change which builds an app of an environment follows.
+    SetApp(SetAppArgs),
+    /// Remove an app from an environment.
+    RemoveApp(RemoveAppArgs),
+    /// Delete an environment (and, through Kubernetes garbage collection, its Flux objects).
+    Delete(DeleteArgs),
+    /// Wait until an environment is ready (or gone).
+    Wait(WaitArgs),
+    /// List the catalog: AppTemplates and AppBundles with their descriptions.
+    Templates(TemplatesArgs),
     /// Show, offline, exactly what the cluster will make of Environments.
+    #[command(long_about = RENDER_ABOUT)]
     Render(RenderArgs),
+    /// Print a shell completion script.
+    #[command(long_about = COMPLETION_ABOUT)]
+    Completion(CompletionArgs),
+    /// Print the plugin's version.
+    Version,
 }
 
 /// Which cluster and namespace, as in kubectl.
@@ -177,11 +225,6 @@ pub struct LeaseArgs {
 /// `kubectl ephemeral create`.
 #[derive(clap::Args, Debug)]
 #[command(
-    long_about = "Create an environment.\n\n\
-Each --app names an AppTemplate of the namespace (APP), optionally with the image tag prefix to \
-follow (APP=PREFIX) or the git branch whose builds to follow (APP@BRANCH; the webhook derives the \
-prefix as CI tags images). Without --until/--for the webhook gives the default lease (the next \
-daily cut-off). The owner is whoever creates it.",
     after_help = CLUSTER_AFTER_HELP
 )]
 pub struct CreateArgs {
@@ -259,11 +302,6 @@ pub struct NameArgs {
 /// `kubectl ephemeral extend`.
 #[derive(clap::Args, Debug)]
 #[command(
-    long_about = "Move the end of an environment's lease.\n\n\
-Give exactly one of --until, --for, or --hour (with --days N: N days from today, the old tool's \
-\"until hour H, N days from now\"). Local times are in your zone ($TZ, else the system's); the \
-lease is stored in UTC. A weekly schedule is replaced by the new end. The webhook refuses a lease \
-beyond the cluster's maximum.",
     after_help = CLUSTER_AFTER_HELP
 )]
 #[command(group(clap::ArgGroup::new("new-end").required(true).args(["until", "for_", "hour"])))]
@@ -408,11 +446,6 @@ pub enum Shell {
 /// `kubectl ephemeral completion`.
 #[derive(clap::Args, Debug)]
 #[command(
-    long_about = "Print a shell completion script for `kubectl-ephemeral` run on its own.\n\n\
-For `kubectl ephemeral <TAB>` (kubectl 1.26 and later) no script is needed: kubectl asks an \
-executable named kubectl_complete-ephemeral on your PATH. Make it a symlink to this binary, which \
-then answers kubectl's completion protocol, environment and app names included:\n\n  \
-ln -s \"$(command -v kubectl-ephemeral)\" \"$(dirname \"$(command -v kubectl-ephemeral)\")/kubectl_complete-ephemeral\"",
     after_help = "Examples:\n  source <(kubectl-ephemeral completion bash)\n  kubectl-ephemeral completion fish | source"
 )]
 pub struct CompletionArgs {
@@ -433,14 +466,6 @@ pub enum RenderFormat {
 /// `kubectl ephemeral render`.
 #[derive(clap::Args, Debug)]
 #[command(
-    long_about = "Show, offline, exactly what the cluster will make of Environments.\n\n\
-Reads files or directories of (multi-document) YAML or JSON holding Environments and the \
-catalog they use (AppTemplates, AppBundles, and the GitRepositories that sourceBranch copies; \
-ImagePolicies with a status.latestRef.tag supply resolved image tags). For each Environment, \
-in input order, prints the Environment as the admission webhook admits it, followed by every \
-Flux object the controller creates for it. Needs no kubeconfig and no cluster. Documents of \
-other kinds are skipped with a warning.\n\n\
-The policy flags must match the cluster's webhook for the output to match the cluster.",
     after_help = RENDER_AFTER_HELP
 )]
 pub struct RenderArgs {

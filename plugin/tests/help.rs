@@ -16,7 +16,20 @@ fn help(args: &[&str]) -> String {
 }
 
 /// Every subcommand (render's help is in render.rs).
-const COMMANDS: &[&str] = &["create", "list"];
+const COMMANDS: &[&str] = &[
+    "create",
+    "list",
+    "describe",
+    "extend",
+    "add-app",
+    "set-app",
+    "remove-app",
+    "delete",
+    "wait",
+    "templates",
+    "completion",
+    "version",
+];
 
 #[test]
 fn every_command_has_help() {

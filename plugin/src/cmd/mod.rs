@@ -6,8 +6,16 @@ use kube::Client;
 
 use crate::time::Clock;
 
+pub mod apps;
+pub mod completion;
 pub mod create;
+pub mod delete;
+pub mod describe;
+pub mod extend;
 pub mod list;
+pub mod templates;
+pub mod version;
+pub mod wait;
 
 /// What every cluster command works with.
 #[derive(Clone)]

@@ -3,8 +3,14 @@
 
 mod support;
 
+mod apps;
+mod completion;
 mod create;
+mod delete;
+mod describe;
+mod extend;
 mod list;
+mod templates;
 
 use kubectl_ephemeral::cli::{Cli, Command};
 
