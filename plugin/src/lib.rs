@@ -1,6 +1,13 @@
 //! Library half of `kubectl-ephemeral`: argument definitions and commands.
 
+pub mod api;
 pub mod cli;
+pub mod client;
+pub mod cmd;
+pub mod error;
 pub mod input;
 pub mod output;
 pub mod render;
+pub mod summary;
+pub mod table;
+pub mod time;

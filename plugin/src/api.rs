@@ -1,0 +1,58 @@
+//! Handles on the API: which resources, with which field manager.
+
+use ephemeral_core::{AppBundle, AppTemplate, Environment};
+use kube::api::{Api, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Resource};
+
+/// The field manager of every write, so `managedFields` show who changed what.
+pub const FIELD_MANAGER: &str = "kubectl-ephemeral";
+
+/// Environments in a namespace.
+pub fn environments(client: &Client, namespace: &str) -> Api<Environment> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// AppTemplates in a namespace.
+pub fn templates(client: &Client, namespace: &str) -> Api<AppTemplate> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// AppBundles in a namespace.
+pub fn bundles(client: &Client, namespace: &str) -> Api<AppBundle> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Flux `image.toolkit.fluxcd.io/v1` ImagePolicies (we only read them).
+pub fn image_policy_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "image.toolkit.fluxcd.io",
+        "v1",
+        "ImagePolicy",
+    ))
+}
+
+/// Parameters of a create, with our field manager.
+pub fn post_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    }
+}
+
+/// Parameters of a patch, with our field manager.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// `environment.ephemeral.io/NAME`, as kubectl names objects.
+pub fn display_name(name: &str) -> String {
+    format!(
+        "{}.{}/{name}",
+        Environment::kind(&()).to_lowercase(),
+        Environment::group(&())
+    )
+}

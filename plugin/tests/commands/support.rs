@@ -1,0 +1,255 @@
+//! A mocked API server (kube-rs's tower-test pattern) that plays a named
+//! scenario: each expected request is checked (method, path, query,
+//! content type, body) and answered in order; a missing or extra request fails.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use ephemeral_core::{Config, Environment, expand};
+use http::{Request, Response};
+use kube::Client;
+use kube::client::Body;
+use kubectl_ephemeral::cmd::{Ctx, Notes};
+use kubectl_ephemeral::error::Error;
+use kubectl_ephemeral::input::Input;
+use kubectl_ephemeral::time::Clock;
+use serde_json::{Value, json};
+
+/// The time every scenario runs at: Saturday 2026-11-21, 12:00 UTC.
+pub const NOW: &str = "2026-11-21T12:00:00Z";
+
+/// One request the command must make, and the answer it gets.
+pub struct Exchange {
+    method: &'static str,
+    path: String,
+    query: BTreeMap<String, String>,
+    content_type: Option<&'static str>,
+    body: Option<Value>,
+    status: u16,
+    response: Value,
+}
+
+/// Expects `METHOD path` with no query.
+pub fn expect(method: &'static str, path: impl Into<String>) -> Exchange {
+    Exchange {
+        method,
+        path: path.into(),
+        query: BTreeMap::new(),
+        content_type: None,
+        body: None,
+        status: 200,
+        response: json!({}),
+    }
+}
+
+impl Exchange {
+    /// Also expects these query parameters (and no others).
+    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.query = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self
+    }
+
+    /// Also expects this JSON body with this content type.
+    pub fn body(mut self, content_type: &'static str, body: Value) -> Self {
+        self.content_type = Some(content_type);
+        self.body = Some(body);
+        self
+    }
+
+    /// Answers 200 with this object.
+    pub fn ok(mut self, response: Value) -> Self {
+        self.response = response;
+        self
+    }
+
+    /// Answers with a `Status` failure.
+    pub fn fail(mut self, code: u16, reason: &str, message: &str, name: Option<&str>) -> Self {
+        self.status = code;
+        let mut status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": reason, "code": code});
+        status["details"] = match name {
+            Some(n) => json!({"name": n, "group": "ephemeral.io", "kind": "environments"}),
+            None => json!({}),
+        };
+        self.response = status;
+        self
+    }
+}
+
+/// A fixed clock in UTC.
+pub fn clock() -> Clock {
+    Clock::fixed(NOW.parse().unwrap(), jiff::tz::TimeZone::UTC)
+}
+
+/// Plays `exchanges` against the command `f` runs in namespace `ephemeral`;
+/// returns its result and what it printed.
+pub async fn play<F, Fut>(exchanges: Vec<Exchange>, f: F) -> (Result<Notes, Error>, String)
+where
+    F: FnOnce(Ctx, Vec<u8>) -> Fut,
+    Fut: Future<Output = (Result<Notes, Error>, Vec<u8>)>,
+{
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        for (i, ex) in exchanges.into_iter().enumerate() {
+            let what = format!("request {} ({} {})", i + 1, ex.method, ex.path);
+            let Some((request, send)) = handle.next_request().await else {
+                panic!("{what} was expected, but the command made no more requests");
+            };
+            assert_eq!(request.method().as_str(), ex.method, "{what}: method");
+            assert_eq!(request.uri().path(), ex.path, "{what}: path");
+            let query: BTreeMap<String, String> = request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (k.to_owned(), decode(v))
+                })
+                .collect();
+            assert_eq!(query, ex.query, "{what}: query");
+            if let Some(ct) = ex.content_type {
+                assert_eq!(
+                    request
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok()),
+                    Some(ct),
+                    "{what}: content type"
+                );
+            }
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            if let Some(expected) = ex.body {
+                let body: Value = serde_json::from_slice(&bytes).expect("a JSON body");
+                assert_eq!(body, expected, "{what}: body");
+            }
+            let response = Response::builder()
+                .status(ex.status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&ex.response).unwrap()))
+                .unwrap();
+            send.send_response(response);
+        }
+        if let Some((request, _)) = handle.next_request().await {
+            panic!(
+                "unexpected extra request: {} {}",
+                request.method(),
+                request.uri()
+            );
+        }
+    });
+    let ctx = Ctx {
+        client: Client::new(svc, "default"),
+        namespace: "ephemeral".to_owned(),
+        clock: clock(),
+        colour: false,
+    };
+    let (result, out) = f(ctx, Vec::new()).await;
+    // The client is gone with the command: the server sees the end of requests.
+    if let Err(e) = server.await {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    (result, String::from_utf8(out).unwrap())
+}
+
+fn decode(v: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = v.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// What a command printed and returned, as one text for snapshots.
+pub fn transcript(result: &Result<Notes, Error>, out: &str) -> String {
+    let stderr = match result {
+        Ok(notes) => notes.join("\n"),
+        Err(e) => format!("error: {e} (exit {})", e.exit_code()),
+    };
+    format!("--- stdout\n{out}--- stderr\n{stderr}\n")
+}
+
+/// The example catalog.
+fn catalog() -> ephemeral_core::Catalog {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    let mut input = Input::default();
+    for file in ["sources.yaml", "templates.yaml"] {
+        let path = root.join(file);
+        input
+            .add_file(&path, &std::fs::read_to_string(&path).unwrap())
+            .unwrap();
+    }
+    input.catalog
+}
+
+/// An Environment as the real expansion admits it at 09:00 (what the webhook
+/// stores), created then, with the given spec; no status yet.
+pub fn admitted(name: &str, owner: &str, spec: Value) -> Value {
+    let env: Environment = serde_json::from_value(json!({
+        "apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
+        "metadata": {"name": name, "namespace": "ephemeral"},
+        "spec": spec,
+    }))
+    .unwrap();
+    let at = "2026-11-21T09:00:00Z".parse().unwrap();
+    let expansion = expand(&env, &catalog(), &Config::default(), at, owner)
+        .unwrap_or_else(|d| panic!("fixture {name} is refused: {d}"));
+    let mut value = serde_json::to_value(&expansion.environment).unwrap();
+    let meta = value["metadata"].as_object_mut().unwrap();
+    meta.insert("uid".into(), json!(format!("uid-{name}")));
+    meta.insert("resourceVersion".into(), json!("1000"));
+    meta.insert("generation".into(), json!(1));
+    meta.insert("creationTimestamp".into(), json!("2026-11-21T09:00:00Z"));
+    value
+}
+
+/// Adds a controller status: `ready` apps ready out of all, per-app state.
+pub fn with_status(mut env: Value, apps: Value, lease_end: &str) -> Value {
+    let list = apps.as_array().unwrap();
+    let ready = list.iter().filter(|a| a["ready"] == json!(true)).count();
+    let all_ready = ready == list.len();
+    env["status"] = json!({
+        "observedGeneration": 1,
+        "readyApps": format!("{ready}/{}", list.len()),
+        "leaseEnd": lease_end,
+        "apps": apps,
+        "conditions": [{
+            "type": "Ready",
+            "status": if all_ready { "True" } else { "False" },
+            "reason": if all_ready { "Ready" } else { "AppsNotReady" },
+            "message": if all_ready { "all apps are ready".to_owned() } else { format!("{ready}/{} apps ready", list.len()) },
+            "observedGeneration": 1,
+            "lastTransitionTime": "2026-11-21T09:05:00Z",
+        }],
+    });
+    env
+}
+
+/// A `List` response.
+pub fn list_of(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "ephemeral.io/v1alpha1", "kind": format!("{kind}List"),
+        "metadata": {"resourceVersion": "2000"}, "items": items})
+}
+
+/// Path of the environments collection in namespace `ephemeral`.
+pub const ENVS: &str = "/apis/ephemeral.io/v1alpha1/namespaces/ephemeral/environments";
