@@ -4,6 +4,7 @@
 //! - [`catalog`]: the catalog snapshot, from files or kube watchers.
 //! - [`tls`]: certificate loading and hot reload.
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
+//! - [`controller`]: the controller that materialises Environments.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`args`] and [`serve`]: the `serve` flags and the process around it all.
 //!
@@ -30,6 +31,7 @@ pub mod admin;
 pub mod admission;
 pub mod args;
 pub mod catalog;
+pub mod controller;
 pub mod crds;
 pub mod metrics;
 pub mod serve;
