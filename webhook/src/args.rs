@@ -49,12 +49,33 @@ pub struct ServeArgs {
     /// Re-read every --tls-reload-interval: when its contents (or the key's)
     /// change, new connections get the new certificate and open connections are
     /// kept. A pair that does not load is logged and the previous one kept.
+    /// Needed unless --webhook=false.
     #[arg(long, env = "EPHEMERAL_TLS_CERT_FILE", value_name = "FILE")]
-    pub tls_cert_file: PathBuf,
+    pub tls_cert_file: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching --tls-cert-file.
     #[arg(long, env = "EPHEMERAL_TLS_KEY_FILE", value_name = "FILE")]
-    pub tls_key_file: PathBuf,
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Run the admission webhook (HTTPS on --listen). With --webhook=false no
+    /// TLS material is needed and no admission server listens.
+    #[arg(long, env = "EPHEMERAL_WEBHOOK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub webhook: bool,
+
+    /// Run the controller that materialises Environments into Flux objects
+    /// (only the replica holding --leader-election-lease reconciles).
+    #[arg(long, env = "EPHEMERAL_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub controller: bool,
+
+    /// The coordination.k8s.io/v1 Lease (in --namespace) whose holder
+    /// (--pod-name) runs the controller, so several replicas are safe.
+    #[arg(
+        long,
+        env = "EPHEMERAL_LEADER_ELECTION_LEASE",
+        default_value = "ephemeral-controller",
+        value_name = "NAME"
+    )]
+    pub leader_election_lease: String,
 
     /// How often the certificate and key files are checked for changes (Go duration).
     #[arg(long, env = "EPHEMERAL_TLS_RELOAD_INTERVAL", default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
@@ -107,7 +128,8 @@ pub struct ServeArgs {
     ///
     /// Files are read recursively, may hold several documents, and documents of
     /// other kinds are ignored; objects without a namespace go to "default".
-    /// With this flag the webhook needs no cluster access at all. Without it,
+    /// With this flag and --controller=false the process needs no cluster
+    /// access at all. Without it,
     /// it watches those three kinds in all namespaces (list and watch RBAC) and
     /// is not ready until the first listing is complete.
     #[arg(long, env = "EPHEMERAL_CATALOG_DIR", value_name = "DIR")]
@@ -185,8 +207,14 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Plain-HTTP admin address.
     pub admin_listen: SocketAddr,
-    /// Certificate and key.
-    pub tls: TlsFiles,
+    /// Certificate and key (None with the webhook off).
+    pub tls: Option<TlsFiles>,
+    /// Whether the admission webhook runs.
+    pub webhook: bool,
+    /// Whether the controller runs.
+    pub controller: bool,
+    /// Name of the leader-election Lease.
+    pub leader_election_lease: String,
     /// Certificate poll interval.
     pub tls_reload_interval: Duration,
     /// Who counts as admin.
@@ -208,15 +236,37 @@ pub struct Settings {
 }
 
 impl ServeArgs {
+    fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        if !self.webhook && !self.controller {
+            return Err(ConfigError {
+                flag: "controller",
+                value: "false".into(),
+                problem: "with --webhook=false as well nothing would run; enable the webhook, the controller or both".into(),
+            });
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            _ if !self.webhook => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (cert, _) => Err(ConfigError {
+                flag: if cert.is_none() { "tls-cert-file" } else { "tls-key-file" },
+                value: String::new(),
+                problem: "the admission webhook needs --tls-cert-file and --tls-key-file; give both, or run only the controller with --webhook=false".into(),
+            }),
+        }
+    }
+
     /// Checks the flags.
     pub fn to_settings(&self) -> Result<Settings, ConfigError> {
         Ok(Settings {
             listen: self.listen,
             admin_listen: self.admin_listen,
-            tls: TlsFiles {
-                cert: self.tls_cert_file.clone(),
-                key: self.tls_key_file.clone(),
-            },
+            tls: self.tls_files()?,
+            webhook: self.webhook,
+            controller: self.controller,
+            leader_election_lease: self.leader_election_lease.trim().to_owned(),
             tls_reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
             access: Access {
                 admin_groups: self
@@ -312,6 +362,39 @@ mod tests {
     }
 
     #[test]
+    fn halves_and_leader_election() {
+        let s = parse(&[]).unwrap().to_settings().unwrap();
+        assert!(s.webhook && s.controller);
+        assert_eq!(s.leader_election_lease, "ephemeral-controller");
+        assert!(s.tls.is_some());
+        let s = parse(&[
+            "--controller=false",
+            "--webhook",
+            "--leader-election-lease",
+            "mine",
+        ])
+        .unwrap()
+        .to_settings()
+        .unwrap();
+        assert!(s.webhook && !s.controller);
+        assert_eq!(s.leader_election_lease, "mine");
+        // The controller alone needs no TLS material.
+        let s = Cli::try_parse_from(["serve", "--webhook=false"])
+            .unwrap()
+            .serve
+            .to_settings()
+            .unwrap();
+        assert!(!s.webhook && s.controller && s.tls.is_none());
+        let err = Cli::try_parse_from(["serve", "--tls-cert-file", "c.pem"])
+            .unwrap()
+            .serve
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(err.flag, "tls-key-file");
+        assert!(parse(&["--webhook=maybe"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let err = parse(&["--shutdown-grace", "10"])
             .err()
@@ -320,6 +403,11 @@ mod tests {
         assert!(err.contains("'10' is not a duration"), "{err}");
         assert!(parse(&["--fixed-now", "tomorrow"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());
+        let err = parse(&["--webhook=false", "--controller=false"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("nothing would run"), "{err}");
         let err = parse(&["--zone", "Mars/Olympus"])
             .unwrap()
             .to_settings()

@@ -4,7 +4,8 @@
 //! - [`catalog`]: the catalog snapshot, from files or kube watchers.
 //! - [`tls`]: certificate loading and hot reload.
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
-//! - [`controller`]: the controller that materialises Environments.
+//! - [`controller`] and [`leader`]: the controller that materialises
+//!   Environments, and the Lease that lets one replica run it.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`args`] and [`serve`]: the `serve` flags and the process around it all.
 //!
@@ -33,6 +34,7 @@ pub mod args;
 pub mod catalog;
 pub mod controller;
 pub mod crds;
+pub mod leader;
 pub mod metrics;
 pub mod serve;
 pub mod server;

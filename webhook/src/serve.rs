@@ -1,5 +1,5 @@
 //! `ephemeral-webhook serve`: wires the catalog, TLS, the admission and admin
-//! servers and shutdown together.
+//! servers, the controller and shutdown together.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::admin::{self, AdminState, Readiness};
 use crate::args::{Clock, Settings};
 use crate::catalog::{self, CatalogError, SharedCatalog};
+use crate::controller;
+use crate::leader::ElectionConfig;
 use crate::metrics::Metrics;
 use crate::server::{self, AdmissionState};
 use crate::tls::Reloader;
@@ -104,20 +106,25 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     }
 
     let admin_listener = bind(settings.admin_listen, "admin").await?;
-    let listener = bind(settings.listen, "admission").await?;
+    let listener = match settings.webhook {
+        true => Some(bind(settings.listen, "admission").await?),
+        false => None,
+    };
 
-    match &settings.catalog_dir {
-        Some(dir) => {
-            let loaded = catalog::load_dir(dir)?;
-            tracing::info!(dir = %dir.display(), templates_and_bundles = loaded.len(), "catalog loaded from files");
-            catalog.replace(loaded);
-            catalog.mark_synced();
-        }
-        None => {
-            let client = kube::Client::try_default().await?;
-            tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
-            tokio::spawn(catalog::watch(client, catalog.clone()));
-        }
+    if let Some(dir) = &settings.catalog_dir {
+        let loaded = catalog::load_dir(dir)?;
+        tracing::info!(dir = %dir.display(), templates_and_bundles = loaded.len(), "catalog loaded from files");
+        catalog.replace(loaded);
+        catalog.mark_synced();
+    }
+    // The controller always needs the cluster; the webhook only without --catalog-dir.
+    let client = match (&settings.catalog_dir, settings.controller) {
+        (Some(_), false) => None,
+        _ => Some(kube::Client::try_default().await?),
+    };
+    if let (None, Some(client)) = (&settings.catalog_dir, &client) {
+        tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
+        tokio::spawn(catalog::watch(client.clone(), catalog.clone()));
     }
 
     let admin_handle: Handle<SocketAddr> = Handle::new();
@@ -139,7 +146,59 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut admin_task = tokio::spawn(admin_server);
     tracing::info!(addr = %settings.admin_listen, "admin server listening");
 
-    let files = settings.tls.clone();
+    let controller = match &client {
+        Some(client) if settings.controller => {
+            let recorder = kube::runtime::events::Recorder::new(
+                client.clone(),
+                kube::runtime::events::Reporter {
+                    controller: "ephemeral-controller".into(),
+                    instance: Some(settings.pod_name.clone()),
+                },
+            );
+            let ctx = controller::Context::new(
+                client.clone(),
+                catalog.clone(),
+                Arc::new(settings.config.clone()),
+                settings.clock,
+                recorder,
+                metrics.clone(),
+                controller::Settings::default(),
+            );
+            let election = ElectionConfig::new(
+                &settings.namespace,
+                &settings.leader_election_lease,
+                &settings.pod_name,
+            );
+            tracing::info!(lease = %settings.leader_election_lease, namespace = %settings.namespace, identity = %settings.pod_name, "controller enabled: campaigning for the leader Lease");
+            Some(controller::start(client.clone(), Arc::new(ctx), election))
+        }
+        _ => None,
+    };
+    let stop_controller = |grace: Duration| async move {
+        if let Some(c) = controller {
+            c.stop(grace).await;
+        }
+    };
+
+    let (Some(listener), Some(files)) = (listener, settings.tls.clone()) else {
+        // The controller alone (--webhook=false): ready once the catalog synced.
+        readiness.set_tls_not_needed();
+        let result = tokio::select! {
+            name = signals.recv() => {
+                tracing::info!(signal = name, "shutting down");
+                readiness.set_shutting_down();
+                Ok(())
+            }
+            r = &mut admin_task => {
+                stop_controller(settings.shutdown_grace).await;
+                return task_result("admin", r);
+            }
+        };
+        stop_controller(settings.shutdown_grace).await;
+        admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
+        let admin = task_result("admin", admin_task.await);
+        return result.and(admin);
+    };
     let reloader = loop {
         let attempt = {
             let files = files.clone();
@@ -154,6 +213,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             _ = tokio::time::sleep(settings.tls_reload_interval) => {}
             name = signals.recv() => {
                 tracing::info!(signal = name, "stopping before the TLS certificate was loaded");
+                stop_controller(settings.shutdown_grace).await;
                 admin_handle.shutdown();
                 return Ok(());
             }
@@ -197,9 +257,11 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         r = &mut server_task => task_result("admission", r),
         r = &mut admin_task => {
             handle.shutdown();
+            stop_controller(settings.shutdown_grace).await;
             return task_result("admin", r);
         }
     };
+    stop_controller(settings.shutdown_grace).await;
     admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
     let admin = task_result("admin", admin_task.await);
     result.and(admin)

@@ -50,15 +50,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::watcher;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use ephemeral_core::api::Environment;
 use ephemeral_core::expand::{MANAGED_BY, MANAGED_BY_LABEL};
 
+use crate::leader::{ElectionConfig, Elector};
 use children::ChildKind;
 pub use reconcile::{Context, Error, FIELD_MANAGER, Settings, UNADMITTED_OWNER, error_policy};
 
@@ -109,4 +112,76 @@ pub async fn run(
         })
         .await;
     tracing::info!("controller stopped");
+}
+
+/// The controller and its leader election, running in the background.
+#[derive(Debug)]
+pub struct Running {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts campaigning for the leader Lease; while this replica holds it,
+/// the controller runs. Losing the Lease stops reconciling (running
+/// reconciles finish) until it is won again.
+pub fn start(client: Client, ctx: Arc<Context>, election: ElectionConfig) -> Running {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (leading_tx, leading) = watch::channel(false);
+    let elector = Elector::new(client.clone(), election);
+    let tasks = vec![
+        tokio::spawn(elector.run(leading_tx, shutdown_rx.clone())),
+        tokio::spawn(supervise(client, ctx, leading, shutdown_rx)),
+    ];
+    Running { shutdown, tasks }
+}
+
+impl Running {
+    /// Stops reconciling, lets running reconciles finish and releases the
+    /// Lease, waiting at most `grace` for each.
+    pub async fn stop(self, grace: Duration) {
+        self.shutdown.send_replace(true);
+        for task in self.tasks {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!(?grace, "controller did not stop in time");
+            }
+        }
+    }
+}
+
+/// Resolves when `rx` holds a value for which `want` is true, or its sender is gone.
+async fn until(mut rx: watch::Receiver<bool>, want: bool) {
+    let _ = rx.wait_for(|v| *v == want).await.map(|_| ());
+}
+
+async fn supervise(
+    client: Client,
+    ctx: Arc<Context>,
+    leading: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = until(leading.clone(), true) => {}
+            _ = until(shutdown.clone(), true) => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tracing::info!("leading: starting to reconcile");
+        let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+        let (lost, stopping) = (leading.clone(), shutdown.clone());
+        let trigger = tokio::spawn(async move {
+            tokio::select! {
+                _ = until(lost, false) => {}
+                _ = until(stopping, true) => {}
+            }
+            let _ = stop_tx.send(());
+        });
+        run(client.clone(), ctx.clone(), stop_rx.map(|_| ())).await;
+        trigger.abort();
+        if *shutdown.borrow() {
+            return;
+        }
+        tracing::warn!("lost the leader Lease: stopped reconciling");
+    }
 }
