@@ -71,8 +71,17 @@ spec:
   helm: {chart: web, version: "2.x", sourceRef: {kind: HelmRepository, name: charts, namespace: flux-system}}
 "#;
 
-/// Collections (`/apis/<group>/<version>/namespaces/<ns>/<plural>`) → name → object.
-type Store = Arc<Mutex<HashMap<String, BTreeMap<String, Value>>>>;
+/// What the mock API server holds: objects by collection
+/// (`/apis/<group>/<version>/namespaces/<ns>/<plural>`) and name, and an
+/// index of names by collection and `ephemeral.io/environment` label, so a
+/// label-selected list costs what it costs an API server's watch cache.
+#[derive(Default)]
+struct Objects {
+    by_name: HashMap<String, BTreeMap<String, Value>>,
+    by_environment: HashMap<(String, String), Vec<String>>,
+}
+
+type Store = Arc<Mutex<Objects>>;
 
 fn respond(code: u16, body: &Value) -> Response<Body> {
     Response::builder()
@@ -121,16 +130,14 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
     let mut store = store.lock().unwrap();
     let response = match (&parts.method, name, subresource) {
         (&Method::GET, None, _) => {
-            let wanted = environment_label(query);
+            let wanted = environment_label(query).unwrap_or_default();
+            let objects = store.by_name.get(&collection);
             let items: Vec<&Value> = store
-                .get(&collection)
+                .by_environment
+                .get(&(collection.clone(), wanted))
                 .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|o| {
-                    wanted.as_deref().is_none_or(|w| {
-                        o["metadata"]["labels"]["ephemeral.io/environment"].as_str() == Some(w)
-                    })
-                })
+                .flatten()
+                .filter_map(|n| objects?.get(n))
                 .collect();
             respond(
                 200,
@@ -138,12 +145,17 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
             )
         }
         (&Method::GET, Some(name), None) => store
+            .by_name
             .get(&collection)
             .and_then(|m| m.get(name))
             .map_or_else(not_found, |o| respond(200, o)),
         (&Method::PATCH, Some(name), None) => {
             let mut object: Value = serde_json::from_slice(&bytes).unwrap();
-            let objects = store.entry(collection).or_default();
+            let label = object["metadata"]["labels"]["ephemeral.io/environment"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let objects = store.by_name.entry(collection.clone()).or_default();
             let (rv, generation) = match objects.get(name) {
                 Some(old) if old["spec"] == object["spec"] => (
                     old["metadata"]["resourceVersion"].clone(),
@@ -159,7 +171,13 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
             object["metadata"]["resourceVersion"] = rv;
             object["metadata"]["generation"] = generation;
             let response = respond(200, &object);
-            objects.insert(name.to_owned(), object);
+            if objects.insert(name.to_owned(), object).is_none() {
+                store
+                    .by_environment
+                    .entry((collection, label))
+                    .or_default()
+                    .push(name.to_owned());
+            }
             response
         }
         (&Method::PATCH, Some(name), Some("status")) => {
@@ -173,7 +191,13 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
             respond(201, &event)
         }
         (&Method::DELETE, Some(name), None) => {
-            store.get_mut(&collection).and_then(|m| m.remove(name));
+            store
+                .by_name
+                .get_mut(&collection)
+                .and_then(|m| m.remove(name));
+            for names in store.by_environment.values_mut() {
+                names.retain(|n| n != name);
+            }
             respond(
                 200,
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
@@ -344,7 +368,13 @@ fn main() {
 
         let first = reconcile_all(&envs, &ctx).await;
         first.print("reconcile: first (creates all)");
-        let children: usize = store.lock().unwrap().values().map(BTreeMap::len).sum();
+        let children: usize = store
+            .lock()
+            .unwrap()
+            .by_name
+            .values()
+            .map(BTreeMap::len)
+            .sum();
         assert_eq!(children, ENVIRONMENTS * 9, "every child was applied");
         let steady = reconcile_all(&envs, &ctx).await;
         steady.print("reconcile: steady state");
