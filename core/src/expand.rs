@@ -697,7 +697,12 @@ impl Children<'_> {
             name: Some(name),
             namespace: Some(self.namespace.to_owned()),
             labels: Some(labels),
-            owner_references: self.env.controller_owner_ref(&()).map(|r| vec![r]),
+            // Controlling owner, and the garbage collector's foreground
+            // deletion waits for the child.
+            owner_references: self.env.controller_owner_ref(&()).map(|mut r| {
+                r.block_owner_deletion = Some(true);
+                vec![r]
+            }),
             ..ObjectMeta::default()
         }
     }

@@ -1,7 +1,9 @@
 //! Helpers for the cross-binary end-to-end tests: where the workspace and its
 //! built binaries are, and ([`webhook`]) driving `ephemeral-webhook serve`
-//! over real TLS, shared with the webhook crate's own integration tests.
+//! over real TLS, shared with the webhook crate's own integration tests, and
+//! ([`flux_schema`]) validating objects against the real CRD schemas.
 
+pub mod flux_schema;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};

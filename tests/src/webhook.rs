@@ -173,6 +173,8 @@ impl Webhook {
             .arg(&cert_file)
             .arg("--tls-key-file")
             .arg(&key_file)
+            // Admission only: the controller would need a cluster.
+            .arg("--controller=false")
             .args(args)
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info")

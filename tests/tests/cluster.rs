@@ -130,3 +130,197 @@ fn the_webhook_expands_and_stamps_the_owner() {
         "{err}"
     );
 }
+
+/// A controller for the test: the installed one (`kubectl apply -k
+/// manifests/default`) when its Deployment exists, else the binary run
+/// locally against the current context with `--webhook=false` (no TLS, no
+/// admission: the Environment is then reconciled as not admitted).
+struct Controller(Option<std::process::Child>);
+
+impl Controller {
+    fn start() -> Controller {
+        let (installed, _, _) = kubectl(
+            &[
+                "get",
+                "deployment",
+                "-n",
+                "ephemeral-system",
+                "ephemeral-webhook",
+            ],
+            None,
+        );
+        if installed {
+            return Controller(None);
+        }
+        let admin = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = Command::new(ephemeral_e2e::binary("ephemeral-webhook"))
+            .args([
+                "serve",
+                "--webhook=false",
+                "--admin-listen",
+                &admin.to_string(),
+            ])
+            .args(["--namespace", NAMESPACE, "--pod-name", "e2e-local"])
+            .args(["--leader-election-lease", "ephemeral-e2e-controller"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ephemeral-webhook serve --webhook=false");
+        Controller(Some(child))
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn get_json(args: &[&str]) -> Option<Value> {
+    let mut all = vec!["get", "-n", NAMESPACE, "-o", "json"];
+    all.extend_from_slice(args);
+    let (ok, out, _) = kubectl(&all, None);
+    ok.then(|| serde_json::from_str(&out).ok()).flatten()
+}
+
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[test]
+#[ignore = "needs a cluster (Flux CRDs are installed from ../shared/flux-crds if missing): cargo test -- --ignored"]
+fn the_controller_materialises_an_environment_and_prunes_a_removed_app() {
+    setup();
+    let (flux, _, _) = kubectl(
+        &["get", "crd", "kustomizations.kustomize.toolkit.fluxcd.io"],
+        None,
+    );
+    if !flux {
+        let dir = ephemeral_e2e::flux_crds_dir();
+        let (ok, _, err) = kubectl(
+            &["apply", "--server-side", "-f", &dir.display().to_string()],
+            None,
+        );
+        assert!(ok, "installing the Flux CRDs: {err}");
+    }
+    let _controller = Controller::start();
+    // No lease: the default (the next cut-off, at least an hour away).
+    let env = |apps: &str| {
+        format!(
+            "apiVersion: ephemeral.io/v1alpha1\nkind: Environment\nmetadata: {{name: e2e-ctl, namespace: {NAMESPACE}}}\nspec:\n  apps: {apps}\n"
+        )
+    };
+    let _ = kubectl(
+        &[
+            "delete",
+            "-n",
+            NAMESPACE,
+            "environment",
+            "e2e-ctl",
+            "--ignore-not-found",
+            "--wait",
+        ],
+        None,
+    );
+    let (ok, _, err) = kubectl(
+        &["apply", "-f", "-"],
+        Some(&env(
+            "[{name: checkout, branch: feature/e2e}, {name: payments}]",
+        )),
+    );
+    assert!(ok, "applying the Environment: {err}");
+    let uid = get_json(&["environment", "e2e-ctl"]).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for (kind, name) in [
+        ("kustomization", "e2e-ctl-checkout"),
+        ("imagepolicy", "e2e-ctl-checkout"),
+        ("kustomization", "e2e-ctl-payments"),
+    ] {
+        let child = eventually(&format!("{kind}/{name}"), || get_json(&[kind, name]));
+        let labels = &child["metadata"]["labels"];
+        assert_eq!(labels["ephemeral.io/environment"], "e2e-ctl");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "ephemeral");
+        let owner = &child["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], uid.as_str());
+        assert_eq!(owner["controller"], true);
+        assert_eq!(owner["blockOwnerDeletion"], true);
+        let managers: Vec<&str> = child["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert!(managers.contains(&"ephemeral"), "{managers:?}");
+    }
+    let policy = get_json(&["imagepolicy", "e2e-ctl-checkout"]).unwrap();
+    assert_eq!(
+        policy["spec"]["filterTags"]["pattern"],
+        "^feature-e2e-[a-fA-F0-9]+-(?P<ts>[0-9]+)$"
+    );
+
+    let status = eventually("the Environment's status", || {
+        let env = get_json(&["environment", "e2e-ctl"])?;
+        (env["status"]["apps"].as_array()?.len() == 2).then(|| env["status"].clone())
+    });
+    assert_eq!(status["observedGeneration"], 1);
+    assert!(status["readyApps"].as_str().unwrap().ends_with("/2"));
+    assert_eq!(status["apps"][0]["name"], "checkout");
+    assert_eq!(status["apps"][0]["kind"], "Kustomization");
+    let types: Vec<&str> = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"Ready") && types.contains(&"LeaseActive"),
+        "{types:?}"
+    );
+
+    // Remove payments: its Kustomization is pruned, checkout's stays.
+    let (ok, _, err) = kubectl(
+        &["apply", "-f", "-"],
+        Some(&env("[{name: checkout, branch: feature/e2e}]")),
+    );
+    assert!(ok, "updating the Environment: {err}");
+    eventually("payments to be pruned", || {
+        get_json(&["kustomization", "e2e-ctl-payments"])
+            .is_none()
+            .then_some(())
+    });
+    assert!(get_json(&["kustomization", "e2e-ctl-checkout"]).is_some());
+
+    let (ok, _, err) = kubectl(
+        &[
+            "delete",
+            "-n",
+            NAMESPACE,
+            "environment",
+            "e2e-ctl",
+            "--wait",
+        ],
+        None,
+    );
+    assert!(ok, "deleting the Environment: {err}");
+}

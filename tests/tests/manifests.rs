@@ -57,11 +57,6 @@ const EXCLUDED_NAMESPACES: [&str; 4] = [
     "kube-node-lease",
     "ephemeral-system",
 ];
-/// Flags of `/work/CONTRACT.md` that the controller and certificate work add
-/// to `serve`. Until those land, a binary that does not list them yet is
-/// tolerated (with a warning); once `serve --help` lists any of them, their
-/// spelling in the manifests is checked like every other flag's.
-const PENDING_FLAGS: [&str; 1] = ["--leader-election-lease"];
 
 // ---------------------------------------------------------------- CRD drift
 
@@ -618,16 +613,11 @@ fn flags(container: &Container) -> BTreeMap<String, String> {
             .split_once('=')
             .unwrap_or_else(|| panic!("argument {arg:?}: write flags as --flag=value"));
         assert!(name.starts_with("--"), "argument {arg:?} is not a flag");
-        if !known.contains(name) {
-            assert!(
-                PENDING_FLAGS.contains(&name),
-                "the Deployment passes {name}, which `ephemeral-webhook serve --help` does not \
-                 list (it lists: {known:?})"
-            );
-            eprintln!(
-                "warning: {name} (from CONTRACT.md) is not in this binary's `serve --help` yet"
-            );
-        }
+        assert!(
+            known.contains(name),
+            "the Deployment passes {name}, which `ephemeral-webhook serve --help` does not \
+             list (it lists: {known:?})"
+        );
         assert!(
             flags.insert(name.to_owned(), value.to_owned()).is_none(),
             "{name} given twice"
@@ -1017,7 +1007,7 @@ fn granted(objects: &[Value]) -> BTreeSet<Grant> {
     grants
 }
 
-/// The permissions of CONTRACT.md, exactly.
+/// The permissions the binary needs (README "Installing", RBAC table), exactly.
 fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
     let mut want = BTreeSet::new();
     let mut add =
@@ -1046,14 +1036,14 @@ fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
         "*",
         "ephemeral.io",
         &["environments"],
-        &["get", "list", "watch", "patch", "update", "delete"],
+        &["get", "list", "watch", "delete"],
         None,
     );
     add(
         "*",
         "ephemeral.io",
         &["environments/status"],
-        &["get", "patch", "update"],
+        &["patch"],
         None,
     );
     add(
@@ -1073,21 +1063,18 @@ fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
             "*",
             group,
             &[resource],
-            &[
-                "get", "list", "watch", "create", "patch", "update", "delete",
-            ],
+            &["get", "list", "watch", "create", "patch", "delete"],
             None,
         );
     }
     for group in ["", "events.k8s.io"] {
         add("*", group, &["events"], &["create", "patch"], None);
     }
-    let named = ["get", "patch", "update"];
     add(
         NAMESPACE,
         "coordination.k8s.io",
         &["leases"],
-        &named,
+        &["get", "update"],
         Some(LEASE),
     );
     add(
@@ -1129,7 +1116,7 @@ fn assert_rbac(objects: &[Value], flavour: Flavour) {
     let missing: Vec<&Grant> = want.difference(&granted).collect();
     assert!(
         extra.is_empty() && missing.is_empty(),
-        "RBAC of {NAMESPACE}/{NAME} in manifests/{} differs from CONTRACT.md\n\
+        "RBAC of {NAMESPACE}/{NAME} in manifests/{} differs from what the binary needs (README, RBAC table)\n\
          (scope, group, resource, verb, resourceName)\nmore than needed: {extra:#?}\nmissing: {missing:#?}",
         flavour.folder()
     );

@@ -25,6 +25,12 @@ impl Readiness {
         self.tls_loaded.store(true, Ordering::Release);
     }
 
+    /// The admission server is off (`--webhook=false`): readiness does not
+    /// wait for a certificate, only for the catalog.
+    pub fn set_tls_not_needed(&self) {
+        self.tls_loaded.store(true, Ordering::Release);
+    }
+
     /// Marks the server as shutting down: not ready any more.
     pub fn set_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::Release);
@@ -112,5 +118,15 @@ mod tests {
         assert!(r.problems(&c).is_empty());
         r.set_shutting_down();
         assert_eq!(r.problems(&c), vec!["shutting down"]);
+    }
+
+    #[test]
+    fn the_controller_alone_is_ready_once_the_catalog_synced() {
+        let r = Readiness::default();
+        let c = SharedCatalog::new();
+        r.set_tls_not_needed();
+        assert_eq!(r.problems(&c), vec!["catalog not synced"]);
+        c.mark_synced();
+        assert!(r.problems(&c).is_empty());
     }
 }

@@ -105,6 +105,26 @@ pub struct ServeArgs {
     )]
     pub webhook_configuration: String,
 
+    /// Run the admission webhook (HTTPS on --listen). With --webhook=false no
+    /// TLS material is needed and no admission server listens.
+    #[arg(long, env = "EPHEMERAL_WEBHOOK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub webhook: bool,
+
+    /// Run the controller that materialises Environments into Flux objects
+    /// (only the replica holding --leader-election-lease reconciles).
+    #[arg(long, env = "EPHEMERAL_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub controller: bool,
+
+    /// The coordination.k8s.io/v1 Lease (in --namespace) whose holder
+    /// (--pod-name) runs the controller, so several replicas are safe.
+    #[arg(
+        long,
+        env = "EPHEMERAL_LEADER_ELECTION_LEASE",
+        default_value = "ephemeral-controller",
+        value_name = "NAME"
+    )]
+    pub leader_election_lease: String,
+
     /// How often the certificate and key files are checked for changes (Go duration).
     #[arg(long, env = "EPHEMERAL_TLS_RELOAD_INTERVAL", default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
@@ -156,7 +176,8 @@ pub struct ServeArgs {
     ///
     /// Files are read recursively, may hold several documents, and documents of
     /// other kinds are ignored; objects without a namespace go to "default".
-    /// With this flag the webhook needs no cluster access at all. Without it,
+    /// With this flag and --controller=false the process needs no cluster
+    /// access at all. Without it,
     /// it watches those three kinds in all namespaces (list and watch RBAC) and
     /// is not ready until the first listing is complete.
     #[arg(long, env = "EPHEMERAL_CATALOG_DIR", value_name = "DIR")]
@@ -288,6 +309,12 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     /// Certificate and key: files, or self-managed.
     pub tls: TlsSource,
+    /// Whether the admission webhook runs.
+    pub webhook: bool,
+    /// Whether the controller runs.
+    pub controller: bool,
+    /// Name of the leader-election Lease.
+    pub leader_election_lease: String,
     /// Certificate poll interval.
     pub tls_reload_interval: Duration,
     /// Who counts as admin.
@@ -309,12 +336,27 @@ pub struct Settings {
 }
 
 impl ServeArgs {
+    fn halves(&self) -> Result<(), ConfigError> {
+        if !self.webhook && !self.controller {
+            return Err(ConfigError {
+                flag: "controller",
+                value: "false".into(),
+                problem: "with --webhook=false as well nothing would run; enable the webhook, the controller or both".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks the flags.
     pub fn to_settings(&self) -> Result<Settings, ConfigError> {
+        self.halves()?;
         Ok(Settings {
             listen: self.listen,
             admin_listen: self.admin_listen,
             tls: self.tls_source()?,
+            webhook: self.webhook,
+            controller: self.controller,
+            leader_election_lease: self.leader_election_lease.trim().to_owned(),
             tls_reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
             access: Access {
                 admin_groups: self
@@ -487,6 +529,39 @@ mod tests {
     }
 
     #[test]
+    fn halves_and_leader_election() {
+        let s = parse(&[]).unwrap().to_settings().unwrap();
+        assert!(s.webhook && s.controller);
+        assert_eq!(s.leader_election_lease, "ephemeral-controller");
+        assert!(matches!(s.tls, TlsSource::Files(_)));
+        let s = parse(&[
+            "--controller=false",
+            "--webhook",
+            "--leader-election-lease",
+            "mine",
+        ])
+        .unwrap()
+        .to_settings()
+        .unwrap();
+        assert!(s.webhook && !s.controller);
+        assert_eq!(s.leader_election_lease, "mine");
+        // The controller alone needs no TLS files (and makes no certificates:
+        // serve skips the TLS source when the webhook is off).
+        let s = parse_only(&["--webhook=false"])
+            .unwrap()
+            .to_settings()
+            .unwrap();
+        assert!(!s.webhook && s.controller);
+        let err = parse_only(&["--webhook=false", "--controller=false"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(err.flag, "controller");
+        assert!(err.problem.contains("nothing would run"), "{err}");
+        assert!(parse(&["--webhook=maybe"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let err = parse(&["--shutdown-grace", "10"])
             .err()
@@ -495,6 +570,11 @@ mod tests {
         assert!(err.contains("'10' is not a duration"), "{err}");
         assert!(parse(&["--fixed-now", "tomorrow"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());
+        let err = parse(&["--webhook=false", "--controller=false"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("nothing would run"), "{err}");
         let err = parse(&["--zone", "Mars/Olympus"])
             .unwrap()
             .to_settings()

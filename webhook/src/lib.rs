@@ -6,6 +6,8 @@
 //! - [`certs`]: self-managed certificates (a CA and serving certificate in a
 //!   Secret, the webhooks' `caBundle`, renewal).
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
+//! - [`controller`] and [`leader`]: the controller that materialises
+//!   Environments, and the Lease that lets one replica run it.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`args`] and [`serve`]: the `serve` flags and the process around it all.
 //!
@@ -33,7 +35,9 @@ pub mod admission;
 pub mod args;
 pub mod catalog;
 pub mod certs;
+pub mod controller;
 pub mod crds;
+pub mod leader;
 pub mod metrics;
 pub mod serve;
 pub mod server;

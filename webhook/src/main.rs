@@ -21,13 +21,16 @@ enum Command {
     ///
     /// The same documents are committed under manifests/crds/.
     Crds,
-    /// Serve the mutating and validating admission webhooks for Environments.
+    /// Serve the admission webhooks for Environments and run the controller
+    /// that materialises them into Flux objects.
     ///
     /// HTTPS on --listen: POST /mutate expands Environments (CREATE, UPDATE)
     /// into their fully defaulted form with a JSONPatch; POST /validate lets
     /// only an Environment's owner or an admin update or delete it. Plain HTTP
     /// on --admin-listen: /livez, /readyz (ready once the certificate is loaded
-    /// and the catalog synced), /metrics (Prometheus). SIGTERM or SIGINT shuts
+    /// and the catalog synced), /metrics (Prometheus). The controller
+    /// (--controller, on by default) reconciles on the replica holding the
+    /// --leader-election-lease Lease. SIGTERM or SIGINT shuts
     /// down gracefully. Every flag can also be set with the environment
     /// variable shown.
     Serve(Box<ServeArgs>),

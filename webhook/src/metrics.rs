@@ -1,4 +1,5 @@
-//! Prometheus metrics of the admission server, in the text exposition format.
+//! Prometheus metrics of the admission server and the controller, in the text
+//! exposition format.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -54,6 +55,17 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Upper bounds (seconds) of the reconcile duration histogram: a reconcile is
+/// a handful of API calls, milliseconds to seconds.
+pub const RECONCILE_BUCKETS: [f64; 12] = [
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: &'static str,
+}
+
 /// The metrics, registered once and shared by the servers.
 #[derive(Debug)]
 pub struct Metrics {
@@ -61,6 +73,8 @@ pub struct Metrics {
     latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     requests: Family<RequestLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    reconcile_failures: Family<ErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,6 +107,18 @@ impl Metrics {
             "Attempts to load a changed TLS certificate, by result (success, failure)",
             tls_reloads.clone(),
         );
+        let reconcile_duration = Histogram::new(RECONCILE_BUCKETS);
+        let reconcile_failures = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to reconcile one Environment, successful or not",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Failed Environment reconciles by error kind",
+            reconcile_failures.clone(),
+        );
         for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
             let _ = latency.get_or_create(&EndpointLabels {
                 endpoint: endpoint.as_str(),
@@ -114,7 +140,21 @@ impl Metrics {
             latency,
             requests,
             tls_reloads,
+            reconcile_duration,
+            reconcile_failures,
         }
+    }
+
+    /// Records how long one reconcile took.
+    pub fn reconciled(&self, seconds: f64) {
+        self.reconcile_duration.observe(seconds);
+    }
+
+    /// Counts a failed reconcile by error kind (e.g. `api`, `invalid_object`).
+    pub fn reconcile_failed(&self, kind: &'static str) {
+        self.reconcile_failures
+            .get_or_create(&ErrorLabels { kind })
+            .inc();
     }
 
     /// Records one answered admission request.
@@ -182,5 +222,23 @@ mod tests {
             r#"ephemeral_webhook_request_duration_seconds_count{endpoint="validate"} 1"#
         ));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn reconciles_are_timed_and_failures_counted_by_kind() {
+        let m = Metrics::new();
+        m.reconciled(0.003);
+        m.reconciled(0.2);
+        m.reconcile_failed("api");
+        m.reconcile_failed("api");
+        let text = m.encode();
+        assert!(
+            text.contains("ephemeral_webhook_reconcile_duration_seconds_count 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ephemeral_webhook_reconcile_duration_seconds_bucket{le="0.005"} 1"#)
+        );
+        assert!(text.contains(r#"ephemeral_webhook_reconcile_failures_total{kind="api"} 2"#));
     }
 }

@@ -12,6 +12,8 @@ use crate::admin::{self, AdminState, Readiness};
 use crate::args::{Clock, Settings};
 use crate::catalog::{self, CatalogError, SharedCatalog};
 use crate::certs::manager::CertManager;
+use crate::controller;
+use crate::leader::ElectionConfig;
 use crate::metrics::Metrics;
 use crate::server::{self, AdmissionState};
 use crate::tls::{Reloader, TlsSource};
@@ -33,7 +35,9 @@ pub enum ServeError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// No Kubernetes client could be made.
-    #[error("cannot create a Kubernetes client (or run without a cluster with --catalog-dir): {0}")]
+    #[error(
+        "cannot create a Kubernetes client (the controller and the catalog watch need one; to run only the webhook without a cluster pass --controller=false --catalog-dir DIR): {0}"
+    )]
     Client(#[from] kube::Error),
     /// Self-managed certificates need the API, and no client could be made.
     #[error(
@@ -110,20 +114,25 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     }
 
     let admin_listener = bind(settings.admin_listen, "admin").await?;
-    let listener = bind(settings.listen, "admission").await?;
+    let listener = match settings.webhook {
+        true => Some(bind(settings.listen, "admission").await?),
+        false => None,
+    };
 
-    match &settings.catalog_dir {
-        Some(dir) => {
-            let loaded = catalog::load_dir(dir)?;
-            tracing::info!(dir = %dir.display(), templates_and_bundles = loaded.len(), "catalog loaded from files");
-            catalog.replace(loaded);
-            catalog.mark_synced();
-        }
-        None => {
-            let client = kube::Client::try_default().await?;
-            tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
-            tokio::spawn(catalog::watch(client, catalog.clone()));
-        }
+    if let Some(dir) = &settings.catalog_dir {
+        let loaded = catalog::load_dir(dir)?;
+        tracing::info!(dir = %dir.display(), templates_and_bundles = loaded.len(), "catalog loaded from files");
+        catalog.replace(loaded);
+        catalog.mark_synced();
+    }
+    // The controller always needs the cluster; the webhook only without --catalog-dir.
+    let client = match (&settings.catalog_dir, settings.controller) {
+        (Some(_), false) => None,
+        _ => Some(kube::Client::try_default().await?),
+    };
+    if let (None, Some(client)) = (&settings.catalog_dir, &client) {
+        tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
+        tokio::spawn(catalog::watch(client.clone(), catalog.clone()));
     }
 
     let admin_handle: Handle<SocketAddr> = Handle::new();
@@ -145,6 +154,60 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut admin_task = tokio::spawn(admin_server);
     tracing::info!(addr = %settings.admin_listen, "admin server listening");
 
+    let controller = match &client {
+        Some(client) if settings.controller => {
+            let recorder = kube::runtime::events::Recorder::new(
+                client.clone(),
+                kube::runtime::events::Reporter {
+                    controller: "ephemeral-controller".into(),
+                    instance: Some(settings.pod_name.clone()),
+                },
+            );
+            let ctx = controller::Context::new(
+                client.clone(),
+                catalog.clone(),
+                Arc::new(settings.config.clone()),
+                settings.clock,
+                recorder,
+                metrics.clone(),
+                controller::Settings::default(),
+            );
+            let election = ElectionConfig::new(
+                &settings.namespace,
+                &settings.leader_election_lease,
+                &settings.pod_name,
+            );
+            tracing::info!(lease = %settings.leader_election_lease, namespace = %settings.namespace, identity = %settings.pod_name, "controller enabled: campaigning for the leader Lease");
+            Some(controller::start(client.clone(), Arc::new(ctx), election))
+        }
+        _ => None,
+    };
+    let stop_controller = |grace: Duration| async move {
+        if let Some(c) = controller {
+            c.stop(grace).await;
+        }
+    };
+
+    let Some(listener) = listener else {
+        // The controller alone (--webhook=false): ready once the catalog synced.
+        readiness.set_tls_not_needed();
+        let result = tokio::select! {
+            name = signals.recv() => {
+                tracing::info!(signal = name, "shutting down");
+                readiness.set_shutting_down();
+                Ok(())
+            }
+            r = &mut admin_task => {
+                stop_controller(settings.shutdown_grace).await;
+                return task_result("admin", r);
+            }
+        };
+        stop_controller(settings.shutdown_grace).await;
+        admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
+        let admin = task_result("admin", admin_task.await);
+        return result.and(admin);
+    };
+
     // Readiness waits for this: files that load, or self-managed certificates
     // stored and trusted by the webhook configurations (errors retried).
     let tls_ready = async {
@@ -154,9 +217,12 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
                     .await
             }
             TlsSource::SelfManaged(certs) => {
-                let client = kube::Client::try_default()
-                    .await
-                    .map_err(ServeError::CertClient)?;
+                let client = match &client {
+                    Some(client) => client.clone(),
+                    None => kube::Client::try_default()
+                        .await
+                        .map_err(ServeError::CertClient)?,
+                };
                 CertManager::new(client, certs.clone())
                     .start(metrics.clone())
                     .await
@@ -164,9 +230,17 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         })
     };
     let tls_config = tokio::select! {
-        config = tls_ready => config?,
+        config = tls_ready => match config {
+            Ok(config) => config,
+            Err(error) => {
+                stop_controller(settings.shutdown_grace).await;
+                admin_handle.shutdown();
+                return Err(error);
+            }
+        },
         name = signals.recv() => {
             tracing::info!(signal = name, "stopping before the TLS certificate was loaded");
+            stop_controller(settings.shutdown_grace).await;
             admin_handle.shutdown();
             return Ok(());
         }
@@ -207,9 +281,11 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         r = &mut server_task => task_result("admission", r),
         r = &mut admin_task => {
             handle.shutdown();
+            stop_controller(settings.shutdown_grace).await;
             return task_result("admin", r);
         }
     };
+    stop_controller(settings.shutdown_grace).await;
     admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
     let admin = task_result("admin", admin_task.await);
     result.and(admin)

@@ -40,12 +40,24 @@ fn one_certificate_file_alone_is_a_usage_error_naming_the_other() {
 
 #[test]
 fn self_managed_certificates_without_a_cluster_name_both_ways_out() {
-    // No files: self-managed, which needs the API even with --catalog-dir.
-    let out = serve(&[]);
+    // No files: self-managed, which needs the API even with --catalog-dir
+    // and the controller off.
+    let out = serve(&["--controller=false"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("error: self-managed certificates need the Kubernetes API (run in a pod or with a kubeconfig), or pass --tls-cert-file and --tls-key-file: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_controller_without_a_cluster_says_how_to_run_without_one() {
+    let out = serve(&["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: cannot create a Kubernetes client (the controller and the catalog watch need one; to run only the webhook without a cluster pass --controller=false --catalog-dir DIR): "),
         "{stderr}"
     );
 }

@@ -1,0 +1,385 @@
+//! The children of an Environment as the controller sees them: what kind each
+//! is, whether this Environment controls it, what Flux says about it, and
+//! which existing ones are no longer wanted. Pure: objects in, decisions out.
+
+use std::collections::BTreeSet;
+
+use kube::api::{ApiResource, DynamicObject};
+use kube::core::Resource;
+use serde_json::Value;
+
+use ephemeral_core::flux::{FluxObject, GitRepository, HelmRelease, ImagePolicy, Kustomization};
+
+/// The four Flux kinds an Environment expands into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChildKind {
+    /// `source.toolkit.fluxcd.io/v1` GitRepository (a `sourceBranch` copy).
+    GitRepository,
+    /// `kustomize.toolkit.fluxcd.io/v1` Kustomization.
+    Kustomization,
+    /// `helm.toolkit.fluxcd.io/v2` HelmRelease.
+    HelmRelease,
+    /// `image.toolkit.fluxcd.io/v1` ImagePolicy.
+    ImagePolicy,
+}
+
+impl ChildKind {
+    /// Every kind, in the order children are listed.
+    pub const ALL: [ChildKind; 4] = [
+        ChildKind::Kustomization,
+        ChildKind::HelmRelease,
+        ChildKind::ImagePolicy,
+        ChildKind::GitRepository,
+    ];
+
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildKind::GitRepository => "GitRepository",
+            ChildKind::Kustomization => "Kustomization",
+            ChildKind::HelmRelease => "HelmRelease",
+            ChildKind::ImagePolicy => "ImagePolicy",
+        }
+    }
+
+    /// Group, version and plural of the kind, for dynamic API calls.
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            ChildKind::GitRepository => ApiResource::erase::<GitRepository>(&()),
+            ChildKind::Kustomization => ApiResource::erase::<Kustomization>(&()),
+            ChildKind::HelmRelease => ApiResource::erase::<HelmRelease>(&()),
+            ChildKind::ImagePolicy => ApiResource::erase::<ImagePolicy>(&()),
+        }
+    }
+
+    /// The kind of an expanded object.
+    pub fn of(object: &FluxObject) -> ChildKind {
+        match object {
+            FluxObject::GitRepository(_) => ChildKind::GitRepository,
+            FluxObject::Kustomization(_) => ChildKind::Kustomization,
+            FluxObject::HelmRelease(_) => ChildKind::HelmRelease,
+            FluxObject::ImagePolicy(_) => ChildKind::ImagePolicy,
+        }
+    }
+
+    /// Whether this kind deploys an app (its Ready condition is the app's).
+    pub fn is_app(self) -> bool {
+        matches!(self, ChildKind::Kustomization | ChildKind::HelmRelease)
+    }
+}
+
+/// An existing child, as listed or returned by an apply.
+#[derive(Clone, Debug)]
+pub struct Existing {
+    /// Its kind.
+    pub kind: ChildKind,
+    /// The object.
+    pub object: DynamicObject,
+}
+
+impl Existing {
+    /// `Kind/name`, for messages and events.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.kind.as_str(), self.name())
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// The name of an expanded object.
+pub fn name_of(object: &FluxObject) -> &str {
+    let meta = match object {
+        FluxObject::GitRepository(o) => o.meta(),
+        FluxObject::Kustomization(o) => o.meta(),
+        FluxObject::HelmRelease(o) => o.meta(),
+        FluxObject::ImagePolicy(o) => o.meta(),
+    };
+    meta.name.as_deref().unwrap_or_default()
+}
+
+/// Whether `object`'s controlling owner reference points at the object with `uid`.
+pub fn is_controlled_by(object: &DynamicObject, uid: &str) -> bool {
+    object
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// The existing children this Environment (`uid`) controls that the
+/// expansion no longer wants. Anything not controlled by `uid` is never
+/// returned, whatever its labels say.
+pub fn prune_set<'a>(
+    existing: &'a [Existing],
+    desired: &[FluxObject],
+    uid: &str,
+) -> Vec<&'a Existing> {
+    let wanted: BTreeSet<(ChildKind, &str)> = desired
+        .iter()
+        .map(|o| (ChildKind::of(o), name_of(o)))
+        .collect();
+    existing
+        .iter()
+        .filter(|e| is_controlled_by(&e.object, uid))
+        .filter(|e| !wanted.contains(&(e.kind, e.name())))
+        .collect()
+}
+
+/// What Flux says about a child: its `Ready` condition, trusted only when
+/// Flux has observed the child's current generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Ready is True for the current generation.
+    pub ready: bool,
+    /// The Ready condition's reason, or why there is none to trust.
+    pub reason: Option<String>,
+    /// The Ready condition's message, or why there is none to trust.
+    pub message: Option<String>,
+}
+
+fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
+    object.data.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Flux's verdict on `object`.
+pub fn health(object: &DynamicObject) -> Health {
+    let generation = object.metadata.generation;
+    let observed = object
+        .data
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    let ready = object
+        .data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let Some(ready) = ready else {
+        return Health {
+            ready: false,
+            reason: Some("Progressing".into()),
+            message: Some("waiting for Flux to report a Ready condition".into()),
+        };
+    };
+    if let (Some(generation), Some(observed)) = (generation, observed)
+        && observed < generation
+    {
+        return Health {
+            ready: false,
+            reason: Some("Progressing".into()),
+            message: Some(format!(
+                "waiting for Flux to reconcile generation {generation} (last observed {observed})"
+            )),
+        };
+    }
+    let text = |key: &str| {
+        ready[key]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Health {
+        ready: ready["status"] == "True",
+        reason: text("reason"),
+        message: text("message"),
+    }
+}
+
+/// The tag an existing ImagePolicy resolved, if it is the policy the
+/// expansion wants (same repository and pattern) and Flux resolved it for the
+/// current generation: a tag resolved for an older prefix is never carried over.
+pub fn resolved_tag(existing: &DynamicObject, desired: &ImagePolicy) -> Option<String> {
+    let spec = existing.data.get("spec")?;
+    let same_pattern = spec.pointer("/filterTags/pattern").and_then(Value::as_str)
+        == Some(desired.spec.filter_tags.pattern.as_str());
+    let repo = &desired.spec.image_repository_ref;
+    let same_repo = spec
+        .pointer("/imageRepositoryRef/name")
+        .and_then(Value::as_str)
+        == Some(repo.name.as_str())
+        && spec
+            .pointer("/imageRepositoryRef/namespace")
+            .and_then(Value::as_str)
+            == Some(repo.namespace.as_str());
+    let observed = existing
+        .data
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    let current = match (existing.metadata.generation, observed) {
+        (Some(g), Some(o)) => o >= g,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if !(same_pattern && same_repo && current) {
+        return None;
+    }
+    status_str(existing, "/status/latestRef/tag")
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use serde_json::json;
+
+    use super::*;
+
+    fn dynamic(kind: ChildKind, name: &str, controller_uid: Option<&str>, data: Value) -> Existing {
+        let mut object = DynamicObject::new(name, &kind.api_resource()).within("shop");
+        object.metadata.owner_references = controller_uid.map(|uid| {
+            vec![OwnerReference {
+                api_version: "ephemeral.io/v1alpha1".into(),
+                kind: "Environment".into(),
+                name: "alice".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]
+        });
+        object.metadata.generation = Some(2);
+        object.data = data;
+        Existing { kind, object }
+    }
+
+    fn policy(pattern: &str) -> ImagePolicy {
+        let mut p = ImagePolicy::new("alice-checkout", Default::default());
+        p.spec.filter_tags.pattern = pattern.into();
+        p.spec.image_repository_ref.name = "checkout".into();
+        p.spec.image_repository_ref.namespace = "flux-system".into();
+        p
+    }
+
+    fn policy_data(pattern: &str, observed: i64, tag: &str) -> Value {
+        json!({
+            "spec": {"filterTags": {"pattern": pattern}, "imageRepositoryRef": {"name": "checkout", "namespace": "flux-system"}},
+            "status": {"observedGeneration": observed, "latestRef": {"name": "reg/checkout", "tag": tag}}
+        })
+    }
+
+    #[test]
+    fn only_controlled_unwanted_children_are_pruned() {
+        let desired = vec![FluxObject::Kustomization(Kustomization::new(
+            "alice-checkout",
+            Default::default(),
+        ))];
+        let existing = vec![
+            dynamic(
+                ChildKind::Kustomization,
+                "alice-checkout",
+                Some("u1"),
+                json!({}),
+            ),
+            dynamic(ChildKind::Kustomization, "alice-web", Some("u1"), json!({})),
+            dynamic(
+                ChildKind::ImagePolicy,
+                "alice-checkout",
+                Some("u1"),
+                json!({}),
+            ),
+            dynamic(
+                ChildKind::Kustomization,
+                "alice-other",
+                Some("u2"),
+                json!({}),
+            ),
+            dynamic(ChildKind::HelmRelease, "alice-nobody", None, json!({})),
+        ];
+        let pruned: Vec<String> = prune_set(&existing, &desired, "u1")
+            .iter()
+            .map(|e| e.display_name())
+            .collect();
+        assert_eq!(
+            pruned,
+            ["Kustomization/alice-web", "ImagePolicy/alice-checkout"]
+        );
+    }
+
+    #[test]
+    fn a_non_controller_owner_reference_does_not_count() {
+        let mut e = dynamic(ChildKind::Kustomization, "x", Some("u1"), json!({}));
+        e.object.metadata.owner_references.as_mut().unwrap()[0].controller = None;
+        assert!(!is_controlled_by(&e.object, "u1"));
+        assert!(prune_set(std::slice::from_ref(&e), &[], "u1").is_empty());
+    }
+
+    #[test]
+    fn health_follows_the_ready_condition_of_the_current_generation() {
+        let ready = |status: &str, observed: i64| {
+            json!({"status": {"observedGeneration": observed, "conditions": [
+                {"type": "Reconciling", "status": "False", "reason": "x"},
+                {"type": "Ready", "status": status, "reason": "ReconciliationSucceeded", "message": "Applied revision: main@sha1:abc"}
+            ]}})
+        };
+        let h = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 2)).object);
+        assert_eq!(
+            h,
+            Health {
+                ready: true,
+                reason: Some("ReconciliationSucceeded".into()),
+                message: Some("Applied revision: main@sha1:abc".into())
+            }
+        );
+        let h = health(&dynamic(ChildKind::Kustomization, "k", None, ready("False", 2)).object);
+        assert!(!h.ready);
+        let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        assert!(!stale.ready, "Ready for an older generation is not ready");
+        assert_eq!(stale.reason.as_deref(), Some("Progressing"));
+        let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})).object);
+        assert!(!none.ready);
+        assert_eq!(
+            none.message.as_deref(),
+            Some("waiting for Flux to report a Ready condition")
+        );
+    }
+
+    #[test]
+    fn a_tag_counts_only_for_the_wanted_policy_at_its_current_generation() {
+        let p = "^main-[a-fA-F0-9]+-(?P<ts>[0-9]+)$";
+        let good = dynamic(
+            ChildKind::ImagePolicy,
+            "alice-checkout",
+            Some("u"),
+            policy_data(p, 2, "main-abc-1"),
+        );
+        assert_eq!(
+            resolved_tag(&good.object, &policy(p)).as_deref(),
+            Some("main-abc-1")
+        );
+        let other = "^feature-[a-fA-F0-9]+-(?P<ts>[0-9]+)$";
+        assert_eq!(
+            resolved_tag(&good.object, &policy(other)),
+            None,
+            "prefix changed"
+        );
+        let stale = dynamic(
+            ChildKind::ImagePolicy,
+            "alice-checkout",
+            Some("u"),
+            policy_data(p, 1, "main-abc-1"),
+        );
+        assert_eq!(resolved_tag(&stale.object, &policy(p)), None);
+        let mut moved = policy(p);
+        moved.spec.image_repository_ref.namespace = "images".into();
+        assert_eq!(
+            resolved_tag(&good.object, &moved),
+            None,
+            "repository changed"
+        );
+    }
+
+    #[test]
+    fn kinds_map_to_their_apis() {
+        let ar = ChildKind::HelmRelease.api_resource();
+        assert_eq!(
+            (ar.group.as_str(), ar.version.as_str(), ar.plural.as_str()),
+            ("helm.toolkit.fluxcd.io", "v2", "helmreleases")
+        );
+        let ar = ChildKind::ImagePolicy.api_resource();
+        assert_eq!(ar.plural, "imagepolicies");
+        assert!(ChildKind::Kustomization.is_app() && !ChildKind::ImagePolicy.is_app());
+    }
+}

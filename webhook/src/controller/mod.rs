@@ -1,0 +1,187 @@
+//! The controller: materialises each Environment into its Flux objects and
+//! keeps them true.
+//!
+//! - [`children`], [`status`], [`timing`], [`backoff`]: pure decisions (what
+//!   to prune, what the status says, when to look again, how long to back off).
+//! - [`reconcile`]: the reconciler that makes the API calls.
+//! - [`run`]: the kube-runtime `Controller` over Environments in all
+//!   namespaces, owning the four Flux kinds.
+//!
+//! # Decisions beyond the design contract
+//!
+//! - Children are server-side applied (field manager `ephemeral`, forced)
+//!   on every reconcile; the API server makes an unchanged apply a no-op, and
+//!   an Event says which children were created or updated (their
+//!   resourceVersion changed).
+//! - Children are read with a label-selected LIST per kind on each reconcile,
+//!   not from a cache, so a prune never rests on a lagging view; a kind whose
+//!   CRD is not installed has no children.
+//! - A child is pruned only when it carries the Environment's labels, is
+//!   controlled (ownerReference with `controller: true`) by this
+//!   Environment's uid, and the expansion no longer wants it; the DELETE
+//!   carries a uid precondition. An object of a wanted name that this
+//!   Environment does not control is never applied over: the Environment
+//!   stalls with reason `ChildConflict`.
+//! - An expansion failure (a template or GitRepository vanished) stalls the
+//!   Environment (`ExpansionFailed`): nothing is applied or pruned, and it is
+//!   retried every minute so it recovers once the catalog is fixed.
+//! - An Environment without the `ephemeral.io/owner` annotation (the webhook
+//!   never saw it) is expanded for owner `unknown` as of its creation time,
+//!   so its default lease and uptime do not move between reconciles; the
+//!   `Admitted` condition is False with reason `NotAdmitted`.
+//! - Expiry deletes an Environment only when its stored `spec.lease.until`
+//!   and `spec.lease.expireAfter` are both set and have passed; the Event
+//!   (reason `Expired`) comes first, the DELETE carries a uid precondition,
+//!   and the children go with it through their owner references.
+//! - No finalizer: the children need no cleanup beyond the garbage
+//!   collector's, and a finalizer would make every deletion (and namespace
+//!   deletion) wait for the controller to be running.
+//! - Event reasons: `Created`, `Updated`, `Pruned` (children, one Event per
+//!   reconcile listing them), `Ready`, `LeaseExpired`, `NotAdmitted`,
+//!   `ExpansionFailed`, `ChildConflict`, `Expired` (deleted).
+
+pub mod backoff;
+pub mod children;
+pub mod reconcile;
+pub mod status;
+pub mod timing;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::watcher;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use ephemeral_core::api::Environment;
+use ephemeral_core::expand::{MANAGED_BY, MANAGED_BY_LABEL};
+
+use crate::leader::{ElectionConfig, Elector};
+use children::ChildKind;
+pub use reconcile::{Context, Error, FIELD_MANAGER, Settings, UNADMITTED_OWNER, error_policy};
+
+/// How many Environments are reconciled at once.
+pub const CONCURRENCY: u16 = 16;
+
+/// Runs the controller until `shutdown` resolves, then lets running
+/// reconciles finish. Waits for the catalog to sync before the first reconcile.
+pub async fn run(
+    client: Client,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let mut shutdown = Box::pin(shutdown);
+    while !ctx.catalog.is_synced() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = &mut shutdown => return,
+        }
+    }
+    let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let mut controller = Controller::new(
+        Api::<Environment>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    for kind in ChildKind::ALL {
+        let ar = kind.api_resource();
+        controller = controller.owns_with(
+            Api::<DynamicObject>::all_with(client.clone(), &ar),
+            ar,
+            owned.clone(),
+        );
+    }
+    tracing::info!("controller started");
+    controller
+        .with_config(controller::Config::default().concurrency(CONCURRENCY))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "gone before it was reconciled")
+                }
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(error) => tracing::warn!(%error, "controller watch error"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}
+
+/// The controller and its leader election, running in the background.
+#[derive(Debug)]
+pub struct Running {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts campaigning for the leader Lease; while this replica holds it,
+/// the controller runs. Losing the Lease stops reconciling (running
+/// reconciles finish) until it is won again.
+pub fn start(client: Client, ctx: Arc<Context>, election: ElectionConfig) -> Running {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (leading_tx, leading) = watch::channel(false);
+    let elector = Elector::new(client.clone(), election);
+    let tasks = vec![
+        tokio::spawn(elector.run(leading_tx, shutdown_rx.clone())),
+        tokio::spawn(supervise(client, ctx, leading, shutdown_rx)),
+    ];
+    Running { shutdown, tasks }
+}
+
+impl Running {
+    /// Stops reconciling, lets running reconciles finish and releases the
+    /// Lease, waiting at most `grace` for each.
+    pub async fn stop(self, grace: Duration) {
+        self.shutdown.send_replace(true);
+        for task in self.tasks {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!(?grace, "controller did not stop in time");
+            }
+        }
+    }
+}
+
+/// Resolves when `rx` holds a value for which `want` is true, or its sender is gone.
+async fn until(mut rx: watch::Receiver<bool>, want: bool) {
+    let _ = rx.wait_for(|v| *v == want).await.map(|_| ());
+}
+
+async fn supervise(
+    client: Client,
+    ctx: Arc<Context>,
+    leading: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = until(leading.clone(), true) => {}
+            _ = until(shutdown.clone(), true) => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tracing::info!("leading: starting to reconcile");
+        let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+        let (lost, stopping) = (leading.clone(), shutdown.clone());
+        let trigger = tokio::spawn(async move {
+            tokio::select! {
+                _ = until(lost, false) => {}
+                _ = until(stopping, true) => {}
+            }
+            let _ = stop_tx.send(());
+        });
+        run(client.clone(), ctx.clone(), stop_rx.map(|_| ())).await;
+        trigger.abort();
+        if *shutdown.borrow() {
+            return;
+        }
+        tracing::warn!("lost the leader Lease: stopped reconciling");
+    }
+}
