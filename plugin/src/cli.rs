@@ -385,7 +385,7 @@ pub struct DeleteArgs {
     /// Name of the environment.
     #[arg(value_name = "NAME")]
     pub name: String,
-    /// Wait until the environment is gone (its finalizer has cleaned up).
+    /// Wait until the environment is gone (its Flux objects follow through garbage collection).
     #[arg(long)]
     pub wait: bool,
     /// How long --wait waits, e.g. 5m.

@@ -37,7 +37,7 @@ pub async fn run_with(
         name: name.to_owned(),
         what: "be gone",
         timeout: args.timeout.clone(),
-        last: "it still exists (its finalizer waits for the controller to clean up; is the controller running?)".to_owned(),
+        last: "it still exists (a finalizer on it may be waiting: see `kubectl get environment NAME -o yaml`)".to_owned(),
     })
 }
 

@@ -100,7 +100,7 @@ pub async fn run_with(
                 name: name.to_owned(),
                 what: "be deleted",
                 timeout: args.timeout.clone(),
-                last: "it still exists (its finalizer may be waiting for the controller)"
+                last: "it still exists (a finalizer on it may be waiting: see `kubectl get environment NAME -o yaml`)"
                     .to_owned(),
             })
         }
