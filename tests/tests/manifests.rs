@@ -1024,19 +1024,19 @@ fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
                 }
             }
         };
-    let watch = ["get", "list", "watch"];
+    // Watched into memory (reflectors), never read by name.
     add(
         "*",
         "ephemeral.io",
         &["apptemplates", "appbundles"],
-        &watch,
+        &["list", "watch"],
         None,
     );
     add(
         "*",
         "ephemeral.io",
         &["environments"],
-        &["get", "list", "watch", "delete"],
+        &["list", "watch", "delete"],
         None,
     );
     add(
@@ -1067,9 +1067,8 @@ fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
             None,
         );
     }
-    for group in ["", "events.k8s.io"] {
-        add("*", group, &["events"], &["create", "patch"], None);
-    }
+    // kube's Recorder publishes events.k8s.io/v1 Events only.
+    add("*", "events.k8s.io", &["events"], &["create", "patch"], None);
     add(
         NAMESPACE,
         "coordination.k8s.io",
