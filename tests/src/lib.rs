@@ -1,9 +1,11 @@
 //! Helpers for the cross-binary end-to-end tests: where the workspace and its
 //! built binaries are, and ([`webhook`]) driving `ephemeral-webhook serve`
 //! over real TLS, shared with the webhook crate's own integration tests, and
-//! ([`flux_schema`]) validating objects against the real CRD schemas.
+//! ([`flux_schema`]) validating objects against the real CRD schemas, and
+//! ([`rbac`]) whether the manifests' RBAC allows an API request.
 
 pub mod flux_schema;
+pub mod rbac;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};

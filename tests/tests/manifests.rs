@@ -19,6 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ephemeral_e2e::rbac::Grants;
 use ephemeral_e2e::webhook::{Pki, REVIEW_UID, Webhook, bounded, review};
 use ephemeral_e2e::{binary, workspace_root};
 use k8s_openapi::Resource;
@@ -29,7 +30,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -404,14 +405,6 @@ fn of_kind<'a>(objects: &'a [Value], api_version: &str, kind: &str) -> Vec<&'a V
     objects
         .iter()
         .filter(|o| o["apiVersion"] == api_version && o["kind"] == kind)
-        .collect()
-}
-
-/// Every `T` in a build, typed.
-fn all<T: Resource + DeserializeOwned>(objects: &[Value]) -> Vec<T> {
-    of_kind(objects, T::API_VERSION, T::KIND)
-        .into_iter()
-        .map(|o| serde_json::from_value(o.clone()).expect("checked by the typed round trip"))
         .collect()
 }
 
@@ -926,85 +919,21 @@ fn assert_deployment(objects: &[Value], flavour: Flavour) -> BTreeMap<String, St
 /// resource, verb, and the one object it is limited to (`None`: any).
 type Grant = (String, String, String, String, Option<String>);
 
-fn expand_rules(scope: &str, rules: &[PolicyRule], into: &mut BTreeSet<Grant>) {
-    for rule in rules {
-        assert!(
-            rule.non_resource_urls.is_none(),
-            "no non-resource URLs: {rule:?}"
-        );
-        let names: Vec<Option<String>> = match &rule.resource_names {
-            Some(names) if !names.is_empty() => names.iter().cloned().map(Some).collect(),
-            _ => vec![None],
-        };
-        for group in rule.api_groups.iter().flatten() {
-            for resource in rule.resources.iter().flatten() {
-                for verb in &rule.verbs {
-                    for field in [group, resource, verb] {
-                        assert!(!field.contains('*'), "no wildcards in RBAC: {rule:?}");
-                    }
-                    for name in &names {
-                        into.insert((
-                            scope.to_owned(),
-                            group.clone(),
-                            resource.clone(),
-                            verb.clone(),
-                            name.clone(),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Everything the pod's service account may do, through every binding in the build.
 fn granted(objects: &[Value]) -> BTreeSet<Grant> {
-    let is_ours = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
-        subjects.iter().flatten().any(|s| {
-            s.kind == "ServiceAccount"
-                && s.name == NAME
-                && s.namespace.as_deref() == Some(NAMESPACE)
+    Grants::of(objects)
+        .grants
+        .into_iter()
+        .map(|g| {
+            (
+                g.namespace.unwrap_or_else(|| "*".to_owned()),
+                g.group,
+                g.resource,
+                g.verb,
+                g.name,
+            )
         })
-    };
-    let cluster_roles: Vec<ClusterRole> = all(objects);
-    let cluster_role = |name: &str| -> Vec<PolicyRule> {
-        cluster_roles
-            .iter()
-            .find(|r| r.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("a binding refers to the missing ClusterRole {name}"))
-            .rules
-            .clone()
-            .unwrap_or_default()
-    };
-    let mut grants = BTreeSet::new();
-    for binding in all::<ClusterRoleBinding>(objects) {
-        if is_ours(&binding.subjects) {
-            assert_eq!(binding.role_ref.kind, "ClusterRole");
-            expand_rules("*", &cluster_role(&binding.role_ref.name), &mut grants);
-        }
-    }
-    let roles: Vec<Role> = all(objects);
-    for binding in all::<RoleBinding>(objects) {
-        if !is_ours(&binding.subjects) {
-            continue;
-        }
-        let namespace = binding.metadata.namespace.clone().expect("namespaced");
-        let rules = match binding.role_ref.kind.as_str() {
-            "Role" => roles
-                .iter()
-                .find(|r| {
-                    r.metadata.name.as_deref() == Some(binding.role_ref.name.as_str())
-                        && r.metadata.namespace.as_deref() == Some(namespace.as_str())
-                })
-                .unwrap_or_else(|| panic!("missing Role {}", binding.role_ref.name))
-                .rules
-                .clone()
-                .unwrap_or_default(),
-            _ => cluster_role(&binding.role_ref.name),
-        };
-        expand_rules(&namespace, &rules, &mut grants);
-    }
-    grants
+        .collect()
 }
 
 /// The permissions the binary needs (README "Installing", RBAC table), exactly.
@@ -1068,7 +997,13 @@ fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
         );
     }
     // kube's Recorder publishes events.k8s.io/v1 Events only.
-    add("*", "events.k8s.io", &["events"], &["create", "patch"], None);
+    add(
+        "*",
+        "events.k8s.io",
+        &["events"],
+        &["create", "patch"],
+        None,
+    );
     add(
         NAMESPACE,
         "coordination.k8s.io",
@@ -1392,7 +1327,15 @@ fn crds_folder_builds_only_the_crds() {
 #[test]
 fn default_is_a_hardened_install_with_self_managed_certificates() {
     let Some(kubectl) = kubectl() else { return };
-    assert_install(&kustomize(&kubectl, "default"), Flavour::SelfManaged);
+    let objects = kustomize(&kubectl, "default");
+    assert_install(&objects, Flavour::SelfManaged);
+    // The webhook crate's API scenarios check each request against the RBAC
+    // files themselves: they must be what the install grants.
+    assert_eq!(
+        Grants::of(&objects).grants,
+        Grants::self_managed().grants,
+        "ephemeral_e2e::rbac::SELF_MANAGED_FILES hold all of manifests/default's RBAC"
+    );
 }
 
 #[test]

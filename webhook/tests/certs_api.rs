@@ -1,11 +1,13 @@
 //! The API sequence of self-managed certificates against a mocked API server
 //! (kube's tower-test pattern): each scenario lists the exact requests the
 //! webhook must make (method, path, query, content type and body) and the
-//! API server's answers; any other or extra request fails the test.
+//! API server's answers; any other or extra request fails the test, and so
+//! does a request the RBAC of `manifests/default` does not allow.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use ephemeral_e2e::rbac::Grants;
 use ephemeral_webhook::certs::manager::CertManager;
 use ephemeral_webhook::certs::pki::{Issued, issue};
 use ephemeral_webhook::certs::{CertError, CertSettings, secret};
@@ -76,6 +78,7 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 /// returns the scenario's result and what was sent at each step.
 async fn run<T>(steps: Vec<Step>, scenario: impl AsyncFnOnce(CertManager) -> T) -> (T, Vec<Sent>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let grants = Grants::self_managed();
     let server = tokio::spawn(async move {
         let mut sent = Vec::new();
         for (i, step) in steps.into_iter().enumerate() {
@@ -94,6 +97,14 @@ async fn run<T>(steps: Vec<Step>, scenario: impl AsyncFnOnce(CertManager) -> T) 
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .map(|v| v.to_str().unwrap().to_owned());
+            // What the code calls, the manifests must grant.
+            if let Err(e) = grants.allow(
+                request.method().as_str(),
+                &request.uri().to_string(),
+                content_type.as_deref(),
+            ) {
+                panic!("step {i}: {e}");
+            }
             let bytes = request.into_body().collect().await.unwrap().to_bytes();
             let body: Option<Value> =
                 (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap());

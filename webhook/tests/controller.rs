@@ -12,6 +12,7 @@ use ephemeral_core::expand::OWNER_ANNOTATION;
 use ephemeral_core::flux::FluxObject;
 use ephemeral_core::{Catalog, Config, expand};
 use ephemeral_e2e::flux_schema::Schemas;
+use ephemeral_e2e::rbac::Grants;
 use ephemeral_webhook::args::Clock;
 use ephemeral_webhook::catalog::{SharedCatalog, add_documents};
 use ephemeral_webhook::controller::backoff::Backoff;
@@ -221,6 +222,17 @@ impl ApiServer {
                 .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
                 .unwrap_or_else(|| panic!("the client went away before: {what}"));
         let (parts, body) = request.into_parts();
+        // What the controller calls, the manifests must grant.
+        if let Err(e) = Grants::self_managed().allow(
+            parts.method.as_str(),
+            &parts.uri.to_string(),
+            parts
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+        ) {
+            panic!("{what}: {e}");
+        }
         let bytes = body.collect_bytes().await.unwrap();
         Received {
             method: parts.method,

@@ -35,6 +35,14 @@ async fn next(handle: &mut Handle, method: Method, path: &str) -> (Value, Respon
         .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
         .expect("client alive");
     assert_eq!((request.method(), request.uri().path()), (&method, path));
+    // What the elector calls, the manifests must grant.
+    if let Err(e) = ephemeral_e2e::rbac::Grants::self_managed().allow(
+        request.method().as_str(),
+        &request.uri().to_string(),
+        None,
+    ) {
+        panic!("{method} {path}: {e}");
+    }
     let bytes = request.into_body().collect_bytes().await.unwrap();
     let body = if bytes.is_empty() {
         Value::Null
