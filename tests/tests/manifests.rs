@@ -172,23 +172,29 @@ fn committed_crds_are_what_ephemeral_webhook_crds_prints() {
 
 // ---------------------------------------------------------------- kustomize
 
-/// The real kubectl, or `None` (with a loud warning) when it is not
-/// installed outside CI. In CI (`CI=true`) a missing kubectl is a failure.
+/// The real kubectl (`$KUBECTL`, else the first on `PATH`), or `None` (with
+/// a loud warning) when it is not installed outside CI. In CI (`CI=true`) a
+/// missing kubectl is a failure.
 fn kubectl() -> Option<PathBuf> {
     let path = std::env::var_os("KUBECTL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"));
-    if path.exists() {
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|dir| dir.join("kubectl"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("kubectl"));
+    if path.is_file() {
         return Some(path);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!(
-            "kubectl not found at {} (set KUBECTL): the manifests cannot be checked",
+            "kubectl not found at {} (put it on PATH or set KUBECTL): the manifests cannot be checked",
             path.display()
         );
     }
     eprintln!(
-        "\n!!!!!!!! WARNING: kubectl not found at {} (set KUBECTL); \
+        "\n!!!!!!!! WARNING: kubectl not found at {} (put it on PATH or set KUBECTL); \
          the kustomize bases under manifests/ were NOT checked !!!!!!!!\n",
         path.display()
     );
