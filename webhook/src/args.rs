@@ -144,8 +144,8 @@ pub struct ServeArgs {
     )]
     pub admin_groups: Vec<String>,
 
-    /// The controller's own service account, which counts as an admin (it adds
-    /// finalizers and cleans up expired Environments).
+    /// The controller's own service account, which counts as an admin (it
+    /// deletes expired Environments).
     #[arg(
         long,
         env = "EPHEMERAL_CONTROLLER_SERVICE_ACCOUNT",
