@@ -388,19 +388,20 @@ fn platforms_of(manifest: &Value) -> Vec<(String, String, String, String)> {
 #[test]
 fn local_package_passes_krew_validation() {
     let dist = tempfile::tempdir().unwrap();
-    let archive = archive(
-        &binary("kubectl-ephemeral"),
-        &host_target(),
-        None,
-        dist.path(),
-    );
+    let host = host_target();
+    let (os, arch) = PLATFORMS
+        .iter()
+        .find(|(target, ..)| host.replace("-musl", "-gnu") == *target)
+        .map(|(_, os, arch, ..)| (*os, *arch))
+        .unwrap_or_else(|| panic!("the host {host} is not a platform krew/package.sh packages"));
+    let archive = archive(&binary("kubectl-ephemeral"), &host, None, dist.path());
     let version = env!("CARGO_PKG_VERSION");
     assert!(
         archive
             .file_name()
             .unwrap()
             .to_string_lossy()
-            .starts_with(&format!("kubectl-ephemeral-{version}-linux-amd64")),
+            .starts_with(&format!("kubectl-ephemeral-{version}-{os}-{arch}")),
         "archive named by the workspace version and platform: {}",
         archive.display()
     );
@@ -431,9 +432,9 @@ fn local_package_passes_krew_validation() {
     assert_eq!(
         platforms_of(&manifest),
         [(
-            "linux".to_owned(),
-            "amd64".to_owned(),
-            format!("{BASE_URL}/kubectl-ephemeral-{version}-linux-amd64.tar.gz"),
+            os.to_owned(),
+            arch.to_owned(),
+            format!("{BASE_URL}/kubectl-ephemeral-{version}-{os}-{arch}.tar.gz"),
             "kubectl-ephemeral".to_owned()
         )],
         "--partial lists only the platforms that were built"
