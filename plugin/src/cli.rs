@@ -54,7 +54,8 @@ const COMPLETION_ABOUT: &str = "Print a shell completion script for `kubectl-eph
 For `kubectl ephemeral <TAB>` (kubectl 1.26 and later) no script is needed: kubectl asks an \
 executable named kubectl_complete-ephemeral on your PATH. Make it a symlink to this binary, which \
 then answers kubectl's completion protocol, environment and app names included:\n\n  \
-cd \"$(dirname \"$(command -v kubectl-ephemeral)\")\" && ln -s kubectl-ephemeral kubectl_complete-ephemeral";
+cd \"$(dirname \"$(command -v kubectl-ephemeral)\")\"\n  \
+ln -s kubectl-ephemeral kubectl_complete-ephemeral";
 const RENDER_ABOUT: &str = "Show, offline, exactly what the cluster will make of Environments.\n\n\
 Reads files or directories of (multi-document) YAML or JSON holding Environments and the \
 catalog they use (AppTemplates, AppBundles, and the GitRepositories that sourceBranch copies; \

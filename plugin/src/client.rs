@@ -32,12 +32,34 @@ pub async fn config(args: &KubeArgs) -> Result<Config, Error> {
         None if args.context.is_some() => Config::from_kubeconfig(&options).await,
         // No flags: the kubeconfig, else the in-cluster service account (as kubectl does).
         None => {
-            return Config::infer()
-                .await
-                .map_err(|e| Error::Kubeconfig(causes(&e)));
+            return Config::infer().await.map_err(|e| {
+                match nothing_configured(
+                    std::env::var_os("KUBECONFIG").as_deref(),
+                    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+                    std::env::home_dir().map(|h| h.join(".kube").join("config")),
+                ) {
+                    Some(default) => Error::NoKubeconfig {
+                        default: default.display().to_string(),
+                    },
+                    None => Error::Kubeconfig(causes(&e)),
+                }
+            });
         }
     };
     config.map_err(|e| Error::Kubeconfig(causes(&e)))
+}
+
+/// The default kubeconfig path when nothing says which cluster to use: no
+/// `KUBECONFIG`, no file at the default path, not in a pod. Pure.
+pub fn nothing_configured(
+    kubeconfig_env: Option<&std::ffi::OsStr>,
+    in_cluster: bool,
+    default: Option<std::path::PathBuf>,
+) -> Option<std::path::PathBuf> {
+    if kubeconfig_env.is_some_and(|v| !v.is_empty()) || in_cluster {
+        return None;
+    }
+    default.filter(|path| !path.exists())
 }
 
 /// Connects: configuration, client, namespace.
@@ -143,6 +165,29 @@ contexts:
         let text = e.to_string();
         assert!(text.contains("nope"), "{text}");
         assert!(text.contains("--context"), "{text}");
+    }
+
+    #[test]
+    fn nothing_configured_only_without_kubeconfig_env_file_or_pod() {
+        let f = file();
+        let missing = f.path().with_extension("missing");
+        assert_eq!(
+            nothing_configured(None, false, Some(missing.clone())),
+            Some(missing.clone())
+        );
+        assert_eq!(
+            nothing_configured(Some("".as_ref()), false, Some(missing.clone())),
+            Some(missing.clone())
+        );
+        assert_eq!(
+            nothing_configured(Some("/x".as_ref()), false, Some(missing.clone())),
+            None
+        );
+        assert_eq!(nothing_configured(None, true, Some(missing)), None);
+        assert_eq!(
+            nothing_configured(None, false, Some(f.path().to_path_buf())),
+            None
+        );
     }
 
     #[test]

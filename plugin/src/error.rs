@@ -52,6 +52,14 @@ pub enum Error {
         "cannot load a kubeconfig: {0}. Fix: set KUBECONFIG or pass --kubeconfig PATH, and check --context (kubectl config get-contexts)"
     )]
     Kubeconfig(String),
+    /// No kubeconfig anywhere, and not in a pod: nothing says which cluster.
+    #[error(
+        "no cluster configured: KUBECONFIG is not set, {default} does not exist, and this is not a pod in a cluster. Fix: get a kubeconfig for your cluster (from its admin or your cloud provider's CLI), then pass --kubeconfig PATH or set KUBECONFIG=PATH; `kubectl cluster-info` tells you when it works"
+    )]
+    NoKubeconfig {
+        /// The default kubeconfig path looked at.
+        default: String,
+    },
     /// The API server could not be reached.
     #[error(
         "cannot reach the Kubernetes API server{server}: {cause}. Fix: check that the cluster is up and the context is right (kubectl config current-context; kubectl cluster-info)",

@@ -145,6 +145,7 @@ fn at_server(e: Error, server: &str) -> Error {
 }
 
 async fn run(cli: Cli) -> Result<Notes, Error> {
+    cmd::preflight(&cli.command, &Clock::system())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     macro_rules! cluster {

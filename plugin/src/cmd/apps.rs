@@ -91,11 +91,17 @@ pub fn add_ops(env: &Environment, app: &App) -> Value {
     }
 }
 
+/// Checks `add-app`'s flags without the cluster: a `--prefix` must be a valid tag prefix.
+pub fn check_add(args: &AddAppArgs) -> Result<(), Error> {
+    match &args.prefix {
+        Some(prefix) => check_prefix(prefix),
+        None => Ok(()),
+    }
+}
+
 /// Runs `add-app`.
 pub async fn add(ctx: &Ctx, args: &AddAppArgs, out: &mut dyn Write) -> Result<Notes, Error> {
-    if let Some(prefix) = &args.prefix {
-        check_prefix(prefix)?;
-    }
+    check_add(args)?;
     let env = get(ctx, &args.name).await?;
     if app_after(&env, &args.app).is_some() {
         return Err(Error::AppExists {
@@ -153,8 +159,9 @@ pub fn set_ops(
     Value::Array(ops)
 }
 
-/// Runs `set-app`.
-pub async fn set(ctx: &Ctx, args: &SetAppArgs, out: &mut dyn Write) -> Result<Notes, Error> {
+/// Checks `set-app`'s flags without the cluster: `--prefix`, or the prefix
+/// `--branch` gives, must be a valid tag prefix.
+pub fn check_set(args: &SetAppArgs) -> Result<(), Error> {
     if let Some(prefix) = &args.prefix {
         check_prefix(prefix)?;
     }
@@ -166,6 +173,12 @@ pub async fn set(ctx: &Ctx, args: &SetAppArgs, out: &mut dyn Write) -> Result<No
             ))
         })?;
     }
+    Ok(())
+}
+
+/// Runs `set-app`.
+pub async fn set(ctx: &Ctx, args: &SetAppArgs, out: &mut dyn Write) -> Result<Notes, Error> {
+    check_set(args)?;
     let env = get(ctx, &args.name).await?;
     let index = index_of(&env, &args.app)?;
     let ops = set_ops(&env, index, args.prefix.as_deref(), args.branch.as_deref());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kube::api::DeleteParams;
 
-use super::wait::{POLL, timeout, until_gone};
+use super::wait::{POLL, still_exists, timeout, until_gone};
 use super::{Ctx, Notes};
 use crate::api::{self, display_name};
 use crate::cli::DeleteArgs;
@@ -37,7 +37,7 @@ pub async fn run_with(
         name: name.to_owned(),
         what: "be gone",
         timeout: args.timeout.clone(),
-        last: "it still exists (a finalizer on it may be waiting: see `kubectl get environment NAME -o yaml`)".to_owned(),
+        last: still_exists(name, ns),
     })
 }
 

@@ -4,6 +4,8 @@
 
 use kube::Client;
 
+use crate::cli::Command;
+use crate::error::Error;
 use crate::time::Clock;
 
 pub mod apps;
@@ -33,12 +35,27 @@ pub struct Ctx {
 /// Lines for standard error (diagnostics, hints), printed after the command's output.
 pub type Notes = Vec<String>;
 
+/// Checks what can be checked without a cluster (times, durations, prefixes),
+/// before connecting: wrong usage exits 2 with its own message even where no
+/// kubeconfig or cluster is at hand. The commands check again (they are also
+/// called on their own, e.g. in tests).
+pub fn preflight(command: &Command, clock: &Clock) -> Result<(), Error> {
+    match command {
+        Command::Create(a) => lease_end(&a.lease, clock).map(drop),
+        Command::Extend(a) => lease_end(&a.lease, clock).map(drop),
+        Command::Delete(a) => wait::timeout(&a.timeout).map(drop),
+        Command::Wait(a) => wait::timeout(&a.timeout).map(drop),
+        Command::AddApp(a) => apps::check_add(a),
+        Command::SetApp(a) => apps::check_set(a),
+        _ => Ok(()),
+    }
+}
+
 /// The lease end the lease flags ask for, if any (`--until`, `--for`, `--days N --hour H`).
 pub fn lease_end(
     args: &crate::cli::LeaseArgs,
     clock: &Clock,
-) -> Result<Option<jiff::Timestamp>, crate::error::Error> {
-    use crate::error::Error;
+) -> Result<Option<jiff::Timestamp>, Error> {
     use crate::time;
     let end = if let Some(text) = &args.until {
         time::parse_until(text, clock).map_err(|e| Error::Usage(format!("--until: {e}")))?

@@ -48,6 +48,13 @@ pub fn ready(env: &Environment) -> Result<(), String> {
     }
 }
 
+/// The last state seen when an environment outlives a wait for its deletion.
+pub fn still_exists(name: &str, namespace: &str) -> String {
+    format!(
+        "it still exists (a finalizer on it may be waiting: see kubectl get environment {name} -n {namespace} -o yaml)"
+    )
+}
+
 /// Parses a `--timeout`.
 pub fn timeout(text: &str) -> Result<Duration, Error> {
     parse_duration(text)
@@ -100,8 +107,7 @@ pub async fn run_with(
                 name: name.to_owned(),
                 what: "be deleted",
                 timeout: args.timeout.clone(),
-                last: "it still exists (a finalizer on it may be waiting: see `kubectl get environment NAME -o yaml`)"
-                    .to_owned(),
+                last: still_exists(name, ns),
             })
         }
         WaitFor::Ready => {

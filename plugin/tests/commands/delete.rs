@@ -147,3 +147,19 @@ async fn wait_for_delete() {
         "--- stdout\nenvironment.ephemeral.io/alice deleted\n--- stderr\n\n"
     );
 }
+
+#[tokio::test]
+async fn delete_wait_times_out_naming_the_command_to_look_closer() {
+    let text = run(
+        &["delete", "alice", "--wait", "--timeout", "0.0005s"],
+        vec![
+            expect("DELETE", format!("{ENVS}/alice")).ok(terminating()),
+            expect("GET", format!("{ENVS}/alice")).ok(terminating()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        text,
+        "--- stdout\nenvironment.ephemeral.io/alice deleted\n--- stderr\nerror: timed out after 0.0005s waiting for environment \"alice\" to be gone; last seen: it still exists (a finalizer on it may be waiting: see kubectl get environment alice -n ephemeral -o yaml) (exit 1)\n"
+    );
+}

@@ -102,3 +102,40 @@ async fn not_found_suggests_list() {
     .await;
     insta::assert_snapshot!(text);
 }
+
+#[tokio::test]
+async fn source_branch_bundles_helm_apps_and_each_apps_ready_reason_and_message() {
+    let infra = with_status(
+        admitted(
+            "infra",
+            "carol",
+            json!({"apps": [{"name": "web"}], "bundles": ["observability"],
+                "sourceBranch": "feature/infra",
+                "lease": {"schedule": "Mon-Fri 07:00-19:00 Europe/London", "expireAfter": "168h"}}),
+        ),
+        json!([
+            {"name": "web", "kind": "Kustomization", "ready": true, "imageTag": "main-9e1d4c2-1763712000",
+             "reason": "ReconciliationSucceeded", "message": "Applied revision: feature/infra@sha1:5d41402a"},
+            {"name": "jaeger", "kind": "HelmRelease", "ready": false, "reason": "InstallFailed",
+             "message": "Helm install failed for release ephemeral/infra-jaeger with chart jaeger@3.4.1: context deadline exceeded"},
+            {"name": "grafana", "kind": "HelmRelease", "ready": true, "reason": "InstallSucceeded",
+             "message": "Helm install succeeded for release ephemeral/infra-grafana.v1 with chart grafana@8.5.0"}]),
+        "2026-11-23T19:00:00Z",
+    );
+    let fields = events_query("infra");
+    let text = describe(
+        "infra",
+        vec![
+            // Every app with a prefix has a tag: no ImagePolicy is read.
+            expect("GET", format!("{ENVS}/infra")).ok(infra),
+            expect("GET", INGRESSES)
+                .query(&[("labelSelector", "ephemeral.io/environment=infra")])
+                .ok(json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressList", "metadata": {}, "items": []})),
+            expect("GET", EVENTS)
+                .query(&[(fields[0].0, fields[0].1.as_str())])
+                .ok(json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": []})),
+        ],
+    )
+    .await;
+    insta::assert_snapshot!(text);
+}
