@@ -192,6 +192,14 @@ pub struct ServeArgs {
     #[arg(long, env = "EPHEMERAL_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// On SIGTERM or SIGINT, before draining: report not ready but keep
+    /// accepting admission requests this long (Go duration), so the API
+    /// server stops sending requests (endpoints updated) before the listener
+    /// closes. In a cluster set it to a few seconds; the pod's
+    /// terminationGracePeriodSeconds must cover it plus --shutdown-grace.
+    #[arg(long, env = "EPHEMERAL_SHUTDOWN_DELAY", default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// Log format. The level comes from RUST_LOG (default: info).
     #[arg(long, env = "EPHEMERAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -325,6 +333,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Grace period on shutdown.
     pub shutdown_grace: Duration,
+    /// Not-ready-but-serving delay on shutdown.
+    pub shutdown_delay: Duration,
     /// The clock.
     pub clock: Clock,
     /// Expansion policy.
@@ -371,6 +381,7 @@ impl ServeArgs {
             catalog_dir: self.catalog_dir.clone(),
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: self.shutdown_grace,
+            shutdown_delay: self.shutdown_delay,
             clock: self.fixed_now.map_or(Clock::System, Clock::Fixed),
             config: self.policy.to_config()?,
             namespace: self.namespace.trim().to_owned(),
@@ -414,6 +425,7 @@ mod tests {
         assert_eq!(s.admin_listen.to_string(), "0.0.0.0:8080");
         assert_eq!(s.max_body_bytes, 1_048_576);
         assert_eq!(s.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(s.shutdown_delay, Duration::ZERO);
         assert_eq!(s.clock, Clock::System);
         assert_eq!(s.namespace, "ephemeral-system");
         assert!(!s.pod_name.is_empty());

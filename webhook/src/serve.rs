@@ -102,8 +102,9 @@ fn task_result(
 }
 
 /// Runs the webhook until SIGTERM or SIGINT, then shuts down gracefully:
-/// readiness turns 503, no new connections are accepted, and in-flight
-/// requests get `shutdown_grace` to finish.
+/// readiness turns 503, admission keeps being served for `shutdown_delay`,
+/// then no new connections are accepted and in-flight requests get
+/// `shutdown_grace` to finish, while the controller stops.
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let mut signals = Signals::new()?;
     let metrics = Arc::new(Metrics::new());
@@ -271,12 +272,23 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
 
     let result = tokio::select! {
         name = signals.recv() => {
-            tracing::info!(signal = name, grace = ?settings.shutdown_grace, connections = handle.connection_count(), "shutting down");
+            tracing::info!(signal = name, delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, connections = handle.connection_count(), "shutting down");
             readiness.set_shutting_down();
-            handle.graceful_shutdown(Some(settings.shutdown_grace));
-            let r = task_result("admission", server_task.await);
-            tracing::info!("admission server stopped");
-            r
+            // Admission drains while the controller stops, not one after the other.
+            let drain = async {
+                if !settings.shutdown_delay.is_zero() {
+                    tracing::info!(delay = ?settings.shutdown_delay, "not ready; still serving until endpoints are updated");
+                    tokio::time::sleep(settings.shutdown_delay).await;
+                }
+                handle.graceful_shutdown(Some(settings.shutdown_grace));
+                let r = task_result("admission", server_task.await);
+                tracing::info!("admission server stopped");
+                r
+            };
+            let (r, ()) = tokio::join!(drain, stop_controller(settings.shutdown_grace));
+            admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
+            let admin = task_result("admin", admin_task.await);
+            return r.and(admin);
         }
         r = &mut server_task => task_result("admission", r),
         r = &mut admin_task => {

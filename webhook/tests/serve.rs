@@ -452,6 +452,62 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     .await;
 }
 
+#[tokio::test]
+async fn sigterm_with_a_shutdown_delay_reports_unready_but_keeps_admitting() {
+    bounded(async {
+        let pki = Pki::new();
+        let delay = Duration::from_secs(2);
+        let mut webhook = start(
+            &pki,
+            Some(&pki.server_cert(1)),
+            &["--shutdown-delay", "2s", "--shutdown-grace", "1s"],
+        );
+        webhook.wait_ready().await;
+
+        let started = Instant::now();
+        let killed = Command::new("kill")
+            .args(["-TERM", &webhook.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+
+        // Readiness turns 503 at once ...
+        loop {
+            match webhook.admin_get("/readyz").await {
+                Some((StatusCode::SERVICE_UNAVAILABLE, _)) => break,
+                other => assert!(
+                    started.elapsed() < delay,
+                    "still {other:?} from /readyz after SIGTERM; log:\n{}",
+                    webhook.log()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ... while a new connection is still admitted during the delay.
+        let body = review("CREATE", "alice", Some(environment()), None).to_string();
+        let (status, answer) = webhook.post("/mutate", body).await;
+        assert!(
+            started.elapsed() < delay,
+            "the check ran after the delay ({:?}); cannot tell",
+            started.elapsed()
+        );
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(response_of(&answer)["allowed"], true);
+
+        let status = webhook
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("still running after SIGTERM; log:\n{}", webhook.log()));
+        assert!(status.success(), "{status:?}; log:\n{}", webhook.log());
+        assert!(
+            started.elapsed() >= delay,
+            "exited after {:?}, before the {delay:?} delay",
+            started.elapsed()
+        );
+    })
+    .await;
+}
+
 #[test]
 fn a_broken_catalog_file_stops_startup_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
