@@ -1048,3 +1048,44 @@ async fn nothing_happens_before_the_catalog_syncs() {
     let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
     assert!(!matches!(next, Ok(Some(_))), "no API call while unsynced");
 }
+
+#[tokio::test]
+async fn an_image_policy_list_error_applies_and_deletes_nothing() {
+    // web was removed (a successful reconcile would prune it) and checkout's
+    // Kustomization carries a resolved tag: a failed ImagePolicy list must
+    // neither prune web nor re-apply checkout without its tag.
+    let before = admitted(three_apps());
+    let tag = "feature-x-0a1b2c3d-1763712000";
+    let existing: Vec<Value> = expected_children(&before, &[("alice-checkout", tag)])
+        .iter()
+        .map(|o| stored(o, "1", ready_status(1)))
+        .collect();
+    let env = admitted(json!([{"name": "checkout", "branch": "feature/x"}, {"name": "payments"}]));
+    let (mut api, task, _, metrics) = start(env, catalog());
+    for kind in ["Kustomization", "HelmRelease"] {
+        let r = api.expect(Method::GET, &flux_path(kind, None)).await;
+        let items: Vec<Value> = existing
+            .iter()
+            .filter(|o| o["kind"] == kind)
+            .cloned()
+            .collect();
+        r.reply(200, &list_body(kind, &items));
+    }
+    let r = api
+        .expect(Method::GET, &flux_path("ImagePolicy", None))
+        .await;
+    r.reply(503, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "the server is currently unable to handle the request"}));
+    let error = finish(&mut api, task).await.unwrap_err();
+    assert_eq!(error.kind(), "api");
+    assert!(
+        error
+            .to_string()
+            .starts_with("list imagepolicies in namespace shop: "),
+        "{error}"
+    );
+    assert!(
+        metrics
+            .encode()
+            .contains(r#"ephemeral_webhook_reconcile_failures_total{kind="api"} 1"#)
+    );
+}

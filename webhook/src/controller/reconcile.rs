@@ -275,7 +275,10 @@ async fn list_children(
                     .map(|object| Existing { kind, object }),
             ),
             Err(e) if is_status(&e, 404) => {}
-            Err(e) => return Err(api_error(format!("list {}s", kind.as_str()))(e)),
+            Err(e) => {
+                let plural = kind.api_resource().plural;
+                return Err(api_error(format!("list {plural} in namespace {namespace}"))(e));
+            }
         }
     }
     Ok(out)
