@@ -1089,3 +1089,53 @@ async fn an_image_policy_list_error_applies_and_deletes_nothing() {
             .contains(r#"ephemeral_webhook_reconcile_failures_total{kind="api"} 1"#)
     );
 }
+
+#[tokio::test]
+async fn a_flux_kind_the_api_server_does_not_serve_stalls_before_anything_is_applied() {
+    // Flux without its image automation CRDs: ImagePolicies cannot exist.
+    // Applying the rest would hand checkout a Kustomization without its
+    // image tag and then fail anyway; nothing is applied or pruned instead.
+    let env = admitted(three_apps());
+    let mut existing: Vec<Value> = expected_children(&env, &[])
+        .iter()
+        .filter(|o| o["kind"] != "ImagePolicy")
+        .map(|o| stored(o, "1", ready_status(1)))
+        .collect();
+    // An app that was removed: a successful reconcile would prune it.
+    let mut removed = existing[0].clone();
+    removed["metadata"]["name"] = json!("alice-search");
+    removed["metadata"]["labels"]["ephemeral.io/app"] = json!("search");
+    existing.push(removed);
+    let (mut api, task, _, metrics) = start(env, catalog());
+    for kind in LIST_ORDER {
+        let r = api.expect(Method::GET, &flux_path(kind, None)).await;
+        if kind == "ImagePolicy" {
+            r.not_found();
+        } else {
+            let items: Vec<Value> = existing
+                .iter()
+                .filter(|o| o["kind"] == kind)
+                .cloned()
+                .collect();
+            r.reply(200, &list_body(kind, &items));
+        }
+    }
+    let status = api.status().await;
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(stalled["reason"], "FluxKindNotServed");
+    assert_eq!(
+        stalled["message"],
+        "the API server does not serve ImagePolicy (image.toolkit.fluxcd.io/v1), needed by ImagePolicy/alice-checkout, ImagePolicy/alice-payments; nothing was applied or pruned. Fix: install the Flux CRDs and controllers for it (ImagePolicy: flux install --components-extra=image-reflector-controller,image-automation-controller), or use apps without imageTagPrefix or branch"
+    );
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    let (type_, reason, _) = api.event().await;
+    assert_eq!(
+        (type_.as_str(), reason.as_str()),
+        ("Warning", "FluxKindNotServed")
+    );
+    assert_eq!(
+        finish(&mut api, task).await.unwrap(),
+        Action::requeue(Duration::from_secs(60))
+    );
+    assert!(!metrics.encode().contains("reconcile_failures_total{"));
+}

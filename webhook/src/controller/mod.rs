@@ -36,9 +36,13 @@
 //! - No finalizer: the children need no cleanup beyond the garbage
 //!   collector's, and a finalizer would make every deletion (and namespace
 //!   deletion) wait for the controller to be running.
+//! - A wanted child of a kind the API server does not serve (Flux without
+//!   its image automation CRDs, say) stalls the Environment
+//!   (`FluxKindNotServed`) before anything is applied or pruned.
 //! - Event reasons: `Created`, `Updated`, `Pruned` (children, one Event per
 //!   reconcile listing them), `Ready`, `LeaseExpired`, `NotAdmitted`,
-//!   `ExpansionFailed`, `ChildConflict`, `Expired` (deleted).
+//!   `ExpansionFailed`, `ChildConflict`, `FluxKindNotServed`, `Expired`
+//!   (deleted).
 
 pub mod backoff;
 pub mod children;
