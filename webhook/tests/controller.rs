@@ -901,7 +901,8 @@ async fn an_unadmitted_environment_is_expanded_and_says_so() {
 #[tokio::test]
 async fn a_vanished_template_stalls_and_prunes_nothing() {
     let env = admitted(three_apps());
-    let existing: Vec<Value> = expected_children(&env, &[])
+    let tag = "feature-x-0a1b2c3d-1763712000";
+    let existing: Vec<Value> = expected_children(&env, &[("alice-checkout", tag)])
         .iter()
         .map(|o| stored(o, "1", ready_status(1)))
         .collect();
@@ -935,6 +936,13 @@ async fn a_vanished_template_stalls_and_prunes_nothing() {
         status["readyApps"], "3/3",
         "the apps that exist are still reported"
     );
+    assert_eq!(
+        status["apps"][0],
+        json!({"name": "checkout", "kind": "Kustomization", "ready": true, "reason": "ReconciliationSucceeded",
+               "message": "Applied revision: main@sha1:abc", "imageTag": tag}),
+        "with the tag it deploys"
+    );
+    assert!(status["apps"][1].get("imageTag").is_none());
     let (type_, reason, _) = api.event().await;
     assert_eq!(
         (type_.as_str(), reason.as_str()),

@@ -189,6 +189,20 @@ pub fn health(object: &DynamicObject) -> Health {
     }
 }
 
+/// The image tag an existing app child deploys: its Kustomization's
+/// `postBuild.substitute.image_tag`, or its HelmRelease's
+/// `values.ephemeral.image_tag`.
+pub fn deployed_tag(child: &Existing) -> Option<String> {
+    let pointer = match child.kind {
+        ChildKind::Kustomization => "/spec/postBuild/substitute/image_tag",
+        ChildKind::HelmRelease => "/spec/values/ephemeral/image_tag",
+        ChildKind::ImagePolicy | ChildKind::GitRepository => return None,
+    };
+    status_str(&child.object, pointer)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
 /// Whether `tag` is a build `<prefix>-<hex sha>-<digits>` of the prefix whose
 /// ImagePolicy pattern is `pattern`.
 fn tag_fits(tag: &str, pattern: &str) -> bool {
@@ -420,6 +434,31 @@ mod tests {
             None,
             "repository changed"
         );
+    }
+
+    #[test]
+    fn the_deployed_tag_is_read_where_expansion_writes_it() {
+        let k = dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            json!({"spec": {"postBuild": {"substitute": {"owner": "alice", "image_tag": "main-abc-1"}}}}),
+        );
+        assert_eq!(deployed_tag(&k).as_deref(), Some("main-abc-1"));
+        let h = dynamic(
+            ChildKind::HelmRelease,
+            "h",
+            None,
+            json!({"spec": {"values": {"image": {"tag": "x"}, "ephemeral": {"image_tag": "main-def-2"}}}}),
+        );
+        assert_eq!(deployed_tag(&h).as_deref(), Some("main-def-2"));
+        let untagged = dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            json!({"spec": {"postBuild": {"substitute": {"owner": "alice"}}}}),
+        );
+        assert_eq!(deployed_tag(&untagged), None);
     }
 
     #[test]

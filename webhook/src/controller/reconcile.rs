@@ -383,7 +383,8 @@ async fn write_status(
     Ok(())
 }
 
-/// App states from whatever app children exist (used when nothing was applied).
+/// App states from whatever app children exist (used when nothing was
+/// applied), with the image tag each one deploys now.
 fn observed_apps(existing: &[Existing], uid: &str) -> Vec<AppStatus> {
     let mut apps: Vec<AppStatus> = existing
         .iter()
@@ -401,7 +402,7 @@ fn observed_apps(existing: &[Existing], uid: &str) -> Vec<AppStatus> {
                 ready: health.ready,
                 reason: health.reason,
                 message: health.message,
-                image_tag: None,
+                image_tag: children::deployed_tag(e),
             }
         })
         .collect();
