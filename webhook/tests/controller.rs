@@ -1147,3 +1147,19 @@ async fn a_flux_kind_the_api_server_does_not_serve_stalls_before_anything_is_app
     );
     assert!(!metrics.encode().contains("reconcile_failures_total{"));
 }
+
+#[tokio::test]
+async fn a_status_flux_wrote_meanwhile_is_not_reported_as_an_update() {
+    // Flux turned the HelmRelease Ready between the list and the apply: the
+    // apply returns a new resourceVersion but the same generation.
+    let env = admitted(json!([{"name": "web"}]));
+    let want = expected_children(&env, &[]);
+    let (mut api, task, _, _) = start(env, catalog());
+    api.lists(&[stored(&want[0], "1", json!({}))]).await;
+    api.apply(&want[0], "2", 1, ready_status(1)).await;
+    let status = api.status().await;
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "Ready", "and no Updated event");
+    finish(&mut api, task).await.unwrap();
+}

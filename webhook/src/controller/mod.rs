@@ -12,7 +12,7 @@
 //! - Children are server-side applied (field manager `ephemeral`, forced)
 //!   on every reconcile; the API server makes an unchanged apply a no-op, and
 //!   an Event says which children were created or updated (their
-//!   resourceVersion changed).
+//!   generation changed: a status Flux wrote meanwhile is no update).
 //! - Children are read with a label-selected LIST per kind on each reconcile,
 //!   not from a cache, so a prune never rests on a lagging view; a kind whose
 //!   CRD is not installed has no children.

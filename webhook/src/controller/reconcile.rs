@@ -519,8 +519,11 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         return stalled(ctx, env, &reference, admission, &existing, uid, now, stall).await;
     }
 
-    // Never take over an object of the same name that this Environment does not control.
-    let mut before: BTreeMap<(ChildKind, String), Option<String>> = BTreeMap::new();
+    // Never take over an object of the same name that this Environment does
+    // not control. `before`: the generation of each wanted child that exists
+    // (None: it does not), so an Event says which applies changed a spec; a
+    // resourceVersion would also move when Flux writes the child's status.
+    let mut before: BTreeMap<(ChildKind, String), Option<Option<i64>>> = BTreeMap::new();
     let mut conflicts = Vec::new();
     for object in &expansion.objects {
         let kind = ChildKind::of(object);
@@ -540,10 +543,7 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
                 conflicts.push(format!("{}/{child}", kind.as_str()));
             }
             found => {
-                before.insert(
-                    (kind, child),
-                    found.and_then(|o| o.metadata.resource_version),
-                );
+                before.insert((kind, child), found.map(|o| o.metadata.generation));
             }
         }
     }
@@ -572,12 +572,12 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
             .patch(&child, &params, &Patch::Apply(object.to_value()))
             .await
             .map_err(api_error(format!("apply {display}")))?;
-        match before.get(&(kind, child.clone())).cloned().flatten() {
-            None => created.push(display),
-            Some(rv) if result.metadata.resource_version.as_deref() != Some(rv.as_str()) => {
+        match before.get(&(kind, child.clone())) {
+            None | Some(None) => created.push(display),
+            Some(Some(generation)) if result.metadata.generation != *generation => {
                 updated.push(display)
             }
-            Some(_) => {}
+            Some(Some(_)) => {}
         }
         applied.insert((kind, child), result);
     }
