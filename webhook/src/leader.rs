@@ -6,8 +6,11 @@
 //! Lease cannot both win (the loser gets 409 Conflict). A follower takes the
 //! Lease over once `renewTime + leaseDurationSeconds` has passed. A holder
 //! that cannot renew for `renew_deadline` (shorter than the lease duration)
-//! steps down before anyone else may take over. On shutdown the holder
-//! releases the Lease so that another replica takes over at once.
+//! steps down before anyone else may take over: each round (and so each
+//! request) is cut off at that deadline, and the deadline counts from the
+//! moment the last successful round started, the `renewTime` it wrote. On
+//! shutdown the holder releases the Lease so that another replica takes over
+//! at once.
 
 use std::time::{Duration, Instant};
 
@@ -205,24 +208,44 @@ impl Elector {
     /// Campaigns until `shutdown` turns true, publishing on `leading` whether
     /// this replica leads; then releases the Lease.
     pub async fn run(self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+        // When the last successful round started: the renewTime it wrote.
         let mut last_renewal: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let held = match self.try_acquire_or_renew(Timestamp::now()).await {
-                Ok(true) => {
-                    last_renewal = Some(Instant::now());
+            let started = Instant::now();
+            // A round never outlasts the renew deadline, so a request that
+            // hangs cannot keep a leader leading after another replica may
+            // have taken the Lease over.
+            let limit = last_renewal.map_or(self.config.renew_deadline, |t| {
+                (t + self.config.renew_deadline).saturating_duration_since(started)
+            });
+            let round =
+                tokio::time::timeout(limit, self.try_acquire_or_renew(Timestamp::now())).await;
+            let held = match round {
+                Ok(Ok(true)) => {
+                    last_renewal = Some(started);
                     true
                 }
-                Ok(false) => {
+                Ok(Ok(false)) => {
                     last_renewal = None;
                     false
                 }
-                Err(error) => {
+                failed => {
                     let within =
                         last_renewal.is_some_and(|t| t.elapsed() < self.config.renew_deadline);
-                    tracing::warn!(%error, still_leading = within, "leader election round failed");
+                    match failed {
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, still_leading = within, "leader election round failed")
+                        }
+                        _ => {
+                            tracing::warn!(timeout = ?limit, still_leading = within, "leader election round timed out")
+                        }
+                    }
+                    if !within {
+                        last_renewal = None;
+                    }
                     within
                 }
             };

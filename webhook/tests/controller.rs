@@ -913,7 +913,8 @@ async fn an_unadmitted_environment_is_expanded_and_says_so() {
 #[tokio::test]
 async fn a_vanished_template_stalls_and_prunes_nothing() {
     let env = admitted(three_apps());
-    let existing: Vec<Value> = expected_children(&env, &[])
+    let tag = "feature-x-0a1b2c3d-1763712000";
+    let existing: Vec<Value> = expected_children(&env, &[("alice-checkout", tag)])
         .iter()
         .map(|o| stored(o, "1", ready_status(1)))
         .collect();
@@ -947,6 +948,13 @@ async fn a_vanished_template_stalls_and_prunes_nothing() {
         status["readyApps"], "3/3",
         "the apps that exist are still reported"
     );
+    assert_eq!(
+        status["apps"][0],
+        json!({"name": "checkout", "kind": "Kustomization", "ready": true, "reason": "ReconciliationSucceeded",
+               "message": "Applied revision: main@sha1:abc", "imageTag": tag}),
+        "with the tag it deploys"
+    );
+    assert!(status["apps"][1].get("imageTag").is_none());
     let (type_, reason, _) = api.event().await;
     assert_eq!(
         (type_.as_str(), reason.as_str()),
@@ -1059,4 +1067,111 @@ async fn nothing_happens_before_the_catalog_syncs() {
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
     let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
     assert!(!matches!(next, Ok(Some(_))), "no API call while unsynced");
+}
+
+#[tokio::test]
+async fn an_image_policy_list_error_applies_and_deletes_nothing() {
+    // web was removed (a successful reconcile would prune it) and checkout's
+    // Kustomization carries a resolved tag: a failed ImagePolicy list must
+    // neither prune web nor re-apply checkout without its tag.
+    let before = admitted(three_apps());
+    let tag = "feature-x-0a1b2c3d-1763712000";
+    let existing: Vec<Value> = expected_children(&before, &[("alice-checkout", tag)])
+        .iter()
+        .map(|o| stored(o, "1", ready_status(1)))
+        .collect();
+    let env = admitted(json!([{"name": "checkout", "branch": "feature/x"}, {"name": "payments"}]));
+    let (mut api, task, _, metrics) = start(env, catalog());
+    for kind in ["Kustomization", "HelmRelease"] {
+        let r = api.expect(Method::GET, &flux_path(kind, None)).await;
+        let items: Vec<Value> = existing
+            .iter()
+            .filter(|o| o["kind"] == kind)
+            .cloned()
+            .collect();
+        r.reply(200, &list_body(kind, &items));
+    }
+    let r = api
+        .expect(Method::GET, &flux_path("ImagePolicy", None))
+        .await;
+    r.reply(503, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "the server is currently unable to handle the request"}));
+    let error = finish(&mut api, task).await.unwrap_err();
+    assert_eq!(error.kind(), "api");
+    assert!(
+        error
+            .to_string()
+            .starts_with("list imagepolicies in namespace shop: "),
+        "{error}"
+    );
+    assert!(
+        metrics
+            .encode()
+            .contains(r#"ephemeral_webhook_reconcile_failures_total{kind="api"} 1"#)
+    );
+}
+
+#[tokio::test]
+async fn a_flux_kind_the_api_server_does_not_serve_stalls_before_anything_is_applied() {
+    // Flux without its image automation CRDs: ImagePolicies cannot exist.
+    // Applying the rest would hand checkout a Kustomization without its
+    // image tag and then fail anyway; nothing is applied or pruned instead.
+    let env = admitted(three_apps());
+    let mut existing: Vec<Value> = expected_children(&env, &[])
+        .iter()
+        .filter(|o| o["kind"] != "ImagePolicy")
+        .map(|o| stored(o, "1", ready_status(1)))
+        .collect();
+    // An app that was removed: a successful reconcile would prune it.
+    let mut removed = existing[0].clone();
+    removed["metadata"]["name"] = json!("alice-search");
+    removed["metadata"]["labels"]["ephemeral.io/app"] = json!("search");
+    existing.push(removed);
+    let (mut api, task, _, metrics) = start(env, catalog());
+    for kind in LIST_ORDER {
+        let r = api.expect(Method::GET, &flux_path(kind, None)).await;
+        if kind == "ImagePolicy" {
+            r.not_found();
+        } else {
+            let items: Vec<Value> = existing
+                .iter()
+                .filter(|o| o["kind"] == kind)
+                .cloned()
+                .collect();
+            r.reply(200, &list_body(kind, &items));
+        }
+    }
+    let status = api.status().await;
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(stalled["reason"], "FluxKindNotServed");
+    assert_eq!(
+        stalled["message"],
+        "the API server does not serve ImagePolicy (image.toolkit.fluxcd.io/v1), needed by ImagePolicy/alice-checkout, ImagePolicy/alice-payments; nothing was applied or pruned. Fix: install the Flux CRDs and controllers for it (ImagePolicy: flux install --components-extra=image-reflector-controller,image-automation-controller), or use apps without imageTagPrefix or branch"
+    );
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    let (type_, reason, _) = api.event().await;
+    assert_eq!(
+        (type_.as_str(), reason.as_str()),
+        ("Warning", "FluxKindNotServed")
+    );
+    assert_eq!(
+        finish(&mut api, task).await.unwrap(),
+        Action::requeue(Duration::from_secs(60))
+    );
+    assert!(!metrics.encode().contains("reconcile_failures_total{"));
+}
+
+#[tokio::test]
+async fn a_status_flux_wrote_meanwhile_is_not_reported_as_an_update() {
+    // Flux turned the HelmRelease Ready between the list and the apply: the
+    // apply returns a new resourceVersion but the same generation.
+    let env = admitted(json!([{"name": "web"}]));
+    let want = expected_children(&env, &[]);
+    let (mut api, task, _, _) = start(env, catalog());
+    api.lists(&[stored(&want[0], "1", json!({}))]).await;
+    api.apply(&want[0], "2", 1, ready_status(1)).await;
+    let status = api.status().await;
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "Ready", "and no Updated event");
+    finish(&mut api, task).await.unwrap();
 }

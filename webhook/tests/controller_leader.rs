@@ -223,3 +223,59 @@ async fn the_leader_steps_down_when_it_cannot_renew_and_releases_on_shutdown() {
         .unwrap();
     assert!(!*leading.borrow());
 }
+
+#[tokio::test]
+async fn a_renewal_that_hangs_steps_the_leader_down_by_the_renew_deadline() {
+    // The API server accepts the connection but never answers: a leader
+    // waiting on that request must not keep leading past its renew deadline,
+    // or another replica takes the Lease over while it still reconciles.
+    let cfg = ElectionConfig {
+        renew_deadline: Duration::from_millis(300),
+        retry_period: Duration::from_millis(50),
+        ..config()
+    };
+    let (elector, mut api) = setup(cfg);
+    let (leading_tx, mut leading) = watch::channel(false);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let task = tokio::spawn(elector.run(leading_tx, shutdown));
+    let get = format!("{PATH}/ephemeral-controller");
+
+    let (_, r) = next(&mut api, Method::GET, &get).await;
+    reply(r, 404, &status(404, "NotFound"));
+    let (body, r) = next(&mut api, Method::POST, PATH).await;
+    let mut held = body.clone();
+    held["metadata"]["resourceVersion"] = json!("1");
+    let acquired = std::time::Instant::now();
+    reply(r, 201, &held);
+    leading.wait_for(|l| *l).await.unwrap();
+
+    // The next renewal's GET is never answered.
+    let (_, hanging) = next(&mut api, Method::GET, &get).await;
+    tokio::time::timeout(Duration::from_secs(2), leading.wait_for(|l| !*l))
+        .await
+        .expect("a leader whose renewal hangs steps down")
+        .unwrap();
+    let stepped_down = acquired.elapsed();
+    assert!(
+        stepped_down < Duration::from_millis(300 + 150),
+        "stepped down {stepped_down:?} after the last renewal (deadline 300ms)"
+    );
+    drop(hanging);
+
+    // Once the API answers again it wins the Lease back.
+    let (_, r) = next(&mut api, Method::GET, &get).await;
+    reply(r, 200, &held);
+    let (body, r) = next(&mut api, Method::PUT, &get).await;
+    assert_eq!(body["spec"]["holderIdentity"], "pod-a");
+    reply(r, 200, &body);
+    leading.wait_for(|l| *l).await.unwrap();
+    shutdown_tx.send(true).unwrap();
+    let (_, r) = next(&mut api, Method::GET, &get).await;
+    reply(r, 200, &body);
+    let (released, r) = next(&mut api, Method::PUT, &get).await;
+    reply(r, 200, &released);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

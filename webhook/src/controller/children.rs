@@ -9,6 +9,7 @@ use kube::core::Resource;
 use serde_json::Value;
 
 use ephemeral_core::flux::{FluxObject, GitRepository, HelmRelease, ImagePolicy, Kustomization};
+use ephemeral_core::prefix::policy_pattern;
 
 /// The four Flux kinds an Environment expands into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -188,9 +189,39 @@ pub fn health(object: &DynamicObject) -> Health {
     }
 }
 
+/// The image tag an existing app child deploys: its Kustomization's
+/// `postBuild.substitute.image_tag`, or its HelmRelease's
+/// `values.ephemeral.image_tag`.
+pub fn deployed_tag(child: &Existing) -> Option<String> {
+    let pointer = match child.kind {
+        ChildKind::Kustomization => "/spec/postBuild/substitute/image_tag",
+        ChildKind::HelmRelease => "/spec/values/ephemeral/image_tag",
+        ChildKind::ImagePolicy | ChildKind::GitRepository => return None,
+    };
+    status_str(&child.object, pointer)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether `tag` is a build `<prefix>-<hex sha>-<digits>` of the prefix whose
+/// ImagePolicy pattern is `pattern`.
+fn tag_fits(tag: &str, pattern: &str) -> bool {
+    let mut parts = tag.rsplitn(3, '-');
+    let (Some(ts), Some(sha), Some(prefix)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !ts.is_empty()
+        && ts.bytes().all(|b| b.is_ascii_digit())
+        && !sha.is_empty()
+        && sha.bytes().all(|b| b.is_ascii_hexdigit())
+        && policy_pattern(prefix) == pattern
+}
+
 /// The tag an existing ImagePolicy resolved, if it is the policy the
-/// expansion wants (same repository and pattern) and Flux resolved it for the
-/// current generation: a tag resolved for an older prefix is never carried over.
+/// expansion wants (same repository and pattern) and the tag is one of its
+/// builds: Flux resolved it for the current generation, or the tag fits the
+/// pattern (a spec change that kept the pattern does not drop the tag while
+/// Flux catches up). A tag resolved for an older prefix is never carried over.
 pub fn resolved_tag(existing: &DynamicObject, desired: &ImagePolicy) -> Option<String> {
     let spec = existing.data.get("spec")?;
     let same_pattern = spec.pointer("/filterTags/pattern").and_then(Value::as_str)
@@ -213,11 +244,12 @@ pub fn resolved_tag(existing: &DynamicObject, desired: &ImagePolicy) -> Option<S
         (None, _) => true,
         (Some(_), None) => false,
     };
-    if !(same_pattern && same_repo && current) {
+    if !(same_pattern && same_repo) {
         return None;
     }
     status_str(existing, "/status/latestRef/tag")
         .filter(|t| !t.is_empty())
+        .filter(|t| current || tag_fits(t, &desired.spec.filter_tags.pattern))
         .map(str::to_owned)
 }
 
@@ -355,13 +387,46 @@ mod tests {
             None,
             "prefix changed"
         );
-        let stale = dynamic(
+        // Flux has not observed the current generation (a spec change that
+        // kept the pattern): a build of the prefix is kept meanwhile...
+        let behind = dynamic(
             ChildKind::ImagePolicy,
             "alice-checkout",
             Some("u"),
             policy_data(p, 1, "main-abc-1"),
         );
-        assert_eq!(resolved_tag(&stale.object, &policy(p)), None);
+        assert_eq!(
+            resolved_tag(&behind.object, &policy(p)).as_deref(),
+            Some("main-abc-1")
+        );
+        // ...but not a tag of another prefix left over from before the
+        // pattern changed, nor anything that is not a build.
+        for tag in [
+            "feature-abc-1",
+            "main-xyz-1",
+            "main-abc-",
+            "main-abc",
+            "main",
+        ] {
+            let stale = dynamic(
+                ChildKind::ImagePolicy,
+                "alice-checkout",
+                Some("u"),
+                policy_data(p, 1, tag),
+            );
+            assert_eq!(resolved_tag(&stale.object, &policy(p)), None, "{tag}");
+        }
+        let dashed = "^feature-x-[a-fA-F0-9]+-(?P<ts>[0-9]+)$";
+        let behind = dynamic(
+            ChildKind::ImagePolicy,
+            "alice-checkout",
+            Some("u"),
+            policy_data(dashed, 1, "feature-x-0a1b-1763712000"),
+        );
+        assert_eq!(
+            resolved_tag(&behind.object, &policy(dashed)).as_deref(),
+            Some("feature-x-0a1b-1763712000")
+        );
         let mut moved = policy(p);
         moved.spec.image_repository_ref.namespace = "images".into();
         assert_eq!(
@@ -369,6 +434,31 @@ mod tests {
             None,
             "repository changed"
         );
+    }
+
+    #[test]
+    fn the_deployed_tag_is_read_where_expansion_writes_it() {
+        let k = dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            json!({"spec": {"postBuild": {"substitute": {"owner": "alice", "image_tag": "main-abc-1"}}}}),
+        );
+        assert_eq!(deployed_tag(&k).as_deref(), Some("main-abc-1"));
+        let h = dynamic(
+            ChildKind::HelmRelease,
+            "h",
+            None,
+            json!({"spec": {"values": {"image": {"tag": "x"}, "ephemeral": {"image_tag": "main-def-2"}}}}),
+        );
+        assert_eq!(deployed_tag(&h).as_deref(), Some("main-def-2"));
+        let untagged = dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            json!({"spec": {"postBuild": {"substitute": {"owner": "alice"}}}}),
+        );
+        assert_eq!(deployed_tag(&untagged), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - Children are server-side applied (field manager `ephemeral`, forced)
 //!   on every reconcile; the API server makes an unchanged apply a no-op, and
 //!   an Event says which children were created or updated (their
-//!   resourceVersion changed).
+//!   generation changed: a status Flux wrote meanwhile is no update).
 //! - Children are read with a label-selected LIST per kind on each reconcile,
 //!   not from a cache, so a prune never rests on a lagging view; a kind whose
 //!   CRD is not installed has no children.
@@ -36,9 +36,13 @@
 //! - No finalizer: the children need no cleanup beyond the garbage
 //!   collector's, and a finalizer would make every deletion (and namespace
 //!   deletion) wait for the controller to be running.
+//! - A wanted child of a kind the API server does not serve (Flux without
+//!   its image automation CRDs, say) stalls the Environment
+//!   (`FluxKindNotServed`) before anything is applied or pruned.
 //! - Event reasons: `Created`, `Updated`, `Pruned` (children, one Event per
 //!   reconcile listing them), `Ready`, `LeaseExpired`, `NotAdmitted`,
-//!   `ExpansionFailed`, `ChildConflict`, `Expired` (deleted).
+//!   `ExpansionFailed`, `ChildConflict`, `FluxKindNotServed`, `Expired`
+//!   (deleted).
 
 pub mod backoff;
 pub mod children;
@@ -118,7 +122,9 @@ pub async fn run(
 #[derive(Debug)]
 pub struct Running {
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    campaign: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+    elector: JoinHandle<()>,
 }
 
 /// Starts campaigning for the leader Lease; while this replica holds it,
@@ -126,24 +132,32 @@ pub struct Running {
 /// reconciles finish) until it is won again.
 pub fn start(client: Client, ctx: Arc<Context>, election: ElectionConfig) -> Running {
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (campaign, campaign_rx) = watch::channel(false);
     let (leading_tx, leading) = watch::channel(false);
     let elector = Elector::new(client.clone(), election);
-    let tasks = vec![
-        tokio::spawn(elector.run(leading_tx, shutdown_rx.clone())),
-        tokio::spawn(supervise(client, ctx, leading, shutdown_rx)),
-    ];
-    Running { shutdown, tasks }
+    Running {
+        shutdown,
+        campaign,
+        elector: tokio::spawn(elector.run(leading_tx, campaign_rx)),
+        supervisor: tokio::spawn(supervise(client, ctx, leading, shutdown_rx)),
+    }
 }
 
 impl Running {
-    /// Stops reconciling, lets running reconciles finish and releases the
-    /// Lease, waiting at most `grace` for each.
+    /// Stops reconciling and lets running reconciles finish, then releases
+    /// the Lease (in that order, so the next leader never reconciles while
+    /// this replica still does), waiting at most `grace` for each.
     pub async fn stop(self, grace: Duration) {
         self.shutdown.send_replace(true);
-        for task in self.tasks {
-            if tokio::time::timeout(grace, task).await.is_err() {
-                tracing::warn!(?grace, "controller did not stop in time");
-            }
+        if tokio::time::timeout(grace, self.supervisor).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "running reconciles did not finish in time; releasing the Lease anyway"
+            );
+        }
+        self.campaign.send_replace(true);
+        if tokio::time::timeout(grace, self.elector).await.is_err() {
+            tracing::warn!(?grace, "the leader Lease was not released in time");
         }
     }
 }

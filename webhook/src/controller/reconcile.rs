@@ -2,7 +2,7 @@
 //! its status written and Events published. The decisions are made by the
 //! pure modules beside this one; this one talks to the API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -258,15 +258,17 @@ fn api(ctx: &Context, kind: ChildKind, namespace: &str) -> Api<DynamicObject> {
 }
 
 /// Every child carrying the Environment's labels, read fresh from the API
-/// (not a cache), so prune decisions never rest on a lagging view. A kind
-/// whose CRD is not installed has no children.
+/// (not a cache), so prune decisions never rest on a lagging view; and the
+/// kinds the API server does not serve (their CRD is not installed), which
+/// have no children.
 async fn list_children(
     ctx: &Context,
     namespace: &str,
     env_name: &str,
-) -> Result<Vec<Existing>, Error> {
+) -> Result<(Vec<Existing>, BTreeSet<ChildKind>), Error> {
     let params = ListParams::default().labels(&selector(env_name));
     let mut out = Vec::new();
+    let mut unserved = BTreeSet::new();
     for kind in ChildKind::ALL {
         match api(ctx, kind, namespace).list(&params).await {
             Ok(list) => out.extend(
@@ -274,11 +276,48 @@ async fn list_children(
                     .into_iter()
                     .map(|object| Existing { kind, object }),
             ),
-            Err(e) if is_status(&e, 404) => {}
-            Err(e) => return Err(api_error(format!("list {}s", kind.as_str()))(e)),
+            Err(e) if is_status(&e, 404) => {
+                unserved.insert(kind);
+            }
+            Err(e) => {
+                let plural = kind.api_resource().plural;
+                return Err(api_error(format!("list {plural} in namespace {namespace}"))(e));
+            }
         }
     }
-    Ok(out)
+    Ok((out, unserved))
+}
+
+/// Why the wanted objects of kinds the API server does not serve cannot be
+/// applied, and what to install; None when every wanted kind is served.
+fn unserved_message(objects: &[FluxObject], unserved: &BTreeSet<ChildKind>) -> Option<String> {
+    let wanted: Vec<&FluxObject> = objects
+        .iter()
+        .filter(|o| unserved.contains(&ChildKind::of(o)))
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let kinds: BTreeSet<ChildKind> = wanted.iter().map(|o| ChildKind::of(o)).collect();
+    let apis: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{} ({})", k.as_str(), k.api_resource().api_version))
+        .collect();
+    let names: Vec<String> = wanted
+        .iter()
+        .map(|o| format!("{}/{}", ChildKind::of(o).as_str(), children::name_of(o)))
+        .collect();
+    let images = kinds.contains(&ChildKind::ImagePolicy);
+    Some(format!(
+        "the API server does not serve {}, needed by {}; nothing was applied or pruned. Fix: install the Flux CRDs and controllers for it{}",
+        apis.join(", "),
+        names.join(", "),
+        if images {
+            " (ImagePolicy: flux install --components-extra=image-reflector-controller,image-automation-controller), or use apps without imageTagPrefix or branch"
+        } else {
+            ""
+        },
+    ))
 }
 
 async fn publish(ctx: &Context, reference: &ObjectReference, action: &str, notice: Notice) {
@@ -344,7 +383,8 @@ async fn write_status(
     Ok(())
 }
 
-/// App states from whatever app children exist (used when nothing was applied).
+/// App states from whatever app children exist (used when nothing was
+/// applied), with the image tag each one deploys now.
 fn observed_apps(existing: &[Existing], uid: &str) -> Vec<AppStatus> {
     let mut apps: Vec<AppStatus> = existing
         .iter()
@@ -362,7 +402,7 @@ fn observed_apps(existing: &[Existing], uid: &str) -> Vec<AppStatus> {
                 ready: health.ready,
                 reason: health.reason,
                 message: health.message,
-                image_tag: None,
+                image_tag: children::deployed_tag(e),
             }
         })
         .collect();
@@ -445,7 +485,7 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         return Ok(Action::await_change());
     }
 
-    let existing = list_children(ctx, namespace, name).await?;
+    let (existing, unserved) = list_children(ctx, namespace, name).await?;
     let (admission, owner, expand_now) = admission(env, now);
     let catalog = ctx.catalog.snapshot();
     let expanded = expand_with_tags(
@@ -469,8 +509,21 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         }
     };
 
-    // Never take over an object of the same name that this Environment does not control.
-    let mut before: BTreeMap<(ChildKind, String), Option<String>> = BTreeMap::new();
+    // Applying the other kinds first would only half-apply the spec (an app
+    // without its image tag, say) before failing.
+    if let Some(message) = unserved_message(&expansion.objects, &unserved) {
+        let stall = Stall {
+            reason: "FluxKindNotServed",
+            message,
+        };
+        return stalled(ctx, env, &reference, admission, &existing, uid, now, stall).await;
+    }
+
+    // Never take over an object of the same name that this Environment does
+    // not control. `before`: the generation of each wanted child that exists
+    // (None: it does not), so an Event says which applies changed a spec; a
+    // resourceVersion would also move when Flux writes the child's status.
+    let mut before: BTreeMap<(ChildKind, String), Option<Option<i64>>> = BTreeMap::new();
     let mut conflicts = Vec::new();
     for object in &expansion.objects {
         let kind = ChildKind::of(object);
@@ -490,10 +543,7 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
                 conflicts.push(format!("{}/{child}", kind.as_str()));
             }
             found => {
-                before.insert(
-                    (kind, child),
-                    found.and_then(|o| o.metadata.resource_version),
-                );
+                before.insert((kind, child), found.map(|o| o.metadata.generation));
             }
         }
     }
@@ -522,12 +572,12 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
             .patch(&child, &params, &Patch::Apply(object.to_value()))
             .await
             .map_err(api_error(format!("apply {display}")))?;
-        match before.get(&(kind, child.clone())).cloned().flatten() {
-            None => created.push(display),
-            Some(rv) if result.metadata.resource_version.as_deref() != Some(rv.as_str()) => {
+        match before.get(&(kind, child.clone())) {
+            None | Some(None) => created.push(display),
+            Some(Some(generation)) if result.metadata.generation != *generation => {
                 updated.push(display)
             }
-            Some(_) => {}
+            Some(Some(_)) => {}
         }
         applied.insert((kind, child), result);
     }
