@@ -205,7 +205,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     /// FOR TESTS AND DEMOS ONLY: use this RFC 3339 time as "now" instead of the
-    /// clock, for every request.
+    /// clock, for every request. Refused unless --controller=false.
     ///
     /// Lets end-to-end tests compare the webhook's output with
     /// `kubectl-ephemeral render --now` byte for byte. Never set it in a real
@@ -354,6 +354,15 @@ impl ServeArgs {
                 problem: "with --webhook=false as well nothing would run; enable the webhook, the controller or both".into(),
             });
         }
+        if let (Some(now), true) = (self.fixed_now, self.controller) {
+            // The controller deletes Environments whose lease ended: a frozen
+            // clock must never decide that.
+            return Err(ConfigError {
+                flag: "fixed-now",
+                value: now.to_string(),
+                problem: "a frozen clock would decide lease expiry and delete Environments; use it only with --controller=false".into(),
+            });
+        }
         Ok(())
     }
 
@@ -442,6 +451,7 @@ mod tests {
     #[test]
     fn explicit_values() {
         let s = parse(&[
+            "--controller=false",
             "--admin-groups",
             "a, b,,c",
             "--shutdown-grace",
@@ -570,6 +580,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.flag, "controller");
         assert!(err.problem.contains("nothing would run"), "{err}");
+        // A frozen clock never drives expiry.
+        let err = parse(&["--fixed-now", "2026-11-21T10:00:00Z"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(err.flag, "fixed-now");
+        assert!(err.problem.contains("--controller=false"), "{err}");
         assert!(parse(&["--webhook=maybe"]).is_err());
     }
 
