@@ -16,6 +16,9 @@ pub struct Config {
     pub allowed_source_namespaces: Vec<String>,
     /// Service account Flux impersonates when the Environment names none.
     pub service_account_name: Option<String>,
+    /// Service accounts an Environment may name for Flux to impersonate.
+    /// Empty: any account of the Environment's namespace.
+    pub allowed_service_accounts: Vec<String>,
     /// Dotted path in Helm values where the resolved image tag goes.
     pub image_tag_values_path: String,
     /// Flux `interval` of every child.
@@ -34,6 +37,7 @@ impl Default for Config {
             always_on_schedule: "Mon-Sun 00:00-24:00 UTC".to_owned(),
             allowed_source_namespaces: vec!["flux-system".to_owned()],
             service_account_name: None,
+            allowed_service_accounts: Vec::new(),
             image_tag_values_path: "image.tag".to_owned(),
             interval: "5m".to_owned(),
             timeout: "5m".to_owned(),
@@ -122,6 +126,17 @@ pub struct ConfigArgs {
     /// Service account Flux impersonates when an Environment names none.
     #[arg(long, env = "EPHEMERAL_SERVICE_ACCOUNT_NAME", value_name = "NAME")]
     pub service_account_name: Option<String>,
+    /// Service accounts an Environment may set in spec.serviceAccountName
+    /// (repeat or comma-separate; default: any). The controller's own RBAC
+    /// creates the Flux objects, so this is what stops an Environment from
+    /// making Flux act as a more privileged account of its namespace.
+    #[arg(
+        long,
+        env = "EPHEMERAL_ALLOWED_SERVICE_ACCOUNTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allowed_service_accounts: Vec<String>,
     /// Dotted path in Helm values where the resolved image tag goes.
     #[arg(
         long,
@@ -194,6 +209,13 @@ impl ConfigArgs {
                 .cloned()
                 .collect(),
             service_account_name: self.service_account_name.clone().filter(|s| !s.is_empty()),
+            allowed_service_accounts: self
+                .allowed_service_accounts
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             image_tag_values_path: self.image_tag_values_path.clone(),
             ..Config::default()
         })

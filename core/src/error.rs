@@ -154,6 +154,17 @@ pub enum Violation {
         /// Namespaces that are allowed.
         allowed: Vec<String>,
     },
+    /// `serviceAccountName` names an account Flux may not impersonate here.
+    #[error(
+        "spec.serviceAccountName: '{name}' is not a service account Flux may impersonate for Environments. Fix: use one of: {}, or leave it out to get the default",
+        list(allowed)
+    )]
+    ServiceAccountNotAllowed {
+        /// The account named.
+        name: String,
+        /// Accounts that are allowed.
+        allowed: Vec<String>,
+    },
     /// `sourceBranch` needs a GitRepository that is not known.
     #[error(
         "{field}: sourceBranch copies GitRepository {namespace}/{name}, which does not exist. Fix: create it, point the app at an existing GitRepository, or remove sourceBranch"
@@ -249,6 +260,7 @@ impl Violation {
             | Violation::SubstituteKey { field, .. } => field,
             Violation::MissingName => "metadata.name",
             Violation::InvalidSourceBranch { .. } => "spec.sourceBranch",
+            Violation::ServiceAccountNotAllowed { .. } => "spec.serviceAccountName",
             Violation::LeaseTooLong { .. } => "spec.lease.until",
             Violation::InvalidSchedule { .. } => "spec.lease.schedule",
         }

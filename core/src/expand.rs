@@ -96,6 +96,11 @@ pub fn expand(
     }
     let git_sources = cx.git_sources(&apps, spec.source_branch.as_deref(), &name, name_len);
     let (lease, uptime) = cx.lease(environment, now);
+    let service_account = spec
+        .service_account_name
+        .clone()
+        .or_else(|| config.service_account_name.clone());
+    cx.check_service_account(service_account.as_deref());
 
     if !cx.violations.is_empty() {
         return Err(Denied {
@@ -106,10 +111,7 @@ pub fn expand(
     let mut admitted = environment.clone();
     admitted.spec.apps = apps;
     admitted.spec.lease = Some(lease);
-    admitted.spec.service_account_name = spec
-        .service_account_name
-        .clone()
-        .or_else(|| config.service_account_name.clone());
+    admitted.spec.service_account_name = service_account;
     let annotations = admitted.annotations_mut();
     annotations.insert(OWNER_ANNOTATION.to_owned(), owner.to_owned());
     annotations.insert(UPTIME_ANNOTATION.to_owned(), uptime.clone());
@@ -400,6 +402,21 @@ impl Cx<'_> {
                 key: key.clone(),
                 problem: problem.into(),
                 fix: fix.into(),
+            });
+        }
+    }
+
+    /// With an allow-list configured, the account Flux impersonates (named or
+    /// defaulted) must be on it; no account at all leaves Flux's own default.
+    fn check_service_account(&mut self, name: Option<&str>) {
+        let allowed = &self.config.allowed_service_accounts;
+        if let Some(name) = name
+            && !allowed.is_empty()
+            && !allowed.iter().any(|a| a == name)
+        {
+            self.deny(Violation::ServiceAccountNotAllowed {
+                name: name.to_owned(),
+                allowed: allowed.clone(),
             });
         }
     }

@@ -283,3 +283,96 @@ fn invalid_and_reserved_substitute_keys_are_refused() {
     assert_eq!(v.len(), 2, "{v:#?}");
     assert!(v.iter().all(|v| v.field() == "spec.apps[0].substitute"));
 }
+
+#[test]
+fn service_accounts_outside_the_allow_list_are_refused() {
+    let config = Config {
+        allowed_service_accounts: vec!["flux-deployer".into(), "flux-reader".into()],
+        ..Config::default()
+    };
+    let now = NOW.parse::<Timestamp>().unwrap();
+    let with_account = |name: Option<&str>| {
+        env(
+            "alice",
+            EnvironmentSpec {
+                apps: vec![app("checkout")],
+                service_account_name: name.map(Into::into),
+                ..EnvironmentSpec::default()
+            },
+        )
+    };
+
+    let denied = expand(
+        &with_account(Some("admin")),
+        &catalog(),
+        &config,
+        now,
+        "alice",
+    )
+    .expect_err("an account off the list is refused");
+    assert_eq!(
+        denied.violations,
+        vec![Violation::ServiceAccountNotAllowed {
+            name: "admin".into(),
+            allowed: vec!["flux-deployer".into(), "flux-reader".into()],
+        }]
+    );
+    assert_eq!(denied.violations[0].field(), "spec.serviceAccountName");
+    assert_eq!(
+        denied.to_string(),
+        "spec.serviceAccountName: 'admin' is not a service account Flux may impersonate for Environments. Fix: use one of: flux-deployer, flux-reader, or leave it out to get the default"
+    );
+
+    // On the list: admitted and passed to every Flux child.
+    let admitted = expand(
+        &with_account(Some("flux-reader")),
+        &catalog(),
+        &config,
+        now,
+        "alice",
+    )
+    .unwrap();
+    assert_eq!(
+        admitted.environment.spec.service_account_name.as_deref(),
+        Some("flux-reader")
+    );
+    let kustomization = admitted
+        .objects
+        .iter()
+        .find_map(|o| match o {
+            ephemeral_core::flux::FluxObject::Kustomization(k) => Some(k),
+            _ => None,
+        })
+        .expect("the checkout app is a Kustomization");
+    assert_eq!(
+        kustomization.spec.service_account_name.as_deref(),
+        Some("flux-reader")
+    );
+    // None named and no default: Flux's own default applies, nothing to check.
+    assert!(expand(&with_account(None), &catalog(), &config, now, "alice").is_ok());
+    // A cluster default off the list is a misconfiguration, and says so.
+    let misconfigured = Config {
+        service_account_name: Some("default".into()),
+        ..config.clone()
+    };
+    let denied = expand(
+        &with_account(None),
+        &catalog(),
+        &misconfigured,
+        now,
+        "alice",
+    )
+    .expect_err("the defaulted account is checked too");
+    assert_eq!(denied.violations[0].field(), "spec.serviceAccountName");
+    // Without an allow-list any account passes (the default).
+    assert!(
+        expand(
+            &with_account(Some("admin")),
+            &catalog(),
+            &Config::default(),
+            now,
+            "alice"
+        )
+        .is_ok()
+    );
+}
