@@ -826,21 +826,41 @@ async fn expiry_deletes_the_environment_and_nothing_else() {
     lease.until = Some("2026-11-20T08:00:00Z".into());
     lease.expire_after = Some("24h".into());
     let (mut api, task, _, _) = start(env, catalog());
+    api.delete(
+        &format!("/apis/ephemeral.io/v1alpha1/namespaces/{NS}/environments/alice"),
+        UID,
+    )
+    .await;
     let (type_, reason, note) = api.event().await;
     assert_eq!((type_.as_str(), reason.as_str()), ("Normal", "Expired"));
     assert!(
         note.contains("expireAfter 24h passed at 2026-11-21T08:00:00Z"),
         "{note}"
     );
-    api.delete(
-        &format!("/apis/ephemeral.io/v1alpha1/namespaces/{NS}/environments/alice"),
-        UID,
-    )
-    .await;
     assert_eq!(
         finish(&mut api, task).await.unwrap(),
         Action::await_change()
     );
+}
+
+#[tokio::test]
+async fn a_refused_expiry_delete_is_an_error_without_an_event() {
+    let mut env = admitted(three_apps());
+    let lease = env.spec.lease.as_mut().unwrap();
+    lease.until = Some("2026-11-20T08:00:00Z".into());
+    lease.expire_after = Some("24h".into());
+    let (mut api, task, _, _) = start(env, catalog());
+    let r = api
+        .expect(
+            Method::DELETE,
+            &format!("/apis/ephemeral.io/v1alpha1/namespaces/{NS}/environments/alice"),
+        )
+        .await;
+    r.reply(403, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "forbidden"}));
+    // No Expired Event, no children touched: the error backs off and the
+    // next attempt tells the story once it succeeds.
+    let error = finish(&mut api, task).await.unwrap_err();
+    assert_eq!(error.kind(), "api_forbidden");
 }
 
 #[tokio::test]

@@ -446,23 +446,12 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
     if let Some(at) = expires.filter(|at| *at <= now) {
         let lease = env.spec.lease.as_ref();
         let note = format!(
-            "the lease ended at {} and expireAfter {} passed at {at}: deleting the Environment and, through their owner references, its Flux objects",
+            "the lease ended at {} and expireAfter {} passed at {at}: deleted the Environment; its Flux objects follow through their owner references",
             lease.and_then(|l| l.until.as_deref()).unwrap_or_default(),
             lease
                 .and_then(|l| l.expire_after.as_deref())
                 .unwrap_or_default(),
         );
-        publish(
-            ctx,
-            &reference,
-            "Delete",
-            Notice {
-                severity: Severity::Normal,
-                reason: "Expired".into(),
-                note,
-            },
-        )
-        .await;
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: Some(uid.to_owned()),
@@ -474,11 +463,26 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
             .delete(name, &params)
             .await
         {
-            Ok(_) => tracing::info!(
-                namespace,
-                environment = name,
-                "deleted the expired Environment"
-            ),
+            Ok(_) => {
+                tracing::info!(
+                    namespace,
+                    environment = name,
+                    "deleted the expired Environment"
+                );
+                // After the DELETE, so a refused delete retried with backoff
+                // does not repeat the Event.
+                publish(
+                    ctx,
+                    &reference,
+                    "Delete",
+                    Notice {
+                        severity: Severity::Normal,
+                        reason: "Expired".into(),
+                        note,
+                    },
+                )
+                .await;
+            }
             Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
             Err(e) => return Err(api_error("delete the expired Environment")(e)),
         }
