@@ -69,6 +69,31 @@ fn step(method: Method, uri: impl Into<String>, status: u16, reply: Value) -> St
     }
 }
 
+/// Reads of both webhook configurations, each already trusting `ca`: no
+/// patch follows.
+fn configurations_trusting(ca: &str) -> [Step; 2] {
+    [
+        step(
+            Method::GET,
+            MUTATING,
+            200,
+            configuration(
+                "MutatingWebhookConfiguration",
+                &[("mutate.ephemeral.io", Some(ca))],
+            ),
+        ),
+        step(
+            Method::GET,
+            VALIDATING,
+            200,
+            configuration(
+                "ValidatingWebhookConfiguration",
+                &[("validate.ephemeral.io", Some(ca))],
+            ),
+        ),
+    ]
+}
+
 fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message, "reason": reason, "code": code})
@@ -373,25 +398,10 @@ async fn losing_the_create_race_reuses_the_winners_secret() {
                 ),
             ),
             step(Method::GET, SECRET, 200, secret_json(&theirs, "2", true)),
-            step(
-                Method::GET,
-                MUTATING,
-                200,
-                configuration(
-                    "MutatingWebhookConfiguration",
-                    &[("mutate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-            step(
-                Method::GET,
-                VALIDATING,
-                200,
-                configuration(
-                    "ValidatingWebhookConfiguration",
-                    &[("validate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(configurations_trusting(&ca))
+        .collect(),
         async |m| m.ensure(now()).await,
     )
     .await;
@@ -422,25 +432,10 @@ async fn a_due_certificate_is_replaced_with_the_read_version_and_a_conflict_re_r
                 status(409, "Conflict", "the object has been modified"),
             ),
             step(Method::GET, SECRET, 200, secret_json(&theirs, "42", true)),
-            step(
-                Method::GET,
-                MUTATING,
-                200,
-                configuration(
-                    "MutatingWebhookConfiguration",
-                    &[("mutate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-            step(
-                Method::GET,
-                VALIDATING,
-                200,
-                configuration(
-                    "ValidatingWebhookConfiguration",
-                    &[("validate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(configurations_trusting(&ca))
+        .collect(),
         async |m| m.ensure(now()).await,
     )
     .await;
@@ -484,25 +479,10 @@ async fn a_renewal_that_wins_is_served_and_needs_no_configuration_patch() {
                 status: 200,
                 reply: Reply::Echo("43"),
             },
-            step(
-                Method::GET,
-                MUTATING,
-                200,
-                configuration(
-                    "MutatingWebhookConfiguration",
-                    &[("mutate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-            step(
-                Method::GET,
-                VALIDATING,
-                200,
-                configuration(
-                    "ValidatingWebhookConfiguration",
-                    &[("validate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(configurations_trusting(&ca))
+        .collect(),
         async |m| m.ensure(now()).await,
     )
     .await;
@@ -602,27 +582,15 @@ async fn a_secret_of_someone_else_is_reused_when_valid_and_never_overwritten() {
     let valid = issue(&settings(), now(), &[]).unwrap();
     let ca = b64(&valid.material.ca_crt);
     let (issued, _) = run(
-        vec![
-            step(Method::GET, SECRET, 200, secret_json(&valid, "5", false)),
-            step(
-                Method::GET,
-                MUTATING,
-                200,
-                configuration(
-                    "MutatingWebhookConfiguration",
-                    &[("mutate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-            step(
-                Method::GET,
-                VALIDATING,
-                200,
-                configuration(
-                    "ValidatingWebhookConfiguration",
-                    &[("validate.ephemeral.io", Some(&ca))],
-                ),
-            ),
-        ],
+        vec![step(
+            Method::GET,
+            SECRET,
+            200,
+            secret_json(&valid, "5", false),
+        )]
+        .into_iter()
+        .chain(configurations_trusting(&ca))
+        .collect(),
         async |m| m.ensure(now()).await,
     )
     .await;
