@@ -8,6 +8,8 @@
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
 //! - [`controller`] and [`leader`]: the controller that materialises
 //!   Environments, and the Lease that lets one replica run it.
+//! - [`backoff`]: exponential backoff with jitter, shared by the controller
+//!   and the certificates.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`args`] and [`serve`]: the `serve` flags and the process around it all.
 //!
@@ -33,6 +35,7 @@
 pub mod admin;
 pub mod admission;
 pub mod args;
+pub mod backoff;
 pub mod catalog;
 pub mod certs;
 pub mod controller;

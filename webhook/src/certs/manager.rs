@@ -26,6 +26,7 @@ use super::inspect::{Decision, decide};
 use super::pki::{Issued, issue, renew_leaf};
 use super::secret::{MANAGED_BY, TLS_CRT, TLS_KEY, is_ours, new_secret, replaced};
 use super::{CertError, CertSettings, patch};
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::tls::{LiveTls, Origin};
 
@@ -36,6 +37,14 @@ pub const RESYNC: Duration = Duration::from_secs(60);
 
 /// Longest wait between retries after errors.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Retries after errors: 1 s doubling up to [`MAX_BACKOFF`], without jitter
+/// (one manager per replica; the API server settles their races).
+const RETRY: Backoff = Backoff {
+    base: Duration::from_secs(1),
+    max: MAX_BACKOFF,
+    jitter: 0.0,
+};
 
 /// Read-decide-write rounds before giving up on a Secret that keeps changing.
 const ATTEMPTS: u32 = 4;
@@ -48,8 +57,7 @@ pub const FIELD_MANAGER: &str = "ephemeral-webhook";
 /// but at most [`RESYNC`].
 pub fn next_delay(now: Timestamp, renew_at: Timestamp, failures: u32) -> Duration {
     if failures > 0 {
-        let exp = failures.saturating_sub(1).min(16);
-        return Duration::from_secs(1u64 << exp).min(MAX_BACKOFF);
+        return RETRY.delay(failures, 0.0);
     }
     let until = renew_at.duration_since(now);
     Duration::try_from(until)

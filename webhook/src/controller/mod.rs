@@ -44,7 +44,6 @@
 //!   `ExpansionFailed`, `ChildConflict`, `FluxKindNotServed`, `Expired`
 //!   (deleted).
 
-pub mod backoff;
 pub mod children;
 pub mod reconcile;
 pub mod status;

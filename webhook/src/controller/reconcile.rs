@@ -19,11 +19,11 @@ use ephemeral_core::flux::FluxObject;
 use ephemeral_core::names::child_name;
 use ephemeral_core::{Catalog, Config, Expansion, expand};
 
-use super::backoff::{Backoff, Failures, random_unit};
 use super::children::{self, ChildKind, Existing};
 use super::status::{self, Admission, Notice, Observation, Outcome, Severity};
 use super::timing;
 use crate::args::Clock;
+use crate::backoff::{Backoff, Failures, random_unit};
 use crate::catalog::SharedCatalog;
 use crate::metrics::Metrics;
 

@@ -1,4 +1,5 @@
-//! Per-object exponential backoff with jitter for failed reconciles.
+//! Exponential backoff with jitter: per object for failed reconciles, and
+//! for the certificate manager's retries.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
