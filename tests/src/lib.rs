@@ -49,3 +49,16 @@ pub fn flux_crds_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared/flux-crds"))
 }
+
+/// The kubectl the tests run: `$KUBECTL`, else the first `kubectl` on `PATH`
+/// (else plain `kubectl`, which fails to spawn with a clear error).
+pub fn kubectl() -> PathBuf {
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|dir| dir.join("kubectl"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}

@@ -11,7 +11,7 @@ use serde_json::Value;
 const NAMESPACE: &str = "ephemeral-e2e";
 
 fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new("kubectl")
+    let mut child = Command::new(ephemeral_e2e::kubectl())
         .args(args)
         .current_dir(workspace_root())
         .stdin(Stdio::piped())

@@ -6,17 +6,10 @@
 
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use ephemeral_e2e::binary;
-
-/// kubectl: `$KUBECTL`, else the one on `PATH`.
-fn kubectl() -> PathBuf {
-    std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("kubectl"))
-}
+use ephemeral_e2e::{binary, kubectl};
 
 struct Plugin {
     dir: tempfile::TempDir,

@@ -176,14 +176,7 @@ fn committed_crds_are_what_ephemeral_webhook_crds_prints() {
 /// a loud warning) when it is not installed outside CI. In CI (`CI=true`) a
 /// missing kubectl is a failure.
 fn kubectl() -> Option<PathBuf> {
-    let path = std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|dir| dir.join("kubectl"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| PathBuf::from("kubectl"));
+    let path = ephemeral_e2e::kubectl();
     if path.is_file() {
         return Some(path);
     }
