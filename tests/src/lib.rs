@@ -4,6 +4,7 @@
 //! ([`flux_schema`]) validating objects against the real CRD schemas, and
 //! ([`rbac`]) whether the manifests' RBAC allows an API request.
 
+pub mod cluster;
 pub mod flux_schema;
 pub mod rbac;
 pub mod webhook;

@@ -462,26 +462,51 @@ fn build_context_holds_the_workspace_and_nothing_heavy() {
     assert_cargo_loads(context.path());
 }
 
+/// Cargo loads the workspace in `dir` with every member the repository has,
+/// and `dir` carries the repository's lock file unchanged.
+///
+/// `--no-deps` keeps this about the build context: a full `cargo metadata`
+/// would need every package of `Cargo.lock` in the local registry, including
+/// other platforms' ones a Linux build never downloads, so its outcome would
+/// depend on what the machine's cache happens to hold. Whether the lock file
+/// resolves is `cargo build --locked`'s job (CI runs it).
 fn assert_cargo_loads(dir: &Path) {
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        output.status.success(),
-        "cargo cannot load the workspace in the build context (is a member left out by \
-         .dockerignore?):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(
-        metadata["packages"]
+    let members = |dir: &Path| -> Vec<String> {
+        let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .current_dir(dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            output.status.success(),
+            "cargo cannot load the workspace in {} (is a member left out by .dockerignore?):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let mut names: Vec<String> = metadata["packages"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["name"] == "ephemeral-webhook"),
-        "the context has the ephemeral-webhook crate"
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let in_context = members(dir);
+    assert!(
+        in_context.iter().any(|name| name == "ephemeral-webhook"),
+        "the context has the ephemeral-webhook crate: {in_context:?}"
+    );
+    assert_eq!(
+        in_context,
+        members(&workspace_root()),
+        "the build context holds every workspace member"
+    );
+    assert_eq!(
+        fs::read(dir.join("Cargo.lock")).ok(),
+        fs::read(workspace_root().join("Cargo.lock")).ok(),
+        "the build context carries the committed Cargo.lock (the Dockerfile builds --locked)"
     );
 }
