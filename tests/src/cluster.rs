@@ -5,7 +5,7 @@
 //! Tests using it are `#[ignore]`d (the README's `cargo test --workspace`
 //! stays cluster-free); `.ci/run` runs them with `-- --ignored` after
 //! `tests/cluster/up --flux --with-ephemeral`. Without a running cluster
-//! [`Cluster::get`] fails with the command that starts one: it never skips.
+//! [`Cluster::running`] fails with the command that starts one: it never skips.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -90,7 +90,7 @@ impl Cluster {
     /// The cluster `tests/cluster/up` started; panics with how to start one
     /// when there is none, or when it lacks a part `needs` names (`flux`,
     /// `ephemeral`).
-    pub fn get(needs: &[&str]) -> &'static Cluster {
+    pub fn running(needs: &[&str]) -> &'static Cluster {
         static CLUSTER: OnceLock<Cluster> = OnceLock::new();
         let cluster = CLUSTER.get_or_init(|| {
             let path = state_dir().join("env");

@@ -29,7 +29,7 @@ const SHA_3: &str = "3333333aaaaaaabbbbbbbcccccccddddddd33333";
 /// and an ImageRepository in flux-system; the AppTemplates in `previews`.
 fn catalog() -> &'static Cluster {
     static DONE: OnceLock<()> = OnceLock::new();
-    let cluster = Cluster::get(&["flux", "ephemeral"]);
+    let cluster = Cluster::running(&["flux", "ephemeral"]);
     DONE.get_or_init(|| {
         let repo = GitClone::new(cluster);
         repo.write(
@@ -135,17 +135,12 @@ fn data<'a>(object: &'a Value, key: &str) -> &'a str {
     object["data"][key].as_str().unwrap_or_default()
 }
 
-fn ready(cluster: &Cluster, env: &str) -> Option<Value> {
-    let object = cluster.get("environment", env)?;
-    (condition(&object, "Ready")?["status"] == "True").then_some(object)
-}
-
 // ---------------------------------------------------------------- 1. CRDs
 
 #[test]
 #[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
 fn the_crds_install_with_their_schemas_rules_and_columns() {
-    let cluster = Cluster::get(&[]);
+    let cluster = Cluster::running(&[]);
     let explain = cluster
         .kubectl(User::Alice, &["explain", "environments.spec"], None)
         .expect_ok("kubectl explain environments.spec");
@@ -467,7 +462,7 @@ fn a_template_deleted_after_admission_stalls_and_prunes_nothing() {
 #[test]
 #[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
 fn a_user_without_rights_sees_the_api_servers_refusal() {
-    let cluster = Cluster::get(&["ephemeral"]);
+    let cluster = Cluster::running(&["ephemeral"]);
     let out = cluster.plugin(User::Bob, &["list", "-n", "default"]);
     assert!(!out.ok, "bob listed Environments in default");
     assert!(

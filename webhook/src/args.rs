@@ -94,6 +94,18 @@ pub struct ServeArgs {
     )]
     pub service_name: String,
 
+    /// Self-managed certificates: more names the serving certificate is
+    /// valid for, DNS names or IP addresses (comma-separated), for an API
+    /// server that calls the webhook by `url` instead of the Service, e.g.
+    /// `--cert-extra-names=127.0.0.1` when serve runs outside the cluster.
+    #[arg(
+        long,
+        env = "EPHEMERAL_CERT_EXTRA_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub cert_extra_names: Vec<String>,
+
     /// Self-managed certificates: the name of both the
     /// MutatingWebhookConfiguration and the ValidatingWebhookConfiguration
     /// whose webhooks' caBundle is set to the CA.
@@ -267,6 +279,15 @@ impl ServeArgs {
             secret_name: subdomain("cert-secret", &self.cert_secret)?,
             service_name: label("service-name", &self.service_name)?,
             webhook_configuration: subdomain("webhook-configuration", &self.webhook_configuration)?,
+            extra_names: self
+                .cert_extra_names
+                .iter()
+                .filter(|name| !name.is_empty())
+                .map(|name| match name.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Ok(ip.to_string()),
+                    Err(_) => subdomain("cert-extra-names", name),
+                })
+                .collect::<Result<_, _>>()?,
         }))
     }
 }
@@ -498,6 +519,7 @@ mod tests {
                 secret_name: "ephemeral-webhook-tls".to_owned(),
                 service_name: "ephemeral-webhook".to_owned(),
                 webhook_configuration: "ephemeral-webhook".to_owned(),
+                extra_names: Vec::new(),
             }
         );
         let s = parse_only(&[

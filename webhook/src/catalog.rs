@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
@@ -236,7 +237,17 @@ impl Kind {
 enum Signal {
     Listed,
     Changed,
+    /// The API server does not serve the kind (its CRD is not installed).
+    NotServed,
     Other,
+}
+
+/// How long a watch of a kind the API server does not serve waits before it
+/// asks again (the watcher's own backoff restarts with every relist).
+const NOT_SERVED_RETRY: Duration = Duration::from_secs(30);
+
+fn is_not_served(error: &watcher::Error) -> bool {
+    matches!(error, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
 }
 
 fn signal<K>(kind: Kind, event: Result<watcher::Event<K>, watcher::Error>) -> (Kind, Signal) {
@@ -244,11 +255,29 @@ fn signal<K>(kind: Kind, event: Result<watcher::Event<K>, watcher::Error>) -> (K
         Ok(watcher::Event::InitDone) => (kind, Signal::Listed),
         Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => (kind, Signal::Changed),
         Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => (kind, Signal::Other),
+        Err(error) if is_not_served(&error) => (kind, Signal::NotServed),
         Err(error) => {
             tracing::warn!(kind = kind.as_str(), %error, "catalog watch failed; retrying with backoff");
             (kind, Signal::Other)
         }
     }
+}
+
+/// Slows a watch down while its kind is not served: after a "not served"
+/// answer has been passed on, the next request waits [`NOT_SERVED_RETRY`].
+/// Without this the watcher retries about every second for as long as the
+/// CRD is missing (its backoff restarts with every relist).
+fn pace_not_served<K: Send + 'static>(
+    inner: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send {
+    futures::stream::unfold((inner.boxed(), false), |(mut inner, wait)| async move {
+        if wait {
+            tokio::time::sleep(NOT_SERVED_RETRY).await;
+        }
+        let event = inner.next().await?;
+        let wait = matches!(&event, Err(error) if is_not_served(error));
+        Some((event, (inner, wait)))
+    })
 }
 
 fn build(
@@ -288,10 +317,10 @@ pub async fn watch(client: Client, shared: SharedCatalog) {
         watcher(Api::<AppBundle>::all(client.clone()), config.clone()).default_backoff(),
     )
     .map(|e| signal(Kind::Bundle, e));
-    let repo_events = reflector::reflector(
+    let repo_events = pace_not_served(reflector::reflector(
         repos_writer,
         watcher(Api::<GitRepository>::all(client), config).default_backoff(),
-    )
+    ))
     .map(|e| signal(Kind::GitRepository, e));
     let mut events = futures::stream::select_all([
         template_events.boxed(),
@@ -301,16 +330,36 @@ pub async fn watch(client: Client, shared: SharedCatalog) {
     .ready_chunks(256);
 
     let mut listed = [false; 3];
+    let mut not_served = [false; 3];
     while let Some(batch) = events.next().await {
         let mut changed = false;
         for (kind, signal) in batch {
             match signal {
                 Signal::Listed => {
                     tracing::debug!(kind = kind.as_str(), "catalog listed");
+                    not_served[kind as usize] = false;
                     listed[kind as usize] = true;
                     changed = true;
                 }
                 Signal::Changed => changed = true,
+                // Without Flux's source CRDs there are no GitRepositories to
+                // copy for sourceBranch: admission works without them (such
+                // Environments are refused by name), so readiness does not
+                // wait for a kind that may never come.
+                Signal::NotServed => {
+                    if !not_served[kind as usize] {
+                        tracing::warn!(
+                            kind = kind.as_str(),
+                            "the API server does not serve this kind (is its CRD installed?); \
+                             the catalog goes on without it and asks again every 30s"
+                        );
+                        not_served[kind as usize] = true;
+                    }
+                    if !listed[kind as usize] {
+                        listed[kind as usize] = true;
+                        changed = true;
+                    }
+                }
                 Signal::Other => {}
             }
         }
@@ -427,6 +476,10 @@ mod tests {
             pub items: Arc<[Vec<Value>; 3]>,
             pub events: Arc<[broadcast::Sender<Value>; 3]>,
             pub open: watch::Receiver<bool>,
+            /// Whether GitRepositories are served (Flux's source CRDs installed).
+            pub git_served: bool,
+            /// GitRepository list requests answered.
+            pub git_lists: Arc<std::sync::atomic::AtomicUsize>,
         }
 
         pub async fn handle(State(fake): State<Fake>, request: Request) -> Response {
@@ -449,6 +502,12 @@ mod tests {
                 return Body::from_stream(stream).into_response();
             }
             if kind == 2 {
+                fake.git_lists
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if !fake.git_served {
+                    // What kube-apiserver answers for a resource it does not serve.
+                    return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+                }
                 let mut open = fake.open.clone();
                 let _ = open.wait_for(|o| *o).await;
             }
@@ -504,6 +563,8 @@ mod tests {
                 tokio::sync::broadcast::channel(16).0
             })),
             open,
+            git_served: true,
+            git_lists: Arc::default(),
         };
         let events = fake.events.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -546,6 +607,42 @@ mod tests {
             shared.snapshot().template_names("shop") == vec!["payments"]
         })
         .await;
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn without_flux_crds_the_catalog_syncs_and_asks_for_git_repositories_slowly() {
+        let (_open_tx, open) = tokio::sync::watch::channel(true);
+        let fake = fake_api::Fake {
+            items: Arc::new([vec![template("checkout", "1")], vec![], vec![]]),
+            events: Arc::new(std::array::from_fn(|_| {
+                tokio::sync::broadcast::channel(16).0
+            })),
+            open,
+            git_served: false,
+            git_lists: Arc::default(),
+        };
+        let git_lists = fake.git_lists.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(fake_api::handle)
+            .with_state(fake);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let shared = SharedCatalog::new();
+        let task = tokio::spawn(watch(client, shared.clone()));
+
+        eventually("the catalog to sync without GitRepositories", || {
+            shared.is_synced()
+        })
+        .await;
+        assert_eq!(shared.snapshot().template_names("shop"), vec!["checkout"]);
+        // The watcher's own backoff restarts on every relist (about 1 s);
+        // a kind that is not served is asked for again only after 30 s.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let lists = git_lists.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(lists, 1, "GitRepositories were listed {lists} times in 3 s");
         task.abort();
     }
 

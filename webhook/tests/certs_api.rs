@@ -31,6 +31,7 @@ fn settings() -> CertSettings {
         secret_name: "ephemeral-webhook-tls".to_owned(),
         service_name: "ephemeral-webhook".to_owned(),
         webhook_configuration: "ephemeral-webhook".to_owned(),
+        extra_names: Vec::new(),
     }
 }
 

@@ -38,6 +38,7 @@ fn settings() -> CertSettings {
         secret_name: "ephemeral-webhook-tls".to_owned(),
         service_name: "ephemeral-webhook".to_owned(),
         webhook_configuration: "ephemeral-webhook".to_owned(),
+        extra_names: Vec::new(),
     }
 }
 
@@ -135,7 +136,7 @@ async fn a_client_trusting_only_the_generated_ca_reaches_the_service_name() {
     let tls = LiveTls::new(m.tls_crt.as_bytes(), m.tls_key.as_bytes(), &origin()).unwrap();
     let addr = serve(tls.live());
 
-    for name in settings().dns_names() {
+    for name in settings().subject_alt_names() {
         let stream = connect(&m.ca_crt, &name, addr)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -210,6 +210,15 @@ pub fn decide(
     }
 }
 
+/// An IP SAN's octets as text, the way [`std::net::IpAddr`] prints it.
+fn ip_text(octets: &[u8]) -> Option<String> {
+    match octets.len() {
+        4 => <[u8; 4]>::try_from(octets).ok().map(|o| std::net::Ipv4Addr::from(o).to_string()),
+        16 => <[u8; 16]>::try_from(octets).ok().map(|o| std::net::Ipv6Addr::from(o).to_string()),
+        _ => None,
+    }
+}
+
 /// Checks the serving certificate; when it can stay, its PEM, its key's PEM
 /// and its renewal time.
 fn check_leaf(
@@ -232,29 +241,30 @@ fn check_leaf(
     {
         return Err(format!("{TLS_CRT} is not signed by the CA in {CA_CRT}"));
     }
-    let names: Vec<&str> = match parsed.subject_alternative_name() {
+    let names: Vec<String> = match parsed.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
             .general_names
             .iter()
             .filter_map(|n| match n {
-                GeneralName::DNSName(name) => Some(*name),
+                GeneralName::DNSName(name) => Some((*name).to_owned()),
+                GeneralName::IPAddress(octets) => ip_text(octets),
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
     };
     let missing: Vec<String> = settings
-        .dns_names()
+        .subject_alt_names()
         .into_iter()
-        .filter(|n| !names.contains(&n.as_str()))
+        .filter(|n| !names.contains(n))
         .collect();
     if !missing.is_empty() {
         return Err(format!(
             "{TLS_CRT} is not valid for {} (it names {})",
             missing.join(", "),
             if names.is_empty() {
-                "no DNS names".to_owned()
+                "no names".to_owned()
             } else {
                 names.join(", ")
             }

@@ -56,19 +56,26 @@ pub struct CertSettings {
     pub service_name: String,
     /// Name of both webhook configurations (`--webhook-configuration`).
     pub webhook_configuration: String,
+    /// More names the serving certificate is valid for, DNS names or IP
+    /// addresses (`--cert-extra-names`): for an API server that calls the
+    /// webhook by URL, e.g. `127.0.0.1` when it runs outside the cluster.
+    pub extra_names: Vec<String>,
 }
 
 impl CertSettings {
     /// The names the serving certificate is valid for: `<svc>`, `<svc>.<ns>`,
-    /// `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`.
-    pub fn dns_names(&self) -> Vec<String> {
+    /// `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`, then the extra
+    /// names (an IP address becomes an IP SAN).
+    pub fn subject_alt_names(&self) -> Vec<String> {
         let (svc, ns) = (&self.service_name, &self.namespace);
-        vec![
+        let mut names = vec![
             svc.clone(),
             format!("{svc}.{ns}"),
             format!("{svc}.{ns}.svc"),
             format!("{svc}.{ns}.svc.cluster.local"),
-        ]
+        ];
+        names.extend(self.extra_names.iter().cloned());
+        names
     }
 
     /// The name the API server connects to: `<svc>.<ns>.svc`.

@@ -148,7 +148,7 @@ pub fn issue(
     renew_leaf(settings, &ca, now)
 }
 
-/// A new serving certificate for `settings`' DNS names, signed by `ca`
+/// A new serving certificate for `settings`' names, signed by `ca`
 /// (valid for [`LEAF_LIFETIME`], but not beyond the CA).
 pub fn renew_leaf(
     settings: &CertSettings,
@@ -160,7 +160,7 @@ pub fn renew_leaf(
     let not_before = time("notBefore", now.checked_sub(BACKDATE))?;
     let not_after = time("notAfter", now.checked_add(LEAF_LIFETIME))?.min(ca.not_after);
     let mut params =
-        CertificateParams::new(settings.dns_names()).map_err(generate("serving certificate"))?;
+        CertificateParams::new(settings.subject_alt_names()).map_err(generate("serving certificate"))?;
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name

@@ -27,6 +27,7 @@ fn settings() -> CertSettings {
         secret_name: "ephemeral-webhook-tls".to_owned(),
         service_name: "ephemeral-webhook".to_owned(),
         webhook_configuration: "ephemeral-webhook".to_owned(),
+        extra_names: Vec::new(),
     }
 }
 
@@ -139,7 +140,7 @@ fn generated_certificates_name_the_service_and_chain_to_their_ca() {
 
     // A client trusting only the CA accepts it for every Service name, now
     // and until it expires, and for nothing else.
-    for name in settings().dns_names() {
+    for name in settings().subject_alt_names() {
         verify(&m.ca_crt, m, &name, now()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     verify(
