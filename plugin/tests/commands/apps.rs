@@ -46,13 +46,15 @@ async fn add_app_appends_with_a_json_patch() {
         &["add-app", "alice", "search", "--branch", "feature/fast"],
         vec![
             get_alice(),
-            json_patch(json!([{"op": "add", "path": "/spec/apps/-", "value": {"name": "search", "branch": "feature/fast"}}]), after),
+            json_patch(json!([{"op": "add", "path": "/spec/apps/-", "value": {"name": "search", "branch": "feature/fast"}}]), after)
+                .warning(r#"299 - "spec.apps[3].branch: imageTagPrefix sanitised from 'feature/fast' to 'feature-fast'""#),
         ],
     )
     .await;
     assert_eq!(
         text,
-        "--- stdout\nenvironment.ephemeral.io/alice: app search added (prefix feature-fast, branch feature/fast)\n--- stderr\n\n"
+        "--- stdout\nenvironment.ephemeral.io/alice: app search added (prefix feature-fast, branch feature/fast)\n\
+         --- stderr\nWarning: spec.apps[3].branch: imageTagPrefix sanitised from 'feature/fast' to 'feature-fast'\n\n"
     );
 }
 
