@@ -67,6 +67,7 @@ The policy flags must match the cluster's webhook for the output to match the cl
 
 const CLUSTER_AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error, 2 wrong usage, 130 interrupted.
+API server warnings (e.g. the admission webhook's) go to stderr as \"Warning: TEXT\", as in kubectl.
 kubectl passes no global flags to plugins: put -n, --context and --kubeconfig after `ephemeral`.";
 
 /// Ephemeral test environments on Kubernetes, through Flux.

@@ -1,11 +1,14 @@
 //! Connecting as kubectl does: `--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`
-//! (else in-cluster), `--context`, and the context's namespace unless `-n` says otherwise.
+//! (else in-cluster), `--context`, and the context's namespace unless `-n` says otherwise;
+//! and showing the API server's warnings as kubectl does.
 
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::cli::KubeArgs;
 use crate::error::{Error, causes};
+use crate::warnings::{self, Warnings};
 
 /// A client and where it points.
 pub struct Connection {
@@ -62,18 +65,24 @@ pub fn nothing_configured(
     default.filter(|path| !path.exists())
 }
 
-/// Connects: configuration, client, namespace.
-pub async fn connect(args: &KubeArgs) -> Result<Connection, Error> {
+/// Connects: configuration, client, namespace. With `warnings`, every API
+/// answer's `Warning` headers go there (commands: [`Warnings::stderr`]);
+/// without, they are dropped (shell completion, whose stderr is the prompt).
+pub async fn connect(args: &KubeArgs, warnings: Option<Warnings>) -> Result<Connection, Error> {
     let config = config(args).await?;
     let namespace = args
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| Error::Unreachable {
+    let builder = ClientBuilder::try_from(config).map_err(|e| Error::Unreachable {
         server: Some(server.clone()),
         cause: causes(&e),
     })?;
+    let client = match warnings {
+        Some(w) => builder.with_layer(&warnings::layer(w)).build(),
+        None => builder.build(),
+    };
     Ok(Connection {
         client,
         namespace,
@@ -128,7 +137,7 @@ contexts:
             kubeconfig: Some(f.path().to_path_buf()),
             ..KubeArgs::default()
         };
-        let c = connect(&args).await.unwrap();
+        let c = connect(&args, None).await.unwrap();
         assert_eq!(c.namespace, "team-a");
         assert_eq!(c.server, "https://127.0.0.1:6443/");
     }
@@ -141,14 +150,14 @@ contexts:
             context: Some("prod".into()),
             namespace: None,
         };
-        let c = connect(&args).await.unwrap();
+        let c = connect(&args, None).await.unwrap();
         assert_eq!(c.namespace, "default");
         assert_eq!(c.server, "https://10.0.0.1:6443/");
         let args = KubeArgs {
             namespace: Some("mine".into()),
             ..args
         };
-        assert_eq!(connect(&args).await.unwrap().namespace, "mine");
+        assert_eq!(connect(&args, None).await.unwrap().namespace, "mine");
     }
 
     #[tokio::test]
@@ -159,7 +168,7 @@ contexts:
             context: Some("nope".into()),
             namespace: None,
         };
-        let Err(e) = connect(&args).await else {
+        let Err(e) = connect(&args, None).await else {
             panic!("an unknown context must fail")
         };
         let text = e.to_string();

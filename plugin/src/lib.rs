@@ -11,3 +11,4 @@ pub mod render;
 pub mod summary;
 pub mod table;
 pub mod time;
+pub mod warnings;

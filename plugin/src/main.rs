@@ -7,6 +7,7 @@ use clap::Parser;
 use kubectl_ephemeral::cli::{Cli, Command, KubeArgs};
 use kubectl_ephemeral::cmd::{self, Ctx, Notes};
 use kubectl_ephemeral::error::Error;
+use kubectl_ephemeral::warnings::Warnings;
 use kubectl_ephemeral::{client, table, time::Clock};
 
 /// Exit code after Ctrl-C, as shells report a SIGINT death.
@@ -120,7 +121,7 @@ fn report(result: Result<Notes, Error>) -> ExitCode {
 }
 
 async fn connect(kube: &KubeArgs) -> Result<(Ctx, String), Error> {
-    let connection = client::connect(kube).await?;
+    let connection = client::connect(kube, Some(Warnings::stderr())).await?;
     let ctx = Ctx {
         client: connection.client,
         namespace: connection.namespace,

@@ -7,9 +7,15 @@ use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Padding, Style};
 
-/// Whether to colour output: only on a terminal, and never with `NO_COLOR` set (to anything).
+/// Whether to colour stdout: only on a terminal, and never with `NO_COLOR` set
+/// (to anything but the empty string).
 pub fn colour_wanted() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    colour_allowed(std::io::stdout().is_terminal())
+}
+
+/// Whether to colour a stream that is (or is not) a terminal, given `NO_COLOR`.
+pub fn colour_allowed(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Colours for the few cells that carry state.

@@ -332,7 +332,7 @@ pub async fn complete(words: &[String], out: &mut dyn Write) -> std::io::Result<
             .map(|c| (c, String::new()))
             .collect(),
         Want::Files | Want::Nothing => Vec::new(),
-        cluster => match crate::client::connect(&plan.kube).await {
+        cluster => match crate::client::connect(&plan.kube, None).await {
             Ok(c) => lookup(cluster, &c.client, &c.namespace, &Clock::system()).await,
             Err(_) => Vec::new(),
         },

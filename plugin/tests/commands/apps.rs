@@ -8,7 +8,7 @@ use crate::support::*;
 
 async fn run(argv: &[&str], exchanges: Vec<Exchange>) -> String {
     let command = parse(argv);
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = match &command {
             Command::AddApp(a) => apps::add(&ctx, a, &mut out).await,
             Command::SetApp(a) => apps::set(&ctx, a, &mut out).await,
@@ -18,7 +18,7 @@ async fn run(argv: &[&str], exchanges: Vec<Exchange>) -> String {
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 fn alice() -> Value {
@@ -46,13 +46,46 @@ async fn add_app_appends_with_a_json_patch() {
         &["add-app", "alice", "search", "--branch", "feature/fast"],
         vec![
             get_alice(),
-            json_patch(json!([{"op": "add", "path": "/spec/apps/-", "value": {"name": "search", "branch": "feature/fast"}}]), after),
+            json_patch(json!([{"op": "add", "path": "/spec/apps/-", "value": {"name": "search", "branch": "feature/fast"}}]), after)
+                .warning(r#"299 - "spec.apps[3].branch: imageTagPrefix sanitised from 'feature/fast' to 'feature-fast'""#),
         ],
     )
     .await;
     assert_eq!(
         text,
-        "--- stdout\nenvironment.ephemeral.io/alice: app search added (prefix feature-fast, branch feature/fast)\n--- stderr\n\n"
+        "--- stdout\nenvironment.ephemeral.io/alice: app search added (prefix feature-fast, branch feature/fast)\n\
+         --- stderr\nWarning: spec.apps[3].branch: imageTagPrefix sanitised from 'feature/fast' to 'feature-fast'\n\n"
+    );
+}
+
+#[tokio::test]
+async fn add_app_shows_the_warnings_of_both_answers_once_each() {
+    // Say the API server warns about the version on every answer, and the
+    // webhook about the branch on the patch; quotes come escaped.
+    const DEPRECATED: &str =
+        r#"299 - "ephemeral.io/v1alpha1 Environment is deprecated; use \"ephemeral.io/v1\"""#;
+    let mut after = alice();
+    after["spec"]["apps"].as_array_mut().unwrap().push(
+        json!({"name": "search", "branch": "feature/fast", "imageTagPrefix": "feature-fast"}),
+    );
+    let text = run(
+        &["add-app", "alice", "search", "--branch", "feature/fast"],
+        vec![
+            get_alice().warning(DEPRECATED),
+            json_patch(json!([{"op": "add", "path": "/spec/apps/-", "value": {"name": "search", "branch": "feature/fast"}}]), after)
+                .warning(r#"299 - "spec.apps[3].branch: imageTagPrefix sanitised from 'feature/fast' to 'feature-fast'""#)
+                .warning(DEPRECATED),
+        ],
+    )
+    .await;
+    assert!(
+        text.contains("app search added (prefix feature-fast"),
+        "{text}"
+    );
+    assert_eq!(
+        stderr(&text),
+        "Warning: ephemeral.io/v1alpha1 Environment is deprecated; use \"ephemeral.io/v1\"\n\
+         Warning: spec.apps[3].branch: imageTagPrefix sanitised from 'feature/fast' to 'feature-fast'\n\n"
     );
 }
 

@@ -5,15 +5,15 @@ use crate::support::*;
 
 async fn complete(words: &[&str], exchanges: Vec<Exchange>) -> String {
     let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let plan = plan(&words);
         let candidates = lookup(&plan.want, &ctx.client, &ctx.namespace, &ctx.clock).await;
         answer(&mut out, &plan, &candidates).unwrap();
         (Ok(vec![]), out)
     })
     .await;
-    assert!(result.is_ok());
-    out
+    assert!(played.result.is_ok());
+    played.out
 }
 
 #[tokio::test]

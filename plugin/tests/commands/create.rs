@@ -16,12 +16,12 @@ fn args(argv: &[&str]) -> kubectl_ephemeral::cli::CreateArgs {
 
 async fn create(argv: &[&str], exchanges: Vec<Exchange>) -> String {
     let a = args(argv);
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = create::run(&ctx, &a, &mut out).await;
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 /// What `create alice --app checkout@feature/new-basket --app payments --app web=feature-web-2 --until 21:00` sends.
@@ -64,11 +64,40 @@ async fn create_posts_with_the_field_manager_and_summarises_the_admitted_object(
             expect("POST", ENVS)
                 .query(&[("fieldManager", "kubectl-ephemeral")])
                 .body("application/json", sent())
-                .ok(admitted_alice()),
+                .ok(admitted_alice())
+                // What the webhook says about the branch (README's example).
+                .warning(r#"299 - "spec.apps[0].branch: imageTagPrefix sanitised from 'feature/new-basket' to 'feature-new-basket'""#),
         ],
     )
     .await;
     insta::assert_snapshot!(text);
+}
+
+#[tokio::test]
+async fn the_webhooks_warnings_reach_stderr_once_each_before_the_hint() {
+    let text = create(
+        ALICE,
+        vec![
+            expect("POST", ENVS)
+                .query(&[("fieldManager", "kubectl-ephemeral")])
+                .body("application/json", sent())
+                .ok(admitted_alice())
+                .warning(r#"299 - "spec.apps[0].branch: imageTagPrefix sanitised from 'feature/new-basket' to 'feature-new-basket'""#)
+                // The same text again in a second header, with one more.
+                .warning(r#"299 - "spec.apps[0].branch: imageTagPrefix sanitised from 'feature/new-basket' to 'feature-new-basket'", 299 - "spec.sourceBranch: no app uses a GitRepository source, so sourceBranch changes nothing""#),
+        ],
+    )
+    .await;
+    assert!(
+        text.starts_with("--- stdout\nenvironment.ephemeral.io/alice created\n"),
+        "{text}"
+    );
+    assert_eq!(
+        stderr(&text),
+        "Warning: spec.apps[0].branch: imageTagPrefix sanitised from 'feature/new-basket' to 'feature-new-basket'\n\
+         Warning: spec.sourceBranch: no app uses a GitRepository source, so sourceBranch changes nothing\n\
+         Watch it come up: kubectl ephemeral wait alice --for ready -n ephemeral\n"
+    );
 }
 
 #[tokio::test]

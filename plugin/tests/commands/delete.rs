@@ -12,7 +12,7 @@ const POLL: Duration = Duration::from_millis(1);
 
 async fn run(argv: &[&str], exchanges: Vec<Exchange>) -> String {
     let command = parse(argv);
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = match &command {
             Command::Delete(a) => delete::run_with(&ctx, a, &mut out, POLL).await,
             Command::Wait(a) => wait::run_with(&ctx, a, &mut out, POLL).await,
@@ -21,7 +21,7 @@ async fn run(argv: &[&str], exchanges: Vec<Exchange>) -> String {
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 fn terminating() -> serde_json::Value {

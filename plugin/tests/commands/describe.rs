@@ -10,12 +10,12 @@ async fn describe(name: &str, exchanges: Vec<Exchange>) -> String {
     let Command::Describe(a) = parse(&["describe", name]) else {
         unreachable!()
     };
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = describe::run(&ctx, &a, &mut out).await;
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 const POLICIES: &str = "/apis/image.toolkit.fluxcd.io/v1/namespaces/ephemeral/imagepolicies";

@@ -12,12 +12,12 @@ async fn extend(argv: &[&str], exchanges: Vec<Exchange>) -> String {
     let Command::Extend(a) = parse(&full) else {
         unreachable!()
     };
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = extend::run(&ctx, &a, &mut out).await;
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 /// The PATCH extend sends for a new end, answered with the environment so extended.
@@ -98,4 +98,44 @@ async fn a_time_in_the_past_is_a_usage_error_without_a_request() {
     let text = extend(&["--days", "0", "--hour", "8"], vec![]).await;
     assert!(text.contains("which has passed"), "{text}");
     assert!(text.contains("(exit 2)"), "{text}");
+}
+
+#[tokio::test]
+async fn the_webhooks_warnings_reach_stderr_once() {
+    const ALWAYS_ON: &str = r#"299 - "spec.lease: 'alice' is always on; its lease is the schedule 'Mon-Fri 07:00-19:00 Europe/London'""#;
+    let text = extend(
+        &["--for", "2h"],
+        vec![
+            patch("2026-11-21T14:00:00+00:00")
+                .warning(ALWAYS_ON)
+                .warning(ALWAYS_ON),
+        ],
+    )
+    .await;
+    assert!(text.contains("extended: until 14:00 (in 2h)"), "{text}");
+    assert_eq!(
+        stderr(&text),
+        "Warning: spec.lease: 'alice' is always on; its lease is the schedule 'Mon-Fri 07:00-19:00 Europe/London'\n\n"
+    );
+}
+
+#[tokio::test]
+async fn warnings_of_a_refused_request_come_before_the_error() {
+    let message = "admission webhook \"mutate.ephemeral.io\" denied the request: Environment alice: spec.lease.until: too late";
+    let text = extend(
+        &["--for", "2h"],
+        vec![
+            expect("PATCH", format!("{ENVS}/alice"))
+                .query(&[("fieldManager", "kubectl-ephemeral")])
+                .fail(422, "Invalid", message, None)
+                .warning(r#"299 - "spec.sourceBranch: no app uses a GitRepository source, so sourceBranch changes nothing""#),
+        ],
+    )
+    .await;
+    assert_eq!(
+        stderr(&text),
+        format!(
+            "Warning: spec.sourceBranch: no app uses a GitRepository source, so sourceBranch changes nothing\nerror: {message} (exit 1)\n"
+        )
+    );
 }

@@ -11,12 +11,12 @@ async fn list(argv: &[&str], exchanges: Vec<Exchange>) -> String {
     let Command::List(a) = parse(&full) else {
         unreachable!()
     };
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = list::run(&ctx, &a, &mut out).await;
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 /// Three environments in the states people see: ready, coming up, expired; and a schedule.

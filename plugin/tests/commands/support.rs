@@ -1,18 +1,22 @@
 //! A mocked API server (kube-rs's tower-test pattern) that plays a named
 //! scenario: each expected request is checked (method, path, query,
 //! content type, body) and answered in order; a missing or extra request fails.
+//! The client has the plugin's warning layer, so `Warning` headers of the
+//! answers reach the transcript's stderr as they would the terminal's.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use ephemeral_core::{Config, Environment, expand};
 use http::{Request, Response};
-use kube::Client;
-use kube::client::Body;
+use kube::client::{Body, ClientBuilder};
 use kubectl_ephemeral::cmd::{Ctx, Notes};
 use kubectl_ephemeral::error::Error;
 use kubectl_ephemeral::input::Input;
 use kubectl_ephemeral::time::Clock;
+use kubectl_ephemeral::warnings::{self, Warnings};
 use serde_json::{Value, json};
 
 /// The time every scenario runs at: Saturday 2026-11-21, 12:00 UTC.
@@ -26,6 +30,7 @@ pub struct Exchange {
     content_type: Option<&'static str>,
     body: Option<Value>,
     status: u16,
+    warnings: Vec<&'static str>,
     response: Value,
 }
 
@@ -38,6 +43,7 @@ pub fn expect(method: &'static str, path: impl Into<String>) -> Exchange {
         content_type: None,
         body: None,
         status: 200,
+        warnings: Vec::new(),
         response: json!({}),
     }
 }
@@ -65,6 +71,13 @@ impl Exchange {
         self
     }
 
+    /// Adds a `Warning` header with this value (as it goes on the wire,
+    /// e.g. `299 - "text"`) to the answer; call again for several headers.
+    pub fn warning(mut self, value: &'static str) -> Self {
+        self.warnings.push(value);
+        self
+    }
+
     /// Answers with a `Status` failure.
     pub fn fail(mut self, code: u16, reason: &str, message: &str, name: Option<&str>) -> Self {
         self.status = code;
@@ -84,9 +97,52 @@ pub fn clock() -> Clock {
     Clock::fixed(NOW.parse().unwrap(), jiff::tz::TimeZone::UTC)
 }
 
+/// What a command did against the mocked API server.
+pub struct Played {
+    /// What it returned.
+    pub result: Result<Notes, Error>,
+    /// What it printed on stdout.
+    pub out: String,
+    /// What the warning layer printed on stderr while it ran.
+    pub warnings: String,
+}
+
+impl Played {
+    /// What it printed and returned, as one text for snapshots: stderr holds
+    /// the warnings (printed as the answers came) before the notes or the error.
+    pub fn transcript(&self) -> String {
+        let stderr = match &self.result {
+            Ok(notes) => notes.join("\n"),
+            Err(e) => format!("error: {e} (exit {})", e.exit_code()),
+        };
+        format!(
+            "--- stdout\n{}--- stderr\n{}{stderr}\n",
+            self.out, self.warnings
+        )
+    }
+}
+
+/// What a transcript shows on stderr.
+pub fn stderr(transcript: &str) -> &str {
+    transcript.split_once("--- stderr\n").unwrap().1
+}
+
+/// A writer whose text can be read back.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Plays `exchanges` against the command `f` runs in namespace `ephemeral`;
 /// returns its result and what it printed.
-pub async fn play<F, Fut>(exchanges: Vec<Exchange>, f: F) -> (Result<Notes, Error>, String)
+pub async fn play<F, Fut>(exchanges: Vec<Exchange>, f: F) -> Played
 where
     F: FnOnce(Ctx, Vec<u8>) -> Fut,
     Fut: Future<Output = (Result<Notes, Error>, Vec<u8>)>,
@@ -127,9 +183,13 @@ where
                 let body: Value = serde_json::from_slice(&bytes).expect("a JSON body");
                 assert_eq!(body, expected, "{what}: body");
             }
-            let response = Response::builder()
+            let mut response = Response::builder()
                 .status(ex.status)
-                .header("content-type", "application/json")
+                .header("content-type", "application/json");
+            for warning in ex.warnings {
+                response = response.header(http::header::WARNING, warning);
+            }
+            let response = response
                 .body(Body::from(serde_json::to_vec(&ex.response).unwrap()))
                 .unwrap();
             send.send_response(response);
@@ -142,8 +202,12 @@ where
             );
         }
     });
+    let shown = Buffer::default();
+    let client = ClientBuilder::new(svc, "default")
+        .with_layer(&warnings::layer(Warnings::new(shown.clone(), false)))
+        .build();
     let ctx = Ctx {
-        client: Client::new(svc, "default"),
+        client,
         namespace: "ephemeral".to_owned(),
         clock: clock(),
         colour: false,
@@ -153,7 +217,12 @@ where
     if let Err(e) = server.await {
         std::panic::resume_unwind(e.into_panic());
     }
-    (result, String::from_utf8(out).unwrap())
+    let warnings = String::from_utf8(shown.0.lock().unwrap().clone()).unwrap();
+    Played {
+        result,
+        out: String::from_utf8(out).unwrap(),
+        warnings,
+    }
 }
 
 fn decode(v: &str) -> String {
@@ -178,15 +247,6 @@ fn decode(v: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
-}
-
-/// What a command printed and returned, as one text for snapshots.
-pub fn transcript(result: &Result<Notes, Error>, out: &str) -> String {
-    let stderr = match result {
-        Ok(notes) => notes.join("\n"),
-        Err(e) => format!("error: {e} (exit {})", e.exit_code()),
-    };
-    format!("--- stdout\n{out}--- stderr\n{stderr}\n")
 }
 
 /// The example catalog.

@@ -9,12 +9,12 @@ async fn run(exchanges: Vec<Exchange>) -> String {
     let Command::Templates(a) = parse(&["templates"]) else {
         unreachable!()
     };
-    let (result, out) = play(exchanges, |ctx, mut out| async move {
+    let played = play(exchanges, |ctx, mut out| async move {
         let r = templates::run(&ctx, &a, &mut out).await;
         (r, out)
     })
     .await;
-    transcript(&result, &out)
+    played.transcript()
 }
 
 /// The example catalog as the API would list it.
