@@ -8,6 +8,7 @@
 //! `.ci/run` runs this tier. Each scenario uses its own Environment names,
 //! so they run in parallel.
 
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -471,4 +472,112 @@ fn a_user_without_rights_sees_the_api_servers_refusal() {
         out.stderr
     );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------- 7. certificates and the Lease
+
+#[test]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+fn a_second_replica_reuses_the_self_managed_certificate_and_does_not_reconcile() {
+    let cluster = Cluster::running(&["ephemeral"]);
+    let secret = |field: &str| {
+        cluster
+            .kubectl(
+                User::Admin,
+                &["get", "secret", "-n", "ephemeral-system", "ephemeral-webhook-tls", "-o",
+                  &format!("jsonpath={field}")],
+                None,
+            )
+            .expect_ok("reading the certificate Secret")
+            .stdout
+    };
+    let version = secret("{.metadata.resourceVersion}");
+    let ca_bundle = || {
+        cluster
+            .kubectl(
+                User::Admin,
+                &["get", "mutatingwebhookconfiguration", "ephemeral-webhook", "-o",
+                  "jsonpath={.webhooks[0].clientConfig.caBundle}"],
+                None,
+            )
+            .expect_ok("reading the caBundle")
+            .stdout
+    };
+    let bundle = ca_bundle();
+    assert!(!bundle.is_empty(), "serve set the caBundle");
+    let holder = || {
+        cluster
+            .kubectl(
+                User::Admin,
+                &["get", "lease", "-n", "ephemeral-system", "ephemeral-controller", "-o",
+                  "jsonpath={.spec.holderIdentity}"],
+                None,
+            )
+            .expect_ok("reading the Lease")
+            .stdout
+    };
+    assert_eq!(holder(), "ephemeral-webhook-e2e-0");
+
+    // A second replica, as the Deployment's second pod would run.
+    let port = ephemeral_e2e::webhook::free_port();
+    let admin = ephemeral_e2e::webhook::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("replica.log")).unwrap();
+    let mut replica = Command::new(ephemeral_e2e::binary("ephemeral-webhook"))
+        .args([
+            "serve",
+            &format!("--listen=127.0.0.1:{port}"),
+            &format!("--admin-listen=127.0.0.1:{admin}"),
+            "--cert-extra-names=127.0.0.1",
+            "--leader-election-lease=ephemeral-controller",
+            "--controller-service-account=system:serviceaccount:ephemeral-system:ephemeral-webhook",
+        ])
+        .env("KUBECONFIG", cluster.var("KUBECONFIG_WEBHOOK"))
+        .env("POD_NAMESPACE", "ephemeral-system")
+        .env("POD_NAME", "ephemeral-webhook-e2e-1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start a second replica");
+    let ready = (0..120).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        Command::new("curl")
+            .args(["-fsS", "--noproxy", "*", &format!("http://127.0.0.1:{admin}/readyz")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    // It serves the certificate of the Secret, which the CA in the caBundle verifies.
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, base64_decode(&bundle)).unwrap();
+    let verify = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-verify_ip", "127.0.0.1",
+               "-verify_return_error", "-CAfile"])
+        .arg(&ca)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let replica_log = std::fs::read_to_string(dir.path().join("replica.log")).unwrap_or_default();
+    let _ = Command::new("kill").args(["-TERM", &replica.id().to_string()]).status();
+    let _ = replica.wait();
+    assert!(ready, "the second replica never became ready:\n{replica_log}");
+    assert!(
+        verify.status.success(),
+        "the second replica's certificate is not trusted by the caBundle:\n{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert_eq!(secret("{.metadata.resourceVersion}"), version, "the Secret was reused, not rewritten");
+    assert_eq!(ca_bundle(), bundle, "the caBundle is unchanged");
+    assert_eq!(holder(), "ephemeral-webhook-e2e-0", "the first replica still leads");
+    assert!(
+        !replica_log.contains("leading: starting to reconcile"),
+        "the second replica reconciled alongside the leader:\n{replica_log}"
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .expect("a base64 caBundle")
 }

@@ -588,24 +588,36 @@ def rendered_manifests():
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def start_ephemeral(tokens, server):
+def start_ephemeral(server):
+    """Runs the workspace's `serve` as manifests/default does: its namespace,
+    service account and RBAC applied, self-managed certificates (it creates
+    its Secret and sets the caBundle of the real webhook configurations,
+    which point at it by loopback `url`), and the Deployment's arguments."""
     target = cargo_build()
-    serving("webhook", "IP:127.0.0.1,DNS:localhost")
     docs = rendered_manifests()
     # No kubelet runs here: the Deployment, its Service and PDB have nothing
-    # to do; the namespace, service account, RBAC and (loopback-pointed)
-    # webhook configurations are applied as manifests/default has them.
+    # to do; everything else is applied as manifests/default has it.
     keep = [d for d in docs if d["kind"] in (
         "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]
     apply_docs(keep)
     token = kubectl("-n", WEBHOOK_NAMESPACE, "create", "token", WEBHOOK_SA, "--duration=48h").stdout.strip()
     kubeconfig(STATE / "webhook.kubeconfig", server, token, WEBHOOK_NAMESPACE)
+    listen, admin = free_port(), free_port()
+    configs = []
+    for doc in docs:
+        if doc["kind"] not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            continue
+        for hook in doc["webhooks"]:
+            path = hook["clientConfig"]["service"].get("path", "/")
+            # No caBundle: serve sets it, as it does in a cluster.
+            hook["clientConfig"] = {"url": f"https://127.0.0.1:{listen}{path}"}
+        configs.append(doc)
+    apply_docs(configs)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    listen, admin = free_port(), free_port()
     args = [a for a in container["args"] if not a.startswith(("--listen=", "--admin-listen=", "--log-format"))]
     args += [f"--listen=127.0.0.1:{listen}", f"--admin-listen=127.0.0.1:{admin}",
-             f"--tls-cert-file={PKI / 'webhook.crt'}", f"--tls-key-file={PKI / 'webhook.key'}"]
+             "--cert-extra-names=127.0.0.1"]
     env = {
         "KUBECONFIG": str(STATE / "webhook.kubeconfig"),
         "POD_NAMESPACE": WEBHOOK_NAMESPACE,
@@ -617,17 +629,18 @@ def start_ephemeral(tokens, server):
             env[var["name"]] = var["value"]
     proc = start("ephemeral-webhook", [target / "ephemeral-webhook", *args], env=env)
     wait_for("ephemeral-webhook /readyz",
-             lambda: http_get(f"http://127.0.0.1:{admin}/readyz")[0] == 200, proc, 60)
-    ca = base64.b64encode((PKI / "ca.crt").read_bytes()).decode()
-    configs = []
-    for doc in docs:
-        if doc["kind"] not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-            continue
-        for hook in doc["webhooks"]:
-            path = hook["clientConfig"]["service"].get("path", "/")
-            hook["clientConfig"] = {"url": f"https://127.0.0.1:{listen}{path}", "caBundle": ca}
-        configs.append(doc)
-    apply_docs(configs)
+             lambda: http_get(f"http://127.0.0.1:{admin}/readyz")[0] == 200, proc, 90)
+    # The API server trusts it once the caBundle is in: a server-side dry run
+    # of an Environment goes through the mutating webhook.
+    probe = json.dumps({"apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
+                        "metadata": {"name": "harness-probe", "namespace": TEST_NAMESPACE},
+                        "spec": {"apps": [{"name": "probe", "kustomization": {
+                            "path": "./", "sourceRef": {"kind": "GitRepository", "name": "none",
+                                                        "namespace": "flux-system"}}}]}})
+    wait_for("the API server to call ephemeral-webhook (caBundle set by serve)",
+             lambda: "ephemeral.io/owner" in kubectl(
+                 "create", "--dry-run=server", "-o", "json", "-f", "-", input=probe, check=False).stdout,
+             proc, 60, 1)
     return proc, listen, admin, target
 
 
@@ -682,9 +695,10 @@ def up(args):
         start_flux(bins)
         log(f"Flux ready ({time.time() - t0:.0f}s)")
     if args.with_ephemeral:
-        _, listen, admin, target = start_ephemeral(tokens, server)
+        _, listen, admin, target = start_ephemeral(server)
         env.update(EPHEMERAL_WEBHOOK=f"https://127.0.0.1:{listen}",
                    EPHEMERAL_ADMIN=f"http://127.0.0.1:{admin}",
+                   KUBECONFIG_WEBHOOK=STATE / "webhook.kubeconfig",
                    EPHEMERAL_BIN_DIR=target)
         log(f"ephemeral-webhook serving ({time.time() - t0:.0f}s)")
     env["E2E_CLUSTER_FEATURES"] = " ".join(
