@@ -562,8 +562,8 @@ impl Cx<'_> {
                 let until = match until {
                     None => self.config.lease.default_until(now),
                     Some(text) => match text.parse::<Timestamp>() {
-                        Ok(t) => whole_seconds(t),
-                        Err(_) => {
+                        Ok(t) if t >= lease::EARLIEST_RFC3339 => whole_seconds(t),
+                        _ => {
                             self.deny(Violation::InvalidLease {
                                 field: "spec.lease.until".into(),
                                 problem: format!("'{text}' is not an RFC 3339 time"),
@@ -592,7 +592,8 @@ impl Cx<'_> {
                     .and_then(|v| lease::parse_absolute_uptime(v))
                     .map(|(start, _)| start)
                     .filter(|start| *start <= until)
-                    .unwrap_or_else(|| now.min(until));
+                    .unwrap_or_else(|| now.min(until))
+                    .max(lease::EARLIEST_RFC3339);
                 lease.until = Some(until.to_string());
                 (lease, lease::absolute_uptime(start, until))
             }

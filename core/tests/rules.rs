@@ -320,6 +320,22 @@ fn an_unknown_zone_is_refused_with_the_iana_name_in_the_fix() {
 }
 
 #[test]
+fn an_until_before_year_0000_is_refused() {
+    // jiff reads six-digit years; RFC 3339 (and the downscaler) has four.
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            until: Some("-000001-01-01T00:00:00Z".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let v = only(&env("e", spec));
+    assert_eq!(v.field(), "spec.lease.until");
+    assert!(v.to_string().contains("is not an RFC 3339 time"), "{v}");
+}
+
+#[test]
 fn an_always_on_schedule_is_written_as_configured_after_parsing() {
     let config = Config {
         always_on: vec!["e".into()],
