@@ -1,6 +1,7 @@
 //! Cluster-wide settings that shape expansion.
 
 use crate::lease::LeasePolicy;
+use crate::schedule::Schedule;
 
 /// How Environments are defaulted, bounded and materialised.
 #[derive(Clone, Debug)]
@@ -9,8 +10,9 @@ pub struct Config {
     pub lease: LeasePolicy,
     /// Environments that are always on, by name.
     pub always_on: Vec<String>,
-    /// The schedule always-on environments get.
-    pub always_on_schedule: String,
+    /// The schedule always-on environments get; written in its canonical
+    /// form (see [`crate::schedule`]).
+    pub always_on_schedule: Schedule,
     /// Namespaces sources and image repositories may live in, besides the
     /// environment's own. Empty: any namespace.
     pub allowed_source_namespaces: Vec<String>,
@@ -29,12 +31,16 @@ pub struct Config {
     pub retry_interval: String,
 }
 
+/// The schedule always-on environments get unless configured otherwise.
+pub const DEFAULT_ALWAYS_ON_SCHEDULE: &str = "Mon-Sun 00:00-24:00 UTC";
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             lease: LeasePolicy::default(),
             always_on: Vec::new(),
-            always_on_schedule: "Mon-Sun 00:00-24:00 UTC".to_owned(),
+            always_on_schedule: Schedule::parse(DEFAULT_ALWAYS_ON_SCHEDULE)
+                .expect("the default always-on schedule parses"),
             allowed_source_namespaces: vec!["flux-system".to_owned()],
             service_account_name: None,
             allowed_service_accounts: Vec::new(),
@@ -109,7 +115,7 @@ pub struct ConfigArgs {
     #[arg(
         long,
         env = "EPHEMERAL_ALWAYS_ON_SCHEDULE",
-        default_value = "Mon-Sun 00:00-24:00 UTC",
+        default_value = DEFAULT_ALWAYS_ON_SCHEDULE,
         value_name = "SCHEDULE"
     )]
     pub always_on_schedule: String,
@@ -181,11 +187,11 @@ impl ConfigArgs {
                 "must not exceed --max-lease",
             ));
         }
-        crate::schedule::Schedule::parse(&self.always_on_schedule).map_err(|e| {
+        let always_on_schedule = Schedule::parse(&self.always_on_schedule).map_err(|e| {
             err(
                 "always-on-schedule",
                 &self.always_on_schedule,
-                &e.to_string(),
+                &format!("{e}. Fix: {}", e.fix),
             )
         })?;
         Ok(Config {
@@ -201,7 +207,7 @@ impl ConfigArgs {
                 .filter(|s| !s.is_empty())
                 .cloned()
                 .collect(),
-            always_on_schedule: self.always_on_schedule.clone(),
+            always_on_schedule,
             allowed_source_namespaces: self
                 .allowed_source_namespaces
                 .iter()

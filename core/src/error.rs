@@ -210,9 +210,7 @@ pub enum Violation {
         latest: String,
     },
     /// A schedule does not parse.
-    #[error(
-        "spec.lease.schedule: {error}. Fix: use GoKubeDownscaler's weekly form, e.g. 'Mon-Fri 07:00-19:00 Europe/London'"
-    )]
+    #[error("spec.lease.schedule: {error}. Fix: {}", error.fix)]
     InvalidSchedule {
         /// The parse error.
         error: crate::schedule::ScheduleError,

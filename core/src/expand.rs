@@ -525,15 +525,15 @@ impl Cx<'_> {
         }
         let name = env.metadata.name.as_deref().unwrap_or_default();
         if self.config.always_on.iter().any(|n| n == name) {
+            let schedule = self.config.always_on_schedule.to_string();
             if lease.until.is_some() {
                 self.warnings.push(format!(
-                    "spec.lease: '{name}' is always on; its lease is the schedule '{}'",
-                    self.config.always_on_schedule
+                    "spec.lease: '{name}' is always on; its lease is the schedule '{schedule}'"
                 ));
             }
             lease.until = None;
-            lease.schedule = Some(self.config.always_on_schedule.clone());
-            return (lease, self.config.always_on_schedule.clone());
+            lease.schedule = Some(schedule.clone());
+            return (lease, schedule);
         }
         match (&lease.until, &lease.schedule) {
             (Some(_), Some(_)) => {
@@ -544,20 +544,26 @@ impl Cx<'_> {
                 });
                 (lease, String::new())
             }
-            (None, Some(schedule)) => {
-                let schedule = schedule.trim().to_owned();
-                if let Err(error) = Schedule::parse(&schedule) {
+            (None, Some(typed)) => match Schedule::parse(typed) {
+                Err(error) => {
                     self.deny(Violation::InvalidSchedule { error });
+                    (lease, String::new())
                 }
-                lease.schedule = Some(schedule.clone());
-                (lease, schedule)
-            }
+                Ok(schedule) => {
+                    let written = schedule.to_string();
+                    if written != typed.trim() {
+                        self.warnings.push(schedule_rewritten(&schedule, &written));
+                    }
+                    lease.schedule = Some(written.clone());
+                    (lease, written)
+                }
+            },
             (until, None) => {
                 let until = match until {
                     None => self.config.lease.default_until(now),
                     Some(text) => match text.parse::<Timestamp>() {
-                        Ok(t) => whole_seconds(t),
-                        Err(_) => {
+                        Ok(t) if t >= lease::EARLIEST_RFC3339 => whole_seconds(t),
+                        _ => {
                             self.deny(Violation::InvalidLease {
                                 field: "spec.lease.until".into(),
                                 problem: format!("'{text}' is not an RFC 3339 time"),
@@ -586,11 +592,29 @@ impl Cx<'_> {
                     .and_then(|v| lease::parse_absolute_uptime(v))
                     .map(|(start, _)| start)
                     .filter(|start| *start <= until)
-                    .unwrap_or_else(|| now.min(until));
+                    .unwrap_or_else(|| now.min(until))
+                    .max(lease::EARLIEST_RFC3339);
                 lease.until = Some(until.to_string());
                 (lease, lease::absolute_uptime(start, until))
             }
         }
+    }
+}
+
+/// The warning for a schedule stored in another form than it was typed.
+fn schedule_rewritten(schedule: &Schedule, written: &str) -> String {
+    let mut renamed: Vec<String> = schedule
+        .renamed_zones()
+        .map(|(typed, name)| format!("'{typed}' is '{name}'"))
+        .collect();
+    renamed.dedup();
+    if renamed.is_empty() {
+        format!("spec.lease.schedule: written as '{written}', GoKubeDownscaler's form")
+    } else {
+        format!(
+            "spec.lease.schedule: time zone {} in the IANA database (GoKubeDownscaler matches zone names exactly); written as '{written}'",
+            renamed.join(", ")
+        )
     }
 }
 

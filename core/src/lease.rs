@@ -72,14 +72,24 @@ fn cutoff_on(day: &Zoned, cutoff: Time) -> Timestamp {
         .timestamp()
 }
 
-/// RFC 3339 in UTC with a `+00:00` offset, as GoKubeDownscaler's absolute form expects.
+/// The earliest instant RFC 3339 can write, `0000-01-01T00:00:00Z`: its years
+/// have four digits. (jiff reaches back to the year -9999; Go's
+/// `time.Parse(time.RFC3339, …)`, which GoKubeDownscaler uses, does not.)
+/// The latest, in 9999, is past [`Timestamp::MAX`] already.
+pub const EARLIEST_RFC3339: Timestamp = Timestamp::constant(-62_167_219_200, 0);
+
+/// RFC 3339 in UTC with a `+00:00` offset and whole seconds, as
+/// GoKubeDownscaler's absolute form expects. `t` is at or after
+/// [`EARLIEST_RFC3339`].
 pub fn rfc3339_utc(t: Timestamp) -> String {
+    debug_assert!(t >= EARLIEST_RFC3339, "{t} has no four-digit year");
     t.to_zoned(TimeZone::UTC)
         .strftime("%Y-%m-%dT%H:%M:%S+00:00")
         .to_string()
 }
 
-/// The absolute uptime `<start>-<end>`.
+/// The absolute uptime `<start>-<end>`, both [`rfc3339_utc`], e.g.
+/// `2026-11-21T09:00:00+00:00-2026-11-21T19:00:00+00:00`.
 pub fn absolute_uptime(start: Timestamp, end: Timestamp) -> String {
     format!("{}-{}", rfc3339_utc(start), rfc3339_utc(end))
 }
@@ -187,6 +197,29 @@ mod tests {
             Some((at("2026-11-21T09:00:00Z"), at("2026-11-21T19:00:00Z")))
         );
         assert_eq!(parse_absolute_uptime("Mon-Fri 07:00-19:00 UTC"), None);
+    }
+
+    #[test]
+    fn rfc3339_has_four_digit_years_and_whole_seconds() {
+        assert_eq!(rfc3339_utc(EARLIEST_RFC3339), "0000-01-01T00:00:00+00:00");
+        assert_eq!(
+            EARLIEST_RFC3339,
+            at("0000-01-01T00:00:00Z"),
+            "the constant is the start of year 0000"
+        );
+        assert_eq!(
+            rfc3339_utc(at("0999-03-04T05:06:07.89Z")),
+            "0999-03-04T05:06:07+00:00"
+        );
+        assert_eq!(
+            rfc3339_utc(at("2026-07-01T09:00:00+01:00")),
+            "2026-07-01T08:00:00+00:00"
+        );
+        assert_eq!(
+            rfc3339_utc(Timestamp::MAX),
+            "9999-12-30T22:00:00+00:00",
+            "jiff's last instant still has four digits"
+        );
     }
 
     #[test]

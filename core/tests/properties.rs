@@ -3,6 +3,10 @@
 //! ImagePolicy patterns select exactly their prefix's builds, and leases stay
 //! within their bounds and end on a cut-off.
 
+#[path = "support/downscaler.rs"]
+#[allow(dead_code)]
+mod downscaler;
+
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
@@ -644,10 +648,15 @@ fn object_name(o: &FluxObject) -> &str {
     meta.name.as_deref().unwrap_or_default()
 }
 
-/// Checks the stamped `downscaler/uptime`: a schedule, or an absolute window
-/// that does not end before it starts.
+/// Checks the stamped `downscaler/uptime`: a value GoKubeDownscaler accepts,
+/// and a schedule or an absolute window that does not end before it starts.
 fn check_uptime(x: &Expansion) -> Result<(), TestCaseError> {
     let uptime = &x.environment.metadata.annotations.as_ref().unwrap()[UPTIME_ANNOTATION];
+    if let Err(e) = downscaler::accepts(uptime) {
+        return Err(TestCaseError::fail(format!(
+            "GoKubeDownscaler refuses {uptime:?}: {e}"
+        )));
+    }
     match lease::parse_absolute_uptime(uptime) {
         Some((start, end)) => {
             prop_assert!(start <= end, "uptime ends before it starts: {uptime}");

@@ -65,6 +65,17 @@ fn violations(e: &Environment) -> Vec<Violation> {
     .violations
 }
 
+fn admitted(e: &Environment) -> ephemeral_core::Expansion {
+    expand(
+        e,
+        &catalog(),
+        &Config::default(),
+        NOW.parse::<Timestamp>().unwrap(),
+        "alice",
+    )
+    .expect("must be admitted")
+}
+
 fn only(e: &Environment) -> Violation {
     let v = violations(e);
     assert_eq!(v.len(), 1, "{v:#?}");
@@ -224,6 +235,128 @@ fn a_bad_schedule_names_the_window_and_the_form() {
     let v = only(&env("e", spec)).to_string();
     assert!(v.contains("'Mars/Olympus' is not an IANA time zone"), "{v}");
     assert!(v.contains("Mon-Fri 07:00-19:00 Europe/London"), "{v}");
+}
+
+#[test]
+fn a_zone_is_written_as_the_iana_database_spells_it_with_a_warning() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            schedule: Some(" mon-fri 07:00-19:00 utc".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let x = admitted(&env("e", spec));
+    let written = "Mon-Fri 07:00-19:00 UTC";
+    assert_eq!(
+        x.environment.spec.lease.unwrap().schedule.as_deref(),
+        Some(written)
+    );
+    assert_eq!(
+        x.environment.metadata.annotations.unwrap()["downscaler/uptime"],
+        written
+    );
+    assert_eq!(
+        x.warnings,
+        [format!(
+            "spec.lease.schedule: time zone 'utc' is 'UTC' in the IANA database (GoKubeDownscaler matches zone names exactly); written as '{written}'"
+        )]
+    );
+}
+
+#[test]
+fn a_schedule_in_another_form_is_written_in_the_downscalers_with_a_warning() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            schedule: Some("fri-mon  22:00-06:00 UTC,sat-sat 10:00-14:00 UTC".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let x = admitted(&env("e", spec));
+    assert_eq!(
+        x.warnings,
+        [
+            "spec.lease.schedule: written as 'Fri-Mon 22:00-06:00 UTC, Sat-Sat 10:00-14:00 UTC', GoKubeDownscaler's form"
+        ]
+    );
+}
+
+#[test]
+fn a_schedule_already_in_the_downscalers_form_is_kept_without_a_warning() {
+    let written = "Mon-Fri 07:00-19:00 Europe/London";
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            schedule: Some(format!("  {written} ")),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let x = admitted(&env("e", spec));
+    assert_eq!(
+        x.environment.spec.lease.unwrap().schedule.as_deref(),
+        Some(written)
+    );
+    assert!(x.warnings.is_empty(), "{:?}", x.warnings);
+}
+
+#[test]
+fn an_unknown_zone_is_refused_with_the_iana_name_in_the_fix() {
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            schedule: Some("Mon-Fri 07:00-19:00 UTC, Sat-Sat 10:00-14:00 london".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        only(&env("e", spec)).to_string(),
+        "spec.lease.schedule: window 2 ('Sat-Sat 10:00-14:00 london'): 'london' is not an IANA time zone. Fix: write the zone as 'Europe/London'"
+    );
+}
+
+#[test]
+fn an_until_before_year_0000_is_refused() {
+    // jiff reads six-digit years; RFC 3339 (and the downscaler) has four.
+    let spec = EnvironmentSpec {
+        apps: vec![app("checkout")],
+        lease: Some(Lease {
+            until: Some("-000001-01-01T00:00:00Z".into()),
+            ..Lease::default()
+        }),
+        ..Default::default()
+    };
+    let v = only(&env("e", spec));
+    assert_eq!(v.field(), "spec.lease.until");
+    assert!(v.to_string().contains("is not an RFC 3339 time"), "{v}");
+}
+
+#[test]
+fn an_always_on_schedule_is_written_as_configured_after_parsing() {
+    let config = Config {
+        always_on: vec!["e".into()],
+        always_on_schedule: ephemeral_core::schedule::Schedule::parse(
+            "mon-sun 00:00-24:00 etc/utc",
+        )
+        .unwrap(),
+        ..Config::default()
+    };
+    let e = env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![app("checkout")],
+            ..Default::default()
+        },
+    );
+    let x = expand(&e, &catalog(), &config, NOW.parse().unwrap(), "alice").unwrap();
+    assert_eq!(
+        x.environment.metadata.annotations.unwrap()["downscaler/uptime"],
+        "Mon-Sun 00:00-24:00 Etc/UTC"
+    );
 }
 
 #[test]

@@ -469,6 +469,49 @@ fn lease_past_the_maximum_is_denied() {
 }
 
 #[test]
+fn a_schedule_is_stored_in_the_downscalers_spelling_with_a_warning() {
+    let object = env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "payments"}], "lease": {"schedule": "mon-fri 07:00-19:00 europe/london"}}),
+    );
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
+    assert!(response.allowed, "{}", response.result.message);
+    let result = applied(&object, &response);
+    let written = "Mon-Fri 07:00-19:00 Europe/London";
+    assert_eq!(result["spec"]["lease"], json!({"schedule": written}));
+    assert_eq!(
+        result["metadata"]["annotations"]["downscaler/uptime"],
+        written
+    );
+    assert_eq!(
+        response.warnings,
+        Some(vec![format!(
+            "spec.lease.schedule: time zone 'europe/london' is 'Europe/London' in the IANA database (GoKubeDownscaler matches zone names exactly); written as '{written}'"
+        )])
+    );
+}
+
+#[test]
+fn a_zone_that_matches_no_iana_name_is_denied_naming_the_nearest() {
+    let object = env(
+        json!({"name": "alice-checkout", "namespace": "ephemeral"}),
+        json!({"apps": [{"name": "payments"}], "lease": {"schedule": "Mon-Fri 07:00-19:00 Europe/Lodnon"}}),
+    );
+    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    assert_denied(
+        &response,
+        422,
+        "spec.lease.schedule: window 1 ('Mon-Fri 07:00-19:00 Europe/Lodnon'): 'Europe/Lodnon' is not an IANA time zone. Fix: write the zone as 'Europe/London'",
+    );
+}
+
+#[test]
 fn several_violations_are_reported_together() {
     let object = env(
         json!({"name": "alice-checkout", "namespace": "ephemeral"}),
