@@ -168,7 +168,8 @@ pub enum DryRun {
     Server,
 }
 
-/// One `--app` of `create`: `APP`, `APP=PREFIX` or `APP@BRANCH`.
+/// One `--app` of `create` (and the APP of `add-app`): `APP`, `APP=PREFIX`
+/// or `APP@BRANCH`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppSpec {
     /// The app's name (and its template's, by default).
@@ -326,9 +327,10 @@ pub struct AddAppArgs {
     /// Name of the environment.
     #[arg(value_name = "NAME")]
     pub name: String,
-    /// Name of the app (and of its AppTemplate, unless --template says otherwise).
-    #[arg(value_name = "APP")]
-    pub app: String,
+    /// The app, as in `create --app`: APP, APP=PREFIX or APP@BRANCH (the
+    /// name is also its AppTemplate's, unless --template says otherwise).
+    #[arg(value_name = "APP[=PREFIX|@BRANCH]")]
+    pub app: AppSpec,
     /// Follow builds tagged with this prefix (default: the template's).
     #[arg(long, value_name = "PREFIX", conflicts_with = "branch")]
     pub prefix: Option<String>,

@@ -55,6 +55,14 @@ fn wrong_usage_exits_2_even_without_a_kubeconfig() {
             &["add-app", "alice", "web", "--prefix=-bad"][..],
             "--prefix '-bad' starts with '-'",
         ),
+        (
+            &["add-app", "alice", "web=-bad"][..],
+            "'-bad' starts with '-'",
+        ),
+        (
+            &["add-app", "alice", "web@feature/x", "--prefix=main"][..],
+            "'web' already says what to follow",
+        ),
     ] {
         let out = run(home.path(), args);
         let text = stderr(&out);

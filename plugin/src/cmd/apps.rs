@@ -91,40 +91,57 @@ pub fn add_ops(env: &Environment, app: &App) -> Value {
     }
 }
 
-/// Checks `add-app`'s flags without the cluster: a `--prefix` must be a valid tag prefix.
+/// What `add-app` asks the app to follow: `(prefix, branch)` from
+/// `APP=PREFIX`/`APP@BRANCH` or `--prefix`/`--branch`, not both ways.
+fn add_follows(args: &AddAppArgs) -> Result<(Option<String>, Option<String>), Error> {
+    let in_spec = args.app.prefix.is_some() || args.app.branch.is_some();
+    let in_flags = args.prefix.is_some() || args.branch.is_some();
+    if in_spec && in_flags {
+        return Err(Error::Usage(format!(
+            "'{}' already says what to follow. Fix: write APP=PREFIX or APP@BRANCH, or APP with --prefix or --branch, not both",
+            args.app.name
+        )));
+    }
+    Ok((
+        args.prefix.clone().or_else(|| args.app.prefix.clone()),
+        args.branch.clone().or_else(|| args.app.branch.clone()),
+    ))
+}
+
+/// Checks `add-app`'s arguments without the cluster: what to follow is said
+/// once, and a prefix must be a valid tag prefix.
 pub fn check_add(args: &AddAppArgs) -> Result<(), Error> {
-    match &args.prefix {
-        Some(prefix) => check_prefix(prefix),
-        None => Ok(()),
+    match add_follows(args)? {
+        (Some(prefix), _) => check_prefix(&prefix),
+        _ => Ok(()),
     }
 }
 
 /// Runs `add-app`.
 pub async fn add(ctx: &Ctx, args: &AddAppArgs, out: &mut dyn Write) -> Result<Notes, Error> {
     check_add(args)?;
+    let (prefix, branch) = add_follows(args)?;
+    let name = &args.app.name;
     let env = get(ctx, &args.name).await?;
-    if app_after(&env, &args.app).is_some() {
+    if app_after(&env, name).is_some() {
         return Err(Error::AppExists {
             env: env.name_any(),
-            app: args.app.clone(),
+            app: name.clone(),
         });
     }
     let app = App {
-        name: args.app.clone(),
+        name: name.clone(),
         template: args.template.clone(),
-        image_tag_prefix: args.prefix.clone(),
-        branch: args.branch.clone(),
+        image_tag_prefix: prefix,
+        branch,
         ..App::default()
     };
     let patched = send(ctx, &args.name, add_ops(&env, &app)).await?;
-    let what = app_after(&patched, &args.app)
-        .map(follows)
-        .unwrap_or_default();
+    let what = app_after(&patched, name).map(follows).unwrap_or_default();
     writeln!(
         out,
-        "{}: app {} added ({what})",
+        "{}: app {name} added ({what})",
         display_name(&patched.name_any()),
-        args.app
     )?;
     Ok(Notes::new())
 }

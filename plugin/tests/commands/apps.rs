@@ -90,6 +90,26 @@ async fn add_app_shows_the_warnings_of_both_answers_once_each() {
 }
 
 #[tokio::test]
+async fn add_app_takes_app_at_branch_like_create() {
+    let mut after = alice();
+    after["spec"]["apps"].as_array_mut().unwrap().push(
+        json!({"name": "search", "branch": "feature/fast", "imageTagPrefix": "feature-fast"}),
+    );
+    let text = run(
+        &["add-app", "alice", "search@feature/fast"],
+        vec![
+            get_alice(),
+            json_patch(json!([{"op": "add", "path": "/spec/apps/-", "value": {"name": "search", "branch": "feature/fast"}}]), after),
+        ],
+    )
+    .await;
+    assert_eq!(
+        text,
+        "--- stdout\nenvironment.ephemeral.io/alice: app search added (prefix feature-fast, branch feature/fast)\n--- stderr\n\n"
+    );
+}
+
+#[tokio::test]
 async fn add_app_that_exists_points_to_set_app() {
     let text = run(&["add-app", "alice", "web"], vec![get_alice()]).await;
     assert!(text.contains("already has an app \"web\""), "{text}");

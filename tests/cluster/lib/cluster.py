@@ -562,7 +562,6 @@ def start_flux(bins):
         if component == "image-reflector-controller":
             storage = STATE / "flux" / "image"
             storage.mkdir(parents=True, exist_ok=True)
-            argv = [a for a in argv if not a.startswith("--requeue-dependency")]
             argv += [f"--storage-path={storage}", "--storage-value-log-file-size=16777216"]
         procs.append((start(component, argv, env=env), health))
     for proc, health in procs:
@@ -724,8 +723,8 @@ def main():
     args = parser.parse_args()
     try:
         {"up": up, "down": down}[args.command](args)
-    except (HarnessError, OSError, subprocess.SubprocessError) as error:
-        log(f"error: {error}")
+    except Exception as error:  # noqa: BLE001 - whatever failed, stop what was started
+        log(f"error: {type(error).__name__}: {error}")
         if args.command == "up":
             log("stopping what was started")
             stop_all()
