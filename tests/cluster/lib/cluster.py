@@ -152,7 +152,7 @@ def stop_all():
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    deadline = time.time() + 20
+    deadline = time.time() + 40
     for name, pid, started in reversed(entries):
         while alive(pid, started) and time.time() < deadline:
             time.sleep(0.1)
