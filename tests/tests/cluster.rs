@@ -2,7 +2,8 @@
 //! collector and Flux, with the workspace's `ephemeral-webhook serve` as the
 //! cluster's admission webhook and controller, and the real `kubectl`.
 //!
-//! Start the cluster with `tests/cluster/up --flux --with-ephemeral`, then
+//! Start the cluster with `tests/cluster/up --flux --with-ephemeral
+//! --downscaler`, then
 //! `cargo test -p ephemeral-e2e --test cluster -- --ignored`. Ignored by
 //! default so the README's `cargo test --workspace` needs no cluster;
 //! `.ci/run` runs this tier. Each scenario uses its own Environment names,
@@ -40,6 +41,13 @@ fn catalog() -> &'static Cluster {
         .write(
             "apps/plain/configmap.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-${environment}\n  namespace: previews\ndata:\n  owner: \"${owner}\"\n",
+        )
+        .write(
+            // The GoKubeDownscaler wiring the README recommends: the uptime
+            // substitution on the workload, quoted; no spec.replicas in the
+            // manifest, so Flux does not put back what the downscaler set.
+            "apps/scaled/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: scaled-${environment}\n  namespace: previews\n  annotations:\n    downscaler/uptime: \"${downscaler_uptime}\"\nspec:\n  selector:\n    matchLabels:\n      app: scaled-${environment}\n  template:\n    metadata:\n      labels:\n        app: scaled-${environment}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/scaled:1\n",
         )
         .write(
             "charts/shop/Chart.yaml",
@@ -101,6 +109,15 @@ spec:
 ---
 apiVersion: ephemeral.io/v1alpha1
 kind: AppTemplate
+metadata: {{name: scaled, namespace: previews}}
+spec:
+  description: A Deployment GoKubeDownscaler scales by the lease
+  kustomization:
+    path: ./apps/scaled
+    sourceRef: {{kind: GitRepository, name: platform, namespace: flux-system}}
+---
+apiVersion: ephemeral.io/v1alpha1
+kind: AppTemplate
 metadata: {{name: chart, namespace: previews}}
 spec:
   description: Shop (Helm chart from git)
@@ -151,7 +168,7 @@ fn data<'a>(object: &'a Value, key: &str) -> &'a str {
 // ---------------------------------------------------------------- 1. CRDs
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn the_crds_install_with_their_schemas_rules_and_columns() {
     let cluster = Cluster::running(&[]);
     let explain = cluster
@@ -200,7 +217,7 @@ fn the_crds_install_with_their_schemas_rules_and_columns() {
 // ---------------------------------------------------------------- 2. admission
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn plain_kubectl_apply_is_admitted_owned_and_guarded() {
     let cluster = catalog();
     cluster.delete_environment("adm");
@@ -295,7 +312,7 @@ fn plain_kubectl_apply_is_admitted_owned_and_guarded() {
 // ---------------------------------------------------------------- 3, 4, 6. the Flux loop
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_environment() {
     let cluster = catalog();
     cluster.delete_environment("loop");
@@ -443,7 +460,7 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
 }
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn an_environment_past_its_lease_and_expire_after_deletes_itself() {
     let cluster = catalog();
     cluster.delete_environment("short");
@@ -475,7 +492,7 @@ fn an_environment_past_its_lease_and_expire_after_deletes_itself() {
 // ---------------------------------------------------------------- 5. the plugin
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn kubectl_ephemeral_runs_the_whole_lifecycle_as_alice() {
     let cluster = catalog();
     cluster.delete_environment("plug");
@@ -575,7 +592,7 @@ fn kubectl_ephemeral_runs_the_whole_lifecycle_as_alice() {
 // ---------------------------------------------------------------- 8. error paths
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn a_template_deleted_after_admission_stalls_and_prunes_nothing() {
     let cluster = catalog();
     cluster.delete_environment("orphan");
@@ -626,7 +643,7 @@ fn a_template_deleted_after_admission_stalls_and_prunes_nothing() {
 }
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn a_user_without_rights_sees_the_api_servers_refusal() {
     let cluster = Cluster::running(&["ephemeral"]);
     let out = cluster.plugin(User::Bob, &["list", "-n", "default"]);
@@ -642,7 +659,7 @@ fn a_user_without_rights_sees_the_api_servers_refusal() {
 // ---------------------------------------------------------------- 7. certificates and the Lease
 
 #[test]
-#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral"]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn a_second_replica_reuses_the_self_managed_certificate_and_does_not_reconcile() {
     let cluster = Cluster::running(&["ephemeral"]);
     let secret = |field: &str| {
@@ -789,4 +806,141 @@ fn base64_decode(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .expect("a base64 caBundle")
+}
+
+// ---------------------------------------------------------------- GoKubeDownscaler obeys the lease
+
+fn replicas(cluster: &Cluster, deployment: &str) -> Option<i64> {
+    cluster.get("deployment", deployment)?["spec"]["replicas"].as_i64()
+}
+
+/// Waits `scans` of the downscaler's 5 s interval, then the Deployment's replicas.
+fn replicas_after_scans(cluster: &Cluster, deployment: &str, scans: u64) -> Option<i64> {
+    std::thread::sleep(Duration::from_secs(5 * scans));
+    replicas(cluster, deployment)
+}
+
+#[test]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
+fn the_real_downscaler_keeps_a_leased_environment_up_and_scales_an_ended_one_until_extended() {
+    let cluster = catalog();
+    Cluster::running(&["downscaler"]);
+    for env in ["ds-up", "ds-ended"] {
+        cluster.delete_environment(env);
+    }
+    let ended = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30)).to_string();
+    cluster
+        .apply(User::Alice, &environment("ds-up", "[{name: scaled}]", ""))
+        .expect_ok("an Environment with the default lease");
+    cluster
+        .apply(
+            User::Alice,
+            &environment("ds-ended", "[{name: scaled}]", "").replace(
+                "spec:\n",
+                &format!("spec:\n  lease: {{until: \"{ended}\"}}\n"),
+            ),
+        )
+        .expect_ok("an Environment whose lease ended 30 minutes ago");
+    for env in ["ds-up", "ds-ended"] {
+        let deployment = format!("scaled-{env}");
+        eventually(&format!("Flux to apply {deployment}"), FLUX, || {
+            replicas(cluster, &deployment)
+        });
+        let uptime = cluster.get("environment", env).unwrap()["metadata"]["annotations"]
+            ["downscaler/uptime"]
+            .clone();
+        assert_eq!(
+            cluster.get("deployment", &deployment).unwrap()["metadata"]["annotations"]["downscaler/uptime"],
+            uptime,
+            "the workload carries the Environment's uptime"
+        );
+    }
+    eventually(
+        "the downscaler to scale the ended Environment to 0",
+        FLUX,
+        || (replicas(cluster, "scaled-ds-ended")? == 0).then_some(()),
+    );
+    assert_eq!(
+        replicas_after_scans(cluster, "scaled-ds-up", 2),
+        Some(1),
+        "the Environment inside its lease keeps its replicas"
+    );
+    assert!(
+        !std::fs::read_to_string(
+            std::path::Path::new(cluster.var("KUBECONFIG_ADMIN"))
+                .with_file_name("logs/downscaler.log")
+        )
+        .unwrap_or_default()
+        .to_lowercase()
+        .contains("failed to parse"),
+        "the downscaler could not parse a value we wrote"
+    );
+
+    // Extending the lease brings it back.
+    cluster
+        .plugin(User::Alice, &["extend", "ds-ended", "--for", "2h"])
+        .expect_ok("kubectl ephemeral extend");
+    eventually(
+        "the downscaler to scale the extended Environment back up",
+        FLUX,
+        || (replicas(cluster, "scaled-ds-ended")? == 1).then_some(()),
+    );
+    for env in ["ds-up", "ds-ended"] {
+        cluster.delete_environment(env);
+    }
+}
+
+#[test]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
+fn the_real_downscaler_follows_a_weekly_schedule() {
+    let cluster = catalog();
+    Cluster::running(&["downscaler"]);
+    for env in ["ds-week-in", "ds-week-out"] {
+        cluster.delete_environment(env);
+    }
+    // A window holding now and one that does not (never across midnight).
+    let hour = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .hour();
+    let outside = if hour <= 20 {
+        format!("{:02}:00-{:02}:00", hour + 2, hour + 3)
+    } else {
+        "01:00-02:00".to_owned()
+    };
+    for (env, window) in [
+        ("ds-week-in", "00:00-23:59".to_owned()),
+        ("ds-week-out", outside),
+    ] {
+        cluster
+            .apply(
+                User::Alice,
+                &environment(env, "[{name: scaled}]", "").replace(
+                    "spec:\n",
+                    &format!("spec:\n  lease: {{schedule: \"Mon-Sun {window} UTC\"}}\n"),
+                ),
+            )
+            .expect_ok("an Environment with a weekly schedule");
+        let stored = cluster.get("environment", env).unwrap();
+        assert_eq!(
+            stored["metadata"]["annotations"]["downscaler/uptime"],
+            format!("Mon-Sun {window} UTC"),
+            "the schedule is written as the downscaler reads it"
+        );
+        eventually(&format!("Flux to apply scaled-{env}"), FLUX, || {
+            replicas(cluster, &format!("scaled-{env}"))
+        });
+    }
+    eventually(
+        "the downscaler to scale the Environment outside its window",
+        FLUX,
+        || (replicas(cluster, "scaled-ds-week-out")? == 0).then_some(()),
+    );
+    assert_eq!(
+        replicas_after_scans(cluster, "scaled-ds-week-in", 2),
+        Some(1),
+        "the Environment inside its window keeps its replicas"
+    );
+    for env in ["ds-week-in", "ds-week-out"] {
+        cluster.delete_environment(env);
+    }
 }

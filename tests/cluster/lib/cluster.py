@@ -402,9 +402,13 @@ def start_controller_manager(bins, port):
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
+        # Deployments and ReplicaSets get their status (a Deployment scaled
+        # to 0 is then complete, so Flux's health checks pass); their Pods
+        # stay Pending: no scheduler or kubelet runs.
         "--controllers=garbage-collector-controller,namespace-controller,"
         "serviceaccount-controller,serviceaccount-token-controller,"
-        "clusterrole-aggregation-controller,root-ca-certificate-publisher-controller",
+        "clusterrole-aggregation-controller,root-ca-certificate-publisher-controller,"
+        "deployment-controller,replicaset-controller",
         f"--service-account-private-key-file={PKI / 'sa.key'}",
         f"--root-ca-file={PKI / 'ca.crt'}",
         "--use-service-account-credentials=false",
@@ -570,6 +574,24 @@ def start_flux(bins):
     return procs
 
 
+def start_downscaler(bins):
+    """GoKubeDownscaler, as a separate process, over the test namespace: a
+    5 s scan, no grace period, Deployments only."""
+    proc = start("downscaler", [
+        bins["downscaler"] / "kubedownscaler",
+        "-k", STATE / "admin.kubeconfig",
+        "-interval=5s",
+        "-grace-period=0s",
+        f"-namespace={TEST_NAMESPACE}",
+        "-include-resources=deployments",
+    ])
+    # It has no readiness endpoint: its first scan is logged.
+    wait_for("the downscaler's first scan",
+             lambda: "scan" in (LOGS / "downscaler.log").read_text(errors="replace").lower(),
+             proc, 60, 0.5)
+    return proc
+
+
 # ---------------------------------------------------------------- ephemeral-webhook
 
 
@@ -656,7 +678,8 @@ def up(args):
     shutil.rmtree(LOGS, ignore_errors=True)
     (STATE / "env").unlink(missing_ok=True)
     t0 = time.time()
-    components = ["etcd", "kubernetes"] + (FLUX_CONTROLLERS if args.flux else [])
+    components = ["etcd", "kubernetes"] + (FLUX_CONTROLLERS if args.flux else []) \
+        + (["downscaler"] if args.downscaler else [])
     bins = build(components)
     log(f"components ready in {time.time() - t0:.0f}s")
     make_pki()
@@ -693,6 +716,9 @@ def up(args):
         env["REGISTRY"] = start_registry()
         start_flux(bins)
         log(f"Flux ready ({time.time() - t0:.0f}s)")
+    if args.downscaler:
+        start_downscaler(bins)
+        log(f"GoKubeDownscaler scanning {TEST_NAMESPACE} ({time.time() - t0:.0f}s)")
     if args.with_ephemeral:
         _, listen, admin, target = start_ephemeral(server)
         env.update(EPHEMERAL_WEBHOOK=f"https://127.0.0.1:{listen}",
@@ -701,7 +727,8 @@ def up(args):
                    EPHEMERAL_BIN_DIR=target)
         log(f"ephemeral-webhook serving ({time.time() - t0:.0f}s)")
     env["E2E_CLUSTER_FEATURES"] = " ".join(
-        ["control-plane"] + (["flux"] if args.flux else []) + (["ephemeral"] if args.with_ephemeral else []))
+        ["control-plane"] + (["flux"] if args.flux else []) + (["ephemeral"] if args.with_ephemeral else [])
+        + (["downscaler"] if args.downscaler else []))
     lines = [f"{k}='{v}'" for k, v in env.items()]
     (STATE / "env").write_text("\n".join(lines) + "\n")
     log(f"up in {time.time() - t0:.0f}s; `source {STATE / 'env'}`; logs in {LOGS}")
@@ -719,6 +746,8 @@ def main():
     p_up.add_argument("--flux", action="store_true", help="also Flux, a git server and a registry")
     p_up.add_argument("--with-ephemeral", action="store_true",
                       help="also the workspace's ephemeral-webhook as admission webhook and controller")
+    p_up.add_argument("--downscaler", action="store_true",
+                      help="also GoKubeDownscaler (5 s scans of the test namespace)")
     sub.add_parser("down", help="stop what `up` started")
     args = parser.parse_args()
     try:
