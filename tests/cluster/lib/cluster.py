@@ -239,7 +239,12 @@ def run(argv, check=True, input=None, env=None):
 
 
 def build(names):
-    out = run([HERE / "build", *names]).stdout.split()
+    """Builds (or finds cached) the components; their build output goes to
+    stderr as it comes, so a cold build shows its progress and its time."""
+    result = subprocess.run([HERE / "build", *names], stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise HarnessError(f"building {' '.join(names)} failed (see the go output above)")
+    out = result.stdout.split()
     return dict(zip(names, (Path(p) for p in out)))
 
 
