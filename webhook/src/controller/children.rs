@@ -206,6 +206,10 @@ pub struct Health {
     pub reason: Option<String>,
     /// The Ready condition's message, or why there is none to trust.
     pub message: Option<String>,
+    /// Flux is reconciling again a generation it already observed (Ready
+    /// Unknown, reason `Progressing*`): a periodic or requested run of an
+    /// unchanged spec, whose verdict is still the last one.
+    pub rerunning: bool,
 }
 
 fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
@@ -229,6 +233,7 @@ pub fn health(object: &DynamicObject) -> Health {
             ready: false,
             reason: Some("Progressing".into()),
             message: Some("waiting for Flux to report a Ready condition".into()),
+            rerunning: false,
         };
     };
     if let (Some(generation), Some(observed)) = (generation, observed)
@@ -240,6 +245,7 @@ pub fn health(object: &DynamicObject) -> Health {
             message: Some(format!(
                 "waiting for Flux to reconcile generation {generation} (last observed {observed})"
             )),
+            rerunning: false,
         };
     }
     let text = |key: &str| {
@@ -248,9 +254,15 @@ pub fn health(object: &DynamicObject) -> Health {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
+    let reason = text("reason");
     Health {
         ready: ready["status"] == "True",
-        reason: text("reason"),
+        rerunning: ready["status"] == "Unknown"
+            && observed.is_some()
+            && reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Progressing")),
+        reason,
         message: text("message"),
     }
 }
@@ -418,9 +430,21 @@ mod tests {
             Health {
                 ready: true,
                 reason: Some("ReconciliationSucceeded".into()),
-                message: Some("Applied revision: main@sha1:abc".into())
+                message: Some("Applied revision: main@sha1:abc".into()),
+                rerunning: false,
             }
         );
+        let rerun = health(
+            &dynamic(
+                ChildKind::Kustomization,
+                "k",
+                None,
+                json!({"status": {"observedGeneration": 2, "conditions": [
+                    {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Reconciliation in progress"}]}}),
+            )
+            .object,
+        );
+        assert!(rerun.rerunning && !rerun.ready);
         let h = health(&dynamic(ChildKind::Kustomization, "k", None, ready("False", 2)).object);
         assert!(!h.ready);
         let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);

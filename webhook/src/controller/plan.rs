@@ -395,8 +395,8 @@ pub fn status(
                 .iter()
                 .map(|app| {
                     let key = (app.kind, app.child.clone());
-                    let health = applied
-                        .get(&key)
+                    let applied_now = applied.get(&key);
+                    let health = applied_now
                         .or_else(|| {
                             observed
                                 .iter()
@@ -405,13 +405,32 @@ pub fn status(
                         })
                         .map(children::health)
                         .unwrap_or_default();
-                    AppStatus {
+                    let next = AppStatus {
                         name: app.name.clone(),
                         kind: app.kind.as_str().to_owned(),
                         ready: health.ready,
                         reason: health.reason,
                         message: health.message,
                         image_tag: app.image_tag.clone(),
+                    };
+                    // Flux re-running an unchanged spec of a ready app (its
+                    // interval, or a requested reconcile) is no news: the
+                    // app keeps its last verdict until the run ends.
+                    let previous = env
+                        .status
+                        .iter()
+                        .flat_map(|s| &s.apps)
+                        .find(|p| p.name == next.name && p.kind == next.kind);
+                    match previous {
+                        Some(p)
+                            if health.rerunning
+                                && applied_now.is_none()
+                                && p.ready
+                                && p.image_tag == next.image_tag =>
+                        {
+                            p.clone()
+                        }
+                        _ => next,
                     }
                 })
                 .collect();
@@ -590,6 +609,25 @@ spec:
             status.apps[0].message.as_deref(),
             Some("Applied revision: main@sha1:def")
         );
+    }
+
+    #[test]
+    fn flux_rerunning_an_unchanged_spec_keeps_the_apps_last_verdict() {
+        let env = env(json!({}));
+        let mut children = in_sync(&env);
+        let p = run(&env, &children);
+        let mut env = env.clone();
+        env.status = Some(status(&p, None, &env, &children, &BTreeMap::new(), now()));
+        children[0].object.data["status"] = json!({"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Reconciliation in progress"}]});
+        let p = run(&env, &children);
+        let rerun = status(&p, None, &env, &children, &BTreeMap::new(), now());
+        assert_eq!(Some(&rerun), env.status.as_ref(), "nothing to write");
+        // A failed run is news.
+        children[0].object.data["status"] = json!({"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "BuildFailed", "message": "kustomize build failed"}]});
+        let failed = status(&p, None, &env, &children, &BTreeMap::new(), now());
+        assert!(!failed.apps[0].ready);
     }
 
     #[test]
