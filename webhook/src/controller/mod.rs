@@ -23,6 +23,10 @@
 //!   changed. A Flux status change on a child therefore costs at most one
 //!   status write. An Event says which children were created or updated
 //!   (their generation changed).
+//! - While Flux re-runs an unchanged spec of an app the status last called
+//!   ready (Ready `Unknown`/`Progressing*` at an observed generation: its
+//!   interval, or a requested reconcile), the app keeps that verdict; the
+//!   run's result is reported when it ends.
 //! - A wanted child the stores do not show is looked up by name before it
 //!   is applied, so an object of that name without our labels is never
 //!   taken over; a lagging store is otherwise safe (applies are idempotent,
