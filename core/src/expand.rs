@@ -72,6 +72,25 @@ pub fn expand(
     now: Timestamp,
     owner: &str,
 ) -> Result<Expansion, Denied> {
+    expand_observing(environment, catalog, config, now, owner, None)
+}
+
+/// Where the tag an app deploys comes from: given the ImagePolicy the
+/// expansion wants for the app, the tag it resolved (if any).
+pub type ResolvedTags<'a> = &'a dyn Fn(&ImagePolicy) -> Option<String>;
+
+/// Expands like [`expand`], but takes each app's image tag from `tags` (the
+/// tag its wanted ImagePolicy resolved, e.g. as observed in the cluster)
+/// instead of the catalog's recorded tags: one expansion, whatever the
+/// policies resolved. With `None`, exactly [`expand`].
+pub fn expand_observing(
+    environment: &Environment,
+    catalog: &Catalog,
+    config: &Config,
+    now: Timestamp,
+    owner: &str,
+    tags: Option<ResolvedTags<'_>>,
+) -> Result<Expansion, Denied> {
     let mut cx = Cx {
         catalog,
         config,
@@ -128,6 +147,7 @@ pub fn expand(
             config,
             catalog,
             git_sources: &git_sources,
+            tags,
         }
         .build()
     };
@@ -654,6 +674,7 @@ struct Children<'a> {
     config: &'a Config,
     catalog: &'a Catalog,
     git_sources: &'a GitSources,
+    tags: Option<ResolvedTags<'a>>,
 }
 
 impl Children<'_> {
@@ -666,10 +687,45 @@ impl Children<'_> {
         }
         for app in &self.env.spec.apps {
             let child = names::child_name(self.name, &app.name);
-            let tag = app
-                .image_tag_prefix
-                .as_ref()
-                .and_then(|_| self.catalog.image_tag(self.namespace, &child));
+            let policy = if let (Some(prefix), Some(repo)) =
+                (&app.image_tag_prefix, &app.image_repository)
+            {
+                Some(ImagePolicy {
+                    metadata: self.meta(child.clone(), Some(&app.name)),
+                    spec: ImagePolicySpec {
+                        image_repository_ref: ImageRepositoryNamespacedRef {
+                            name: repo.name.clone(),
+                            namespace: repo
+                                .namespace
+                                .clone()
+                                .unwrap_or_else(|| self.namespace.to_owned()),
+                        },
+                        filter_tags: TagFilter {
+                            pattern: prefix::policy_pattern(prefix),
+                            extract: prefix::POLICY_EXTRACT.into(),
+                        },
+                        policy: ImagePolicyChoice {
+                            numerical: NumericalPolicy {
+                                order: "asc".into(),
+                            },
+                        },
+                        digest_reflection_policy: "Never".into(),
+                        suspend: false,
+                    },
+                })
+            } else {
+                None
+            };
+            let tag = match (self.tags, &policy) {
+                (Some(resolve), Some(policy)) => resolve(policy),
+                (Some(_), None) => None,
+                (None, _) => app
+                    .image_tag_prefix
+                    .as_ref()
+                    .and_then(|_| self.catalog.image_tag(self.namespace, &child))
+                    .map(str::to_owned),
+            };
+            let tag = tag.as_deref();
             let variables = self.variables(app, tag);
             if let Some(k) = &app.kustomization {
                 objects.push(FluxObject::Kustomization(Kustomization {
@@ -697,31 +753,7 @@ impl Children<'_> {
                     spec: self.helm_release(&child, h, variables, tag),
                 })));
             }
-            if let (Some(prefix), Some(repo)) = (&app.image_tag_prefix, &app.image_repository) {
-                objects.push(FluxObject::ImagePolicy(ImagePolicy {
-                    metadata: self.meta(child.clone(), Some(&app.name)),
-                    spec: ImagePolicySpec {
-                        image_repository_ref: ImageRepositoryNamespacedRef {
-                            name: repo.name.clone(),
-                            namespace: repo
-                                .namespace
-                                .clone()
-                                .unwrap_or_else(|| self.namespace.to_owned()),
-                        },
-                        filter_tags: TagFilter {
-                            pattern: prefix::policy_pattern(prefix),
-                            extract: prefix::POLICY_EXTRACT.into(),
-                        },
-                        policy: ImagePolicyChoice {
-                            numerical: NumericalPolicy {
-                                order: "asc".into(),
-                            },
-                        },
-                        digest_reflection_policy: "Never".into(),
-                        suspend: false,
-                    },
-                }));
-            }
+            objects.extend(policy.map(FluxObject::ImagePolicy));
         }
         objects
     }

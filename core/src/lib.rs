@@ -22,4 +22,4 @@ pub use api::{AppBundle, AppTemplate, Environment};
 pub use catalog::Catalog;
 pub use config::Config;
 pub use error::{Denied, Violation};
-pub use expand::{Expansion, expand};
+pub use expand::{Expansion, ResolvedTags, expand, expand_observing};

@@ -644,6 +644,112 @@ fn a_template_deleted_after_admission_stalls_and_prunes_nothing() {
 
 #[test]
 #[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
+fn a_flux_status_change_on_a_child_costs_no_list_no_apply_and_at_most_one_status_write() {
+    let cluster = catalog();
+    cluster.delete_environment("calm");
+    cluster
+        .apply(
+            User::Alice,
+            &environment("calm", "[{name: shop}, {name: plain}]", ""),
+        )
+        .expect_ok("alice applies the Environment");
+    cluster
+        .kubectl(
+            User::Alice,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "environment/calm",
+                "--timeout=180s",
+            ],
+            None,
+        )
+        .expect_ok("kubectl wait --for=condition=Ready");
+    // Let the last status writes of becoming Ready land.
+    std::thread::sleep(Duration::from_secs(5));
+    let start = cluster.webhook_requests().len();
+
+    // Flux reconciles on request and writes the child's status.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    cluster
+        .kubectl(
+            User::Admin,
+            &[
+                "annotate",
+                "-n",
+                NAMESPACE,
+                "--overwrite",
+                "kustomization",
+                "calm-shop",
+                &format!("reconcile.fluxcd.io/requestedAt={at}"),
+            ],
+            None,
+        )
+        .expect_ok("requesting a Flux reconcile of calm-shop");
+    eventually("Flux to handle the request", FLUX, || {
+        let k = cluster.get("kustomization", "calm-shop")?;
+        (k["status"]["lastHandledReconcileAt"] == at.as_str()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(15));
+
+    let flux = [
+        "kustomizations",
+        "helmreleases",
+        "imagepolicies",
+        "gitrepositories",
+    ];
+    let ours: Vec<_> = cluster.webhook_requests()[start..]
+        .iter()
+        .filter(|r| {
+            r.uri.contains(&format!("/namespaces/{NAMESPACE}/"))
+                && (r.name.is_empty() && r.uri.contains("calm")
+                    || r.name == "calm"
+                    || r.name.starts_with("calm-"))
+        })
+        .cloned()
+        .collect();
+    let summary: Vec<String> = ours
+        .iter()
+        .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.subresource, r.name))
+        .collect();
+    eprintln!(
+        "controller requests after the child's status change: {}\n{}",
+        ours.len(),
+        summary.join("\n")
+    );
+    let flux_lists: Vec<&String> = ours
+        .iter()
+        .zip(&summary)
+        .filter(|(r, _)| r.verb == "list" && flux.contains(&r.resource.as_str()))
+        .map(|(_, s)| s)
+        .collect();
+    assert!(
+        flux_lists.is_empty(),
+        "no LIST of Flux kinds: {flux_lists:?}"
+    );
+    let applies: Vec<&String> = ours
+        .iter()
+        .zip(&summary)
+        .filter(|(r, _)| {
+            flux.contains(&r.resource.as_str()) && matches!(r.verb.as_str(), "patch" | "update")
+        })
+        .map(|(_, s)| s)
+        .collect();
+    assert!(applies.is_empty(), "no child apply: {applies:?}");
+    let status_writes = ours
+        .iter()
+        .filter(|r| r.resource == "environments" && r.subresource == "status")
+        .count();
+    assert!(status_writes <= 1, "at most one status write: {summary:?}");
+    cluster.delete_environment("calm");
+}
+
+#[test]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn a_user_without_rights_sees_the_api_servers_refusal() {
     let cluster = Cluster::running(&["ephemeral"]);
     let out = cluster.plugin(User::Bob, &["list", "-n", "default"]);

@@ -1195,3 +1195,90 @@ async fn a_status_flux_wrote_meanwhile_is_not_reported_as_an_update() {
     assert_eq!(reason, "Ready", "and no Updated event");
     finish(&mut api, task).await.unwrap();
 }
+
+/// fieldsV1 naming every field of `v` (lists atomic), as the API server
+/// records what a server-side apply of `v` owns.
+fn fields_v1(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "apiVersion" | "kind" | "name" | "namespace")
+                })
+                .map(|(k, v)| (format!("f:{k}"), fields_v1(v)))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+/// Reflector stores, synced, holding `children` (each as `stored` made it,
+/// with the managed fields of our apply), as the controller's watches fill them.
+fn synced_stores(ctx: &Context, children: &[Value]) {
+    use ephemeral_webhook::controller::children::ChildKind;
+    use kube::api::DynamicObject;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+    for kind in ChildKind::ALL {
+        let mut writer = Writer::new(kind.api_resource());
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for child in children.iter().filter(|c| c["kind"] == kind.as_str()) {
+            let mut child = child.clone();
+            let mut owned = child.clone();
+            owned.as_object_mut().unwrap().remove("status");
+            for key in ["uid", "resourceVersion", "generation"] {
+                owned["metadata"].as_object_mut().unwrap().remove(key);
+            }
+            child["metadata"]["managedFields"] = json!([{
+                "manager": "ephemeral", "operation": "Apply", "apiVersion": child["apiVersion"],
+                "fieldsType": "FieldsV1", "fieldsV1": fields_v1(&owned)}]);
+            let object: DynamicObject = serde_json::from_value(child).unwrap();
+            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        ctx.children.install(kind, writer.as_reader());
+    }
+}
+
+#[tokio::test]
+async fn with_the_watches_synced_a_flux_status_change_costs_one_status_write_and_then_nothing() {
+    let env = admitted(three_apps());
+    let tags = [
+        ("alice-checkout", "feature-x-0a1b2c-1763712000"),
+        ("alice-payments", "main-cafe01-1763600000"),
+    ];
+    let children: Vec<Value> = expected_children(&env, &tags)
+        .iter()
+        .map(|o| match o["kind"].as_str().unwrap() {
+            "ImagePolicy" => {
+                let name = o["metadata"]["name"].as_str().unwrap();
+                let tag = tags.iter().find(|(p, _)| *p == name).unwrap().1;
+                stored(o, "7", policy_status(tag))
+            }
+            _ => stored(o, "7", ready_status(1)),
+        })
+        .collect();
+
+    // Flux wrote a child's status: no LIST, no apply, the status written once.
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (ctx, _) = context(client, catalog());
+    synced_stores(&ctx, &children);
+    let mut api = ApiServer {
+        handle,
+        schemas: Schemas::load(),
+    };
+    let task = tokio::spawn(reconcile::reconcile(Arc::new(env.clone()), ctx.clone()));
+    let status = api.status().await;
+    assert_eq!(status["readyApps"], "3/3");
+    assert_eq!(status["apps"][0]["imageTag"], "feature-x-0a1b2c-1763712000");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "Ready");
+    assert_eq!(finish(&mut api, task).await.unwrap(), resync());
+
+    // The status write triggers another reconcile: nothing changed, nothing written.
+    let mut written = env;
+    written.status = Some(serde_json::from_value(status).unwrap());
+    let task = tokio::spawn(reconcile::reconcile(Arc::new(written), ctx.clone()));
+    assert_eq!(finish(&mut api, task).await.unwrap(), resync());
+}

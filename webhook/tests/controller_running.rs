@@ -39,7 +39,8 @@ fn list(items: Vec<Value>) -> Value {
     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "10"}, "items": items})
 }
 
-/// Answers everything but the reconcile's first child list, which it hands
+/// Answers everything but the reconcile's first request (the children come
+/// from the watches' stores, so that is its status write), which it hands
 /// to the test; records the order of what matters in `log`.
 async fn api_server(
     mut handle: Handle,
@@ -48,7 +49,7 @@ async fn api_server(
 ) {
     let mut lease: Option<Value> = None;
     let mut watches = Vec::new();
-    let mut reconcile_lists = 0;
+    let mut reconcile_requests = 0;
     while let Some((request, respond)) = handle.next_request().await {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path().to_owned();
@@ -77,9 +78,9 @@ async fn api_server(
                 "metadata": {"name": "alice", "namespace": "shop", "uid": "uid-alice", "resourceVersion": "5", "generation": 1},
                 "spec": {"apps": [{"name": "web"}]}});
             reply(respond, 200, &list(vec![env]));
-        } else if parts.method == Method::GET && path.contains("/namespaces/shop/") {
-            reconcile_lists += 1;
-            if reconcile_lists == 1 {
+        } else if path.contains("/namespaces/shop/") {
+            reconcile_requests += 1;
+            if reconcile_requests == 1 {
                 log.lock().unwrap().push("reconcile in flight");
                 held.send(respond).unwrap();
             } else {

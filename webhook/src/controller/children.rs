@@ -130,6 +130,72 @@ pub fn prune_set<'a>(
         .collect()
 }
 
+/// Whether the stored child already holds exactly the fields of `desired`
+/// (an apply body of this field manager), so applying it would change
+/// nothing: every field of `desired` has its value in `stored` (lists
+/// compared item by item), and every field the stored managed fields of
+/// [`FIELD_MANAGER`](super::reconcile::FIELD_MANAGER)'s apply name is still
+/// in `desired` (a field dropped from the expansion must be applied away).
+/// Without that managed-fields entry the answer is no. `apiVersion` and
+/// `kind` are not compared (list items may lack them).
+pub fn manages(stored: &DynamicObject, desired: &Value) -> bool {
+    let Some(owned) = stored
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.manager.as_deref() == Some(super::reconcile::FIELD_MANAGER)
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref().unwrap_or_default().is_empty()
+        })
+        .and_then(|m| m.fields_v1.as_ref())
+    else {
+        return false;
+    };
+    let Ok(mut current) = serde_json::to_value(stored) else {
+        return false;
+    };
+    let mut desired = desired.clone();
+    for value in [&mut current, &mut desired] {
+        if let Some(map) = value.as_object_mut() {
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
+    }
+    covers(&current, &desired) && owned_within(&owned.0, &desired)
+}
+
+/// Every field of `desired` has its value in `stored`.
+fn covers(stored: &Value, desired: &Value) -> bool {
+    match (stored, desired) {
+        (_, Value::Null) => true,
+        (Value::Object(s), Value::Object(d)) => d.iter().all(|(k, dv)| match s.get(k) {
+            Some(sv) => covers(sv, dv),
+            None => dv.is_null(),
+        }),
+        (Value::Array(s), Value::Array(d)) => {
+            s.len() == d.len() && s.iter().zip(d).all(|(sv, dv)| covers(sv, dv))
+        }
+        (s, d) => s == d,
+    }
+}
+
+/// Every field named in the managed fields `owned` (fieldsV1: `f:<name>`
+/// keys; list items, `k:`/`v:`/`i:`, are left to [`covers`]) is in `desired`.
+fn owned_within(owned: &Value, desired: &Value) -> bool {
+    let (Some(owned), Some(desired)) = (owned.as_object(), desired.as_object()) else {
+        return true;
+    };
+    owned.iter().all(|(key, sub)| match key.strip_prefix("f:") {
+        Some(field) => match desired.get(field) {
+            None | Some(Value::Null) => false,
+            Some(d) => owned_within(sub, d),
+        },
+        None => true,
+    })
+}
+
 /// What Flux says about a child: its `Ready` condition, trusted only when
 /// Flux has observed the child's current generation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -140,6 +206,10 @@ pub struct Health {
     pub reason: Option<String>,
     /// The Ready condition's message, or why there is none to trust.
     pub message: Option<String>,
+    /// Flux is reconciling again a generation it already observed (Ready
+    /// Unknown, reason `Progressing*`): a periodic or requested run of an
+    /// unchanged spec, whose verdict is still the last one.
+    pub rerunning: bool,
 }
 
 fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
@@ -163,6 +233,7 @@ pub fn health(object: &DynamicObject) -> Health {
             ready: false,
             reason: Some("Progressing".into()),
             message: Some("waiting for Flux to report a Ready condition".into()),
+            rerunning: false,
         };
     };
     if let (Some(generation), Some(observed)) = (generation, observed)
@@ -174,6 +245,7 @@ pub fn health(object: &DynamicObject) -> Health {
             message: Some(format!(
                 "waiting for Flux to reconcile generation {generation} (last observed {observed})"
             )),
+            rerunning: false,
         };
     }
     let text = |key: &str| {
@@ -182,9 +254,15 @@ pub fn health(object: &DynamicObject) -> Health {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
+    let reason = text("reason");
     Health {
         ready: ready["status"] == "True",
-        reason: text("reason"),
+        rerunning: ready["status"] == "Unknown"
+            && observed.is_some()
+            && reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Progressing")),
+        reason,
         message: text("message"),
     }
 }
@@ -352,9 +430,21 @@ mod tests {
             Health {
                 ready: true,
                 reason: Some("ReconciliationSucceeded".into()),
-                message: Some("Applied revision: main@sha1:abc".into())
+                message: Some("Applied revision: main@sha1:abc".into()),
+                rerunning: false,
             }
         );
+        let rerun = health(
+            &dynamic(
+                ChildKind::Kustomization,
+                "k",
+                None,
+                json!({"status": {"observedGeneration": 2, "conditions": [
+                    {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Reconciliation in progress"}]}}),
+            )
+            .object,
+        );
+        assert!(rerun.rerunning && !rerun.ready);
         let h = health(&dynamic(ChildKind::Kustomization, "k", None, ready("False", 2)).object);
         assert!(!h.ready);
         let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);

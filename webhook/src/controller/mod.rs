@@ -3,19 +3,34 @@
 //!
 //! - [`children`], [`status`], [`timing`], [`backoff`]: pure decisions (what
 //!   to prune, what the status says, when to look again, how long to back off).
-//! - [`reconcile`]: the reconciler that makes the API calls.
+//! - [`plan`]: what a reconcile does, from what it observed. Pure.
+//! - [`reconcile`]: the reconciler: observes, plans, makes the API calls.
 //! - [`run`]: the kube-runtime `Controller` over Environments in all
 //!   namespaces, owning the four Flux kinds.
 //!
 //! # Decisions beyond the design contract
 //!
-//! - Children are server-side applied (field manager `ephemeral`, forced)
-//!   on every reconcile; the API server makes an unchanged apply a no-op, and
-//!   an Event says which children were created or updated (their
-//!   generation changed: a status Flux wrote meanwhile is no update).
-//! - Children are read with a label-selected LIST per kind on each reconcile,
-//!   not from a cache, so a prune never rests on a lagging view; a kind whose
-//!   CRD is not installed has no children.
+//! - A reconcile is observe → plan → execute. Observe: the children come
+//!   from reflector stores fed by the same label-selected watches that
+//!   trigger reconciles (one per Flux kind), so a reconcile makes no LIST;
+//!   only a kind whose store has not synced (its CRD is not installed, say)
+//!   is LISTed, and a 404 there means the kind is not served. Plan
+//!   ([`plan`]): one expansion, with each app's tag taken from its observed
+//!   ImagePolicy; pure. Execute: a child is server-side applied (field
+//!   manager `ephemeral`, forced) only when its stored fields differ from
+//!   the desired ones, judged by our own managed fields (a field we no
+//!   longer set is applied away); the status is written only when it
+//!   changed. A Flux status change on a child therefore costs at most one
+//!   status write. An Event says which children were created or updated
+//!   (their generation changed).
+//! - While Flux re-runs an unchanged spec of an app the status last called
+//!   ready (Ready `Unknown`/`Progressing*` at an observed generation: its
+//!   interval, or a requested reconcile), the app keeps that verdict; the
+//!   run's result is reported when it ends.
+//! - A wanted child the stores do not show is looked up by name before it
+//!   is applied, so an object of that name without our labels is never
+//!   taken over; a lagging store is otherwise safe (applies are idempotent,
+//!   and a prune's DELETE carries the child's uid as a precondition).
 //! - A child is pruned only when it carries the Environment's labels, is
 //!   controlled (ownerReference with `controller: true`) by this
 //!   Environment's uid, and the expansion no longer wants it; the DELETE
@@ -45,6 +60,7 @@
 //!   (deleted).
 
 pub mod children;
+pub mod plan;
 pub mod reconcile;
 pub mod status;
 pub mod timing;
@@ -57,7 +73,8 @@ use futures::{FutureExt, StreamExt};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{reflector, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -66,7 +83,9 @@ use ephemeral_core::expand::{MANAGED_BY, MANAGED_BY_LABEL};
 
 use crate::leader::{ElectionConfig, Elector};
 use children::ChildKind;
-pub use reconcile::{Context, Error, FIELD_MANAGER, Settings, UNADMITTED_OWNER, error_policy};
+pub use reconcile::{
+    ChildStores, Context, Error, FIELD_MANAGER, Settings, UNADMITTED_OWNER, error_policy,
+};
 
 /// How many Environments are reconciled at once.
 pub const CONCURRENCY: u16 = 16;
@@ -90,13 +109,18 @@ pub async fn run(
         Api::<Environment>::all(client.clone()),
         watcher::Config::default(),
     );
+    // One watch per kind both triggers the owner's reconcile and feeds the
+    // store the reconciles read the children from.
     for kind in ChildKind::ALL {
         let ar = kind.api_resource();
-        controller = controller.owns_with(
+        let writer = Writer::new(ar.clone());
+        ctx.children.install(kind, writer.as_reader());
+        let watch = watcher(
             Api::<DynamicObject>::all_with(client.clone(), &ar),
-            ar,
             owned.clone(),
-        );
+        )
+        .default_backoff();
+        controller = controller.owns_stream_with(reflector(writer, watch).touched_objects(), ar);
     }
     tracing::info!("controller started");
     controller

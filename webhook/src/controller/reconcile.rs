@@ -3,24 +3,25 @@
 //! pure modules beside this one; this one talks to the API.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 
-use ephemeral_core::api::{AppStatus, Environment, EnvironmentStatus};
-use ephemeral_core::expand::{ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION};
-use ephemeral_core::flux::FluxObject;
-use ephemeral_core::names::child_name;
-use ephemeral_core::{Catalog, Config, Expansion, expand};
+use ephemeral_core::Config;
+use ephemeral_core::api::{Environment, EnvironmentStatus};
+use ephemeral_core::expand::{ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
 use super::children::{self, ChildKind, Existing};
-use super::status::{self, Admission, Notice, Observation, Outcome, Severity};
+use super::plan::{self, Plan, Stall, Step};
+use super::status::{self, Notice, Severity};
 use super::timing;
 use crate::args::Clock;
 use crate::backoff::{Backoff, Failures, random_unit};
@@ -29,8 +30,7 @@ use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply the controller makes.
 pub const FIELD_MANAGER: &str = "ephemeral";
-/// The owner an Environment that the webhook never admitted is expanded for.
-pub const UNADMITTED_OWNER: &str = "unknown";
+pub use super::plan::UNADMITTED_OWNER;
 
 /// Why a reconcile failed. Nothing is pruned or deleted after a failure.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +125,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Timing.
     pub settings: Settings,
+    /// The children as the controller's watches see them.
+    pub children: ChildStores,
     failures: Failures<(String, String)>,
 }
 
@@ -147,8 +149,48 @@ impl Context {
             recorder,
             metrics,
             settings,
+            children: ChildStores::default(),
             failures: Failures::default(),
         }
+    }
+}
+
+/// A reflector store per child kind, installed by the controller's watches
+/// (each run of the controller installs fresh ones).
+#[derive(Clone, Default)]
+pub struct ChildStores(Arc<RwLock<BTreeMap<ChildKind, Store<DynamicObject>>>>);
+
+impl ChildStores {
+    /// Makes `store` the view of `kind`'s children.
+    pub fn install(&self, kind: ChildKind, store: Store<DynamicObject>) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(kind, store);
+    }
+
+    /// The store of `kind`, if one is installed and has synced.
+    pub fn ready(&self, kind: ChildKind) -> Option<Store<DynamicObject>> {
+        let store = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&kind)
+            .cloned()?;
+        matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))).then_some(store)
+    }
+}
+
+impl std::fmt::Debug for ChildStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<ChildKind> = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        f.debug_tuple("ChildStores").field(&kinds).finish()
     }
 }
 
@@ -183,93 +225,48 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
     Action::requeue(delay)
 }
 
-/// Who the Environment is expanded for and as of when: an admitted one for
-/// its owner, now; one the webhook never saw for [`UNADMITTED_OWNER`], as of
-/// its creation, so its default lease and uptime stay put between reconciles.
-fn admission(env: &Environment, now: Timestamp) -> (Admission, String, Timestamp) {
-    match env
-        .annotations()
-        .get(OWNER_ANNOTATION)
-        .filter(|o| !o.is_empty())
-    {
-        Some(owner) => (Admission::Admitted, owner.clone(), now),
-        None => {
-            let at = env
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(now, |t| t.0);
-            (
-                Admission::NotAdmitted {
-                    owner: UNADMITTED_OWNER.to_owned(),
-                    at,
-                },
-                UNADMITTED_OWNER.to_owned(),
-                at,
-            )
-        }
-    }
-}
-
-/// Expands the Environment, then again with the tags its own ImagePolicies
-/// resolved for the policies the expansion wants.
-fn expand_with_tags(
-    env: &Environment,
-    catalog: &Catalog,
-    config: &Config,
-    now: Timestamp,
-    owner: &str,
-    existing: &[Existing],
-    uid: &str,
-) -> Result<(Expansion, BTreeMap<String, String>), ephemeral_core::Denied> {
-    let first = expand(env, catalog, config, now, owner)?;
-    let namespace = env.namespace().unwrap_or_default();
-    let mut tags = BTreeMap::new();
-    for object in &first.objects {
-        let FluxObject::ImagePolicy(wanted) = object else {
-            continue;
-        };
-        let name = children::name_of(object);
-        let found = existing.iter().find(|e| {
-            e.kind == ChildKind::ImagePolicy
-                && e.name() == name
-                && children::is_controlled_by(&e.object, uid)
-        });
-        if let Some(tag) = found.and_then(|e| children::resolved_tag(&e.object, wanted)) {
-            tags.insert(name.to_owned(), tag);
-        }
-    }
-    if tags.is_empty() {
-        return Ok((first, tags));
-    }
-    let mut with_tags = catalog.clone();
-    for (name, tag) in &tags {
-        with_tags.insert_image_tag(&namespace, name, tag);
-    }
-    Ok((expand(env, &with_tags, config, now, owner)?, tags))
+fn api(ctx: &Context, kind: ChildKind, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(ctx.client.clone(), namespace, &kind.api_resource())
 }
 
 fn selector(env_name: &str) -> String {
     format!("{ENVIRONMENT_LABEL}={env_name},{MANAGED_BY_LABEL}={MANAGED_BY}")
 }
 
-fn api(ctx: &Context, kind: ChildKind, namespace: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(ctx.client.clone(), namespace, &kind.api_resource())
-}
-
-/// Every child carrying the Environment's labels, read fresh from the API
-/// (not a cache), so prune decisions never rest on a lagging view; and the
-/// kinds the API server does not serve (their CRD is not installed), which
-/// have no children.
-async fn list_children(
+/// Observe: every child carrying the Environment's labels, from the
+/// reflector store the controller's watch of its kind feeds; and the kinds
+/// the API server does not serve (their CRD is not installed), which have no
+/// children. Only a kind whose store is not ready (no watch running yet, or
+/// its CRD is missing) is read with a label-selected LIST. A lagging store
+/// is safe: an apply is idempotent, and a prune's DELETE carries the child's
+/// uid as a precondition.
+async fn observe(
     ctx: &Context,
     namespace: &str,
     env_name: &str,
 ) -> Result<(Vec<Existing>, BTreeSet<ChildKind>), Error> {
-    let params = ListParams::default().labels(&selector(env_name));
     let mut out = Vec::new();
     let mut unserved = BTreeSet::new();
     for kind in ChildKind::ALL {
+        if let Some(store) = ctx.children.ready(kind) {
+            let mut found: Vec<Existing> = store
+                .state()
+                .into_iter()
+                .filter(|o| {
+                    o.metadata.namespace.as_deref() == Some(namespace)
+                        && o.labels().get(ENVIRONMENT_LABEL).map(String::as_str) == Some(env_name)
+                        && o.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+                })
+                .map(|o| Existing {
+                    kind,
+                    object: (*o).clone(),
+                })
+                .collect();
+            found.sort_by(|a, b| a.name().cmp(b.name()));
+            out.extend(found);
+            continue;
+        }
+        let params = ListParams::default().labels(&selector(env_name));
         match api(ctx, kind, namespace).list(&params).await {
             Ok(list) => out.extend(
                 list.items
@@ -286,38 +283,6 @@ async fn list_children(
         }
     }
     Ok((out, unserved))
-}
-
-/// Why the wanted objects of kinds the API server does not serve cannot be
-/// applied, and what to install; None when every wanted kind is served.
-fn unserved_message(objects: &[FluxObject], unserved: &BTreeSet<ChildKind>) -> Option<String> {
-    let wanted: Vec<&FluxObject> = objects
-        .iter()
-        .filter(|o| unserved.contains(&ChildKind::of(o)))
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
-    let kinds: BTreeSet<ChildKind> = wanted.iter().map(|o| ChildKind::of(o)).collect();
-    let apis: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("{} ({})", k.as_str(), k.api_resource().api_version))
-        .collect();
-    let names: Vec<String> = wanted
-        .iter()
-        .map(|o| format!("{}/{}", ChildKind::of(o).as_str(), children::name_of(o)))
-        .collect();
-    let images = kinds.contains(&ChildKind::ImagePolicy);
-    Some(format!(
-        "the API server does not serve {}, needed by {}; nothing was applied or pruned. Fix: install the Flux CRDs and controllers for it{}",
-        apis.join(", "),
-        names.join(", "),
-        if images {
-            " (ImagePolicy: flux install --components-extra=image-reflector-controller,image-automation-controller), or use apps without imageTagPrefix or branch"
-        } else {
-            ""
-        },
-    ))
 }
 
 async fn publish(ctx: &Context, reference: &ObjectReference, action: &str, notice: Notice) {
@@ -383,38 +348,6 @@ async fn write_status(
     Ok(())
 }
 
-/// App states from whatever app children exist (used when nothing was
-/// applied), with the image tag each one deploys now.
-fn observed_apps(existing: &[Existing], uid: &str) -> Vec<AppStatus> {
-    let mut apps: Vec<AppStatus> = existing
-        .iter()
-        .filter(|e| e.kind.is_app() && children::is_controlled_by(&e.object, uid))
-        .map(|e| {
-            let health = children::health(&e.object);
-            AppStatus {
-                name: e
-                    .object
-                    .labels()
-                    .get(ephemeral_core::expand::APP_LABEL)
-                    .cloned()
-                    .unwrap_or_else(|| e.name().to_owned()),
-                kind: e.kind.as_str().to_owned(),
-                ready: health.ready,
-                reason: health.reason,
-                message: health.message,
-                image_tag: children::deployed_tag(e),
-            }
-        })
-        .collect();
-    apps.sort_by(|a, b| a.name.cmp(&b.name));
-    apps
-}
-
-struct Stall {
-    reason: &'static str,
-    message: String,
-}
-
 async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Error> {
     if env.metadata.deletion_timestamp.is_some() {
         // Being deleted: the garbage collector removes the children; applying
@@ -444,150 +377,67 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
     let expires = timing::expires_at(env.spec.lease.as_ref());
 
     if let Some(at) = expires.filter(|at| *at <= now) {
-        let lease = env.spec.lease.as_ref();
-        let note = format!(
-            "the lease ended at {} and expireAfter {} passed at {at}: deleted the Environment; its Flux objects follow through their owner references",
-            lease.and_then(|l| l.until.as_deref()).unwrap_or_default(),
-            lease
-                .and_then(|l| l.expire_after.as_deref())
-                .unwrap_or_default(),
-        );
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(uid.to_owned()),
-                resource_version: None,
-            }),
-            ..DeleteParams::background()
-        };
-        match Api::<Environment>::namespaced(ctx.client.clone(), namespace)
-            .delete(name, &params)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(
-                    namespace,
-                    environment = name,
-                    "deleted the expired Environment"
-                );
-                // After the DELETE, so a refused delete retried with backoff
-                // does not repeat the Event.
-                publish(
-                    ctx,
-                    &reference,
-                    "Delete",
-                    Notice {
-                        severity: Severity::Normal,
-                        reason: "Expired".into(),
-                        note,
-                    },
-                )
-                .await;
-            }
-            Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
-            Err(e) => return Err(api_error("delete the expired Environment")(e)),
-        }
-        return Ok(Action::await_change());
+        return expire(ctx, env, &reference, name, namespace, uid, at).await;
     }
 
-    let (existing, unserved) = list_children(ctx, namespace, name).await?;
-    let (admission, owner, expand_now) = admission(env, now);
+    // Observe.
+    let (observed, unserved) = observe(ctx, namespace, name).await?;
+    // Plan.
     let catalog = ctx.catalog.snapshot();
-    let expanded = expand_with_tags(
+    let plan = plan::plan(plan::Input {
         env,
-        &catalog,
-        &ctx.config,
-        expand_now,
-        &owner,
-        &existing,
-        uid,
-    );
-
-    let (expansion, tags) = match expanded {
-        Ok(x) => x,
-        Err(denied) => {
-            let stall = Stall {
-                reason: "ExpansionFailed",
-                message: denied.to_string(),
-            };
-            return stalled(ctx, env, &reference, admission, &existing, uid, now, stall).await;
+        catalog: &catalog,
+        config: &ctx.config,
+        children: &observed,
+        unserved: &unserved,
+        now,
+    });
+    // Execute.
+    let converge = match &plan.step {
+        Step::Stall(stall) => {
+            return stalled(ctx, env, &reference, &plan, stall, false, &observed, now).await;
         }
+        Step::Converge(c) => c,
     };
 
-    // Applying the other kinds first would only half-apply the spec (an app
-    // without its image tag, say) before failing.
-    if let Some(message) = unserved_message(&expansion.objects, &unserved) {
-        let stall = Stall {
-            reason: "FluxKindNotServed",
-            message,
-        };
-        return stalled(ctx, env, &reference, admission, &existing, uid, now, stall).await;
-    }
-
-    // Never take over an object of the same name that this Environment does
-    // not control. `before`: the generation of each wanted child that exists
-    // (None: it does not), so an Event says which applies changed a spec; a
-    // resourceVersion would also move when Flux writes the child's status.
-    let mut before: BTreeMap<(ChildKind, String), Option<Option<i64>>> = BTreeMap::new();
+    // A wanted child the watches have not shown may still exist without our
+    // labels: never apply over an object this Environment does not control.
     let mut conflicts = Vec::new();
-    for object in &expansion.objects {
-        let kind = ChildKind::of(object);
-        let child = children::name_of(object).to_owned();
-        let found = match existing
-            .iter()
-            .find(|e| e.kind == kind && e.name() == child)
-        {
-            Some(e) => Some(e.object.clone()),
-            None => api(ctx, kind, namespace)
-                .get_opt(&child)
-                .await
-                .map_err(api_error(format!("get {}/{child}", kind.as_str())))?,
-        };
-        match found {
-            Some(o) if !children::is_controlled_by(&o, uid) => {
-                conflicts.push(format!("{}/{child}", kind.as_str()));
-            }
-            found => {
-                before.insert((kind, child), found.map(|o| o.metadata.generation));
-            }
+    for apply in converge.apply.iter().filter(|a| a.current.is_none()) {
+        let found = api(ctx, apply.kind, namespace)
+            .get_opt(&apply.name)
+            .await
+            .map_err(api_error(format!("get {}", apply.display_name())))?;
+        if found.is_some_and(|o| !children::is_controlled_by(&o, uid)) {
+            conflicts.push(apply.display_name());
         }
     }
     if !conflicts.is_empty() {
-        let stall = Stall {
-            reason: "ChildConflict",
-            message: format!(
-                "{} already exist{} in namespace {namespace} and {} not controlled by this Environment; nothing was applied. Fix: delete or rename {}, or rename the Environment or its apps",
-                conflicts.join(", "),
-                if conflicts.len() == 1 { "s" } else { "" },
-                if conflicts.len() == 1 { "is" } else { "are" },
-                if conflicts.len() == 1 { "it" } else { "them" },
-            ),
-        };
-        return stalled(ctx, env, &reference, admission, &existing, uid, now, stall).await;
+        let stall = plan::conflict(&conflicts, namespace);
+        return stalled(ctx, env, &reference, &plan, &stall, true, &observed, now).await;
     }
 
+    let mut applied = BTreeMap::new();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut applied: BTreeMap<(ChildKind, String), DynamicObject> = BTreeMap::new();
     let (mut created, mut updated) = (Vec::new(), Vec::new());
-    for object in &expansion.objects {
-        let kind = ChildKind::of(object);
-        let child = children::name_of(object).to_owned();
-        let display = format!("{}/{child}", kind.as_str());
-        let result = api(ctx, kind, namespace)
-            .patch(&child, &params, &Patch::Apply(object.to_value()))
+    for apply in &converge.apply {
+        let display = apply.display_name();
+        let result = api(ctx, apply.kind, namespace)
+            .patch(&apply.name, &params, &Patch::Apply(&apply.body))
             .await
             .map_err(api_error(format!("apply {display}")))?;
-        match before.get(&(kind, child.clone())) {
-            None | Some(None) => created.push(display),
-            Some(Some(generation)) if result.metadata.generation != *generation => {
-                updated.push(display)
-            }
-            Some(Some(_)) => {}
+        // An Event says which applies changed a spec; a resourceVersion
+        // would also move when Flux writes the child's status.
+        match &apply.current {
+            None => created.push(display),
+            Some(c) if c.metadata.generation != result.metadata.generation => updated.push(display),
+            Some(_) => {}
         }
-        applied.insert((kind, child), result);
+        applied.insert((apply.kind, apply.name.clone()), result);
     }
 
     let mut pruned = Vec::new();
-    for child in children::prune_set(&existing, &expansion.objects, uid) {
+    for child in &converge.prune {
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: child.object.metadata.uid.clone(),
@@ -606,47 +456,7 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         }
     }
 
-    let apps: Vec<AppStatus> = expansion
-        .environment
-        .spec
-        .apps
-        .iter()
-        .map(|app| {
-            let child = child_name(name, &app.name);
-            let kind = if app.helm.is_some() {
-                ChildKind::HelmRelease
-            } else {
-                ChildKind::Kustomization
-            };
-            let health = applied
-                .get(&(kind, child.clone()))
-                .map(children::health)
-                .unwrap_or_default();
-            AppStatus {
-                name: app.name.clone(),
-                kind: kind.as_str().to_owned(),
-                ready: health.ready,
-                reason: health.reason,
-                message: health.message,
-                image_tag: tags.get(&child).cloned(),
-            }
-        })
-        .collect();
-    let lease = expansion
-        .environment
-        .spec
-        .lease
-        .as_ref()
-        .and_then(|l| timing::lease_state(l, now).ok());
-    let next = status::compute(&Observation {
-        generation: env.metadata.generation,
-        previous: env.status.as_ref(),
-        now,
-        admission,
-        outcome: Outcome::Applied,
-        apps,
-        lease: lease.clone(),
-    });
+    let next = plan::status(&plan, None, env, &observed, &applied, now);
     write_status(ctx, env, &reference, next).await?;
     for (verb, reason, names) in [
         ("created", "Created", &created),
@@ -670,13 +480,70 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         created = created.len(),
         updated = updated.len(),
         pruned = pruned.len(),
+        unchanged = converge.apps.len().saturating_sub(converge.apply.len()),
         "reconciled"
     );
     Ok(Action::requeue(timing::requeue_after(
         now,
-        &[lease.and_then(|l| l.next_change), expires],
+        &[plan.lease.and_then(|l| l.next_change), expires],
         ctx.settings.resync,
     )))
+}
+
+/// Deletes the expired Environment; its children follow through their
+/// owner references.
+async fn expire(
+    ctx: &Context,
+    env: &Environment,
+    reference: &ObjectReference,
+    name: &str,
+    namespace: &str,
+    uid: &str,
+    at: Timestamp,
+) -> Result<Action, Error> {
+    let lease = env.spec.lease.as_ref();
+    let note = format!(
+        "the lease ended at {} and expireAfter {} passed at {at}: deleted the Environment; its Flux objects follow through their owner references",
+        lease.and_then(|l| l.until.as_deref()).unwrap_or_default(),
+        lease
+            .and_then(|l| l.expire_after.as_deref())
+            .unwrap_or_default(),
+    );
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match Api::<Environment>::namespaced(ctx.client.clone(), namespace)
+        .delete(name, &params)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(
+                namespace,
+                environment = name,
+                "deleted the expired Environment"
+            );
+            // After the DELETE, so a refused delete retried with backoff
+            // does not repeat the Event.
+            publish(
+                ctx,
+                reference,
+                "Delete",
+                Notice {
+                    severity: Severity::Normal,
+                    reason: "Expired".into(),
+                    note,
+                },
+            )
+            .await;
+        }
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+        Err(e) => return Err(api_error("delete the expired Environment")(e)),
+    }
+    Ok(Action::await_change())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -684,11 +551,11 @@ async fn stalled(
     ctx: &Context,
     env: &Environment,
     reference: &ObjectReference,
-    admission: Admission,
-    existing: &[Existing],
-    uid: &str,
+    plan: &Plan,
+    stall: &Stall,
+    found_by_executor: bool,
+    observed: &[Existing],
     now: Timestamp,
-    stall: Stall,
 ) -> Result<Action, Error> {
     tracing::info!(
         namespace = env.namespace().unwrap_or_default(),
@@ -697,23 +564,8 @@ async fn stalled(
         message = %stall.message,
         "stalled: nothing applied or pruned"
     );
-    let lease = env
-        .spec
-        .lease
-        .as_ref()
-        .and_then(|l| timing::lease_state(l, now).ok());
-    let next = status::compute(&Observation {
-        generation: env.metadata.generation,
-        previous: env.status.as_ref(),
-        now,
-        admission,
-        outcome: Outcome::Stalled {
-            reason: stall.reason,
-            message: stall.message,
-        },
-        apps: observed_apps(existing, uid),
-        lease,
-    });
+    let found = found_by_executor.then_some(stall);
+    let next = plan::status(plan, found, env, observed, &BTreeMap::new(), now);
     write_status(ctx, env, reference, next).await?;
     Ok(Action::requeue(ctx.settings.stalled_retry))
 }
