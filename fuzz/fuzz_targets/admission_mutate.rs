@@ -1,0 +1,8 @@
+//! HTTP body bytes → the server's AdmissionReview decoding → `mutate`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|body: &[u8]| {
+    ephemeral_fuzz::admit(ephemeral_fuzz::Endpoint::Mutate, body);
+});
