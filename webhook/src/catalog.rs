@@ -246,8 +246,18 @@ enum Signal {
 /// asks again (the watcher's own backoff restarts with every relist).
 const NOT_SERVED_RETRY: Duration = Duration::from_secs(30);
 
-fn is_not_served(error: &watcher::Error) -> bool {
-    matches!(error, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404)
+/// Whether a watch failed because the API server does not serve the kind
+/// (its CRD is not installed): the LIST or WATCH answered 404.
+/// A running watch whose CRD is deleted fails on its next (re)start the same
+/// way, so every form of the error counts.
+pub(crate) fn is_not_served(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 404,
+        watcher::Error::WatchError(status) => status.code == 404,
+        _ => false,
+    }
 }
 
 fn signal<K>(kind: Kind, event: Result<watcher::Event<K>, watcher::Error>) -> (Kind, Signal) {
@@ -267,7 +277,7 @@ fn signal<K>(kind: Kind, event: Result<watcher::Event<K>, watcher::Error>) -> (K
 /// answer has been passed on, the next request waits [`NOT_SERVED_RETRY`].
 /// Without this the watcher retries about every second for as long as the
 /// CRD is missing (its backoff restarts with every relist).
-fn pace_not_served<K: Send + 'static>(
+pub(crate) fn pace_not_served<K: Send + 'static>(
     inner: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send {
     futures::stream::unfold((inner.boxed(), false), |(mut inner, wait)| async move {

@@ -1236,7 +1236,11 @@ fn synced_stores(ctx: &Context, children: &[Value]) {
             writer.apply_watcher_event(&watcher::Event::InitApply(object));
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
-        ctx.children.install(kind, writer.as_reader());
+        ctx.children.install(
+            kind,
+            writer.as_reader(),
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        );
     }
 }
 

@@ -67,6 +67,7 @@ pub mod timing;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -114,12 +115,22 @@ pub async fn run(
     for kind in ChildKind::ALL {
         let ar = kind.api_resource();
         let writer = Writer::new(ar.clone());
-        ctx.children.install(kind, writer.as_reader());
+        let healthy = Arc::new(AtomicBool::new(true));
+        ctx.children
+            .install(kind, writer.as_reader(), healthy.clone());
         let watch = watcher(
             Api::<DynamicObject>::all_with(client.clone(), &ar),
             owned.clone(),
         )
-        .default_backoff();
+        .default_backoff()
+        .inspect(move |event| match event {
+            Err(error) if crate::catalog::is_not_served(error) => {
+                healthy.store(false, Ordering::Release);
+            }
+            Ok(watcher::Event::InitDone) => healthy.store(true, Ordering::Release),
+            _ => {}
+        });
+        let watch = crate::catalog::pace_not_served(watch);
         controller = controller.owns_stream_with(reflector(writer, watch).touched_objects(), ar);
     }
     tracing::info!("controller started");

@@ -3,6 +3,7 @@
 //! pure modules beside this one; this one talks to the API.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -156,28 +157,34 @@ impl Context {
 }
 
 /// A reflector store per child kind, installed by the controller's watches
-/// (each run of the controller installs fresh ones).
+/// (each run of the controller installs fresh ones), with whether its watch
+/// is healthy: a kind whose CRD was removed after the store synced answers
+/// its watch with 404, and its store must not be read as "no children".
 #[derive(Clone, Default)]
-pub struct ChildStores(Arc<RwLock<BTreeMap<ChildKind, Store<DynamicObject>>>>);
+pub struct ChildStores(Arc<RwLock<BTreeMap<ChildKind, (Store<DynamicObject>, Arc<AtomicBool>)>>>);
 
 impl ChildStores {
-    /// Makes `store` the view of `kind`'s children.
-    pub fn install(&self, kind: ChildKind, store: Store<DynamicObject>) {
+    /// Makes `store` the view of `kind`'s children; `healthy` is cleared
+    /// while its watch finds the kind not served.
+    pub fn install(&self, kind: ChildKind, store: Store<DynamicObject>, healthy: Arc<AtomicBool>) {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(kind, store);
+            .insert(kind, (store, healthy));
     }
 
-    /// The store of `kind`, if one is installed and has synced.
+    /// The store of `kind`, if one is installed, has synced and its watch is
+    /// healthy (else the reconcile LISTs, where a 404 means "not served").
     pub fn ready(&self, kind: ChildKind) -> Option<Store<DynamicObject>> {
-        let store = self
+        let (store, healthy) = self
             .0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&kind)
             .cloned()?;
-        matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))).then_some(store)
+        (healthy.load(Ordering::Acquire)
+            && matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))))
+        .then_some(store)
     }
 }
 
