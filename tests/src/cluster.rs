@@ -55,11 +55,7 @@ impl Output {
     /// Panics with both streams unless the command succeeded.
     #[track_caller]
     pub fn expect_ok(self, what: &str) -> Output {
-        assert!(
-            self.ok,
-            "{what} failed:\n{}\n{}",
-            self.stderr, self.stdout
-        );
+        assert!(self.ok, "{what} failed:\n{}\n{}", self.stderr, self.stdout);
         self
     }
 
@@ -157,7 +153,16 @@ impl Cluster {
     pub fn get_in(&self, namespace: &str, kind: &str, name: &str) -> Option<Value> {
         let out = self.kubectl(
             User::Admin,
-            &["get", "-n", namespace, kind, name, "-o", "json", "--ignore-not-found"],
+            &[
+                "get",
+                "-n",
+                namespace,
+                kind,
+                name,
+                "-o",
+                "json",
+                "--ignore-not-found",
+            ],
             None,
         );
         assert!(out.ok, "kubectl get {kind}/{name}: {}", out.stderr);
@@ -169,10 +174,9 @@ impl Cluster {
     pub fn plugin(&self, user: User, args: &[&str]) -> Output {
         let bin = crate::binary("kubectl-ephemeral");
         let dir = bin.parent().unwrap();
-        let path = std::env::join_paths(
-            std::iter::once(dir.to_path_buf())
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
+        let path = std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
         .unwrap();
         let mut command = Command::new(crate::kubectl());
         command
@@ -190,7 +194,13 @@ impl Cluster {
         self.kubectl(
             User::Admin,
             &[
-                "delete", "-n", NAMESPACE, "environment", name, "--ignore-not-found", "--wait",
+                "delete",
+                "-n",
+                NAMESPACE,
+                "environment",
+                name,
+                "--ignore-not-found",
+                "--wait",
                 "--timeout=120s",
             ],
             None,
@@ -215,9 +225,18 @@ impl Cluster {
             .filter(|e| e["stage"] == "ResponseComplete")
             .map(|e| AuditedRequest {
                 verb: e["verb"].as_str().unwrap_or_default().to_owned(),
-                resource: e["objectRef"]["resource"].as_str().unwrap_or_default().to_owned(),
-                subresource: e["objectRef"]["subresource"].as_str().unwrap_or_default().to_owned(),
-                name: e["objectRef"]["name"].as_str().unwrap_or_default().to_owned(),
+                resource: e["objectRef"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                subresource: e["objectRef"]["subresource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                name: e["objectRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 uri: e["requestURI"].as_str().unwrap_or_default().to_owned(),
             })
             .collect()
@@ -312,8 +331,15 @@ impl GitClone {
         git(
             dir,
             &[
-                "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-q",
-                "--allow-empty", "-m", message,
+                "-c",
+                "user.name=e2e",
+                "-c",
+                "user.email=e2e@example.com",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                message,
             ],
         );
         for _ in 0..5 {
@@ -323,8 +349,15 @@ impl GitClone {
             let _ = try_git(
                 dir,
                 &[
-                    "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "pull", "-q",
-                    "--rebase", "origin", "main",
+                    "-c",
+                    "user.name=e2e",
+                    "-c",
+                    "user.email=e2e@example.com",
+                    "pull",
+                    "-q",
+                    "--rebase",
+                    "origin",
+                    "main",
                 ],
             );
         }

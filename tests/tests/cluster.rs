@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ephemeral_e2e::cluster::{condition, eventually, Cluster, GitClone, User, NAMESPACE};
+use ephemeral_e2e::cluster::{Cluster, GitClone, NAMESPACE, User, condition, eventually};
 use serde_json::Value;
 
 const FLUX: Duration = Duration::from_secs(180);
@@ -145,10 +145,18 @@ fn the_crds_install_with_their_schemas_rules_and_columns() {
         .kubectl(User::Alice, &["explain", "environments.spec"], None)
         .expect_ok("kubectl explain environments.spec");
     for field in ["apps", "bundles", "lease", "sourceBranch", "substitute"] {
-        assert!(explain.stdout.contains(field), "explain lacks {field}:\n{}", explain.stdout);
+        assert!(
+            explain.stdout.contains(field),
+            "explain lacks {field}:\n{}",
+            explain.stdout
+        );
     }
     let crd = cluster
-        .kubectl(User::Admin, &["get", "crd", "environments.ephemeral.io", "-o", "json"], None)
+        .kubectl(
+            User::Admin,
+            &["get", "crd", "environments.ephemeral.io", "-o", "json"],
+            None,
+        )
         .expect_ok("get the CRD")
         .json();
     let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
@@ -160,9 +168,20 @@ fn the_crds_install_with_their_schemas_rules_and_columns() {
     assert!(columns.len() >= 3, "printer columns: {columns:?}");
     // A CEL rule of the AppTemplate schema, enforced by the real API server.
     let both = "apiVersion: ephemeral.io/v1alpha1\nkind: AppTemplate\nmetadata: {name: both, namespace: previews}\nspec:\n  kustomization: {path: ./x, sourceRef: {kind: GitRepository, name: x}}\n  helm: {chart: x, sourceRef: {kind: HelmRepository, name: x}}\n";
-    let out = cluster.kubectl(User::Admin, &["apply", "--dry-run=server", "-f", "-"], Some(both));
-    assert!(!out.ok, "a template with both kustomization and helm was accepted");
-    assert!(out.stderr.contains("exactly one of kustomization or helm"), "{}", out.stderr);
+    let out = cluster.kubectl(
+        User::Admin,
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(both),
+    );
+    assert!(
+        !out.ok,
+        "a template with both kustomization and helm was accepted"
+    );
+    assert!(
+        out.stderr.contains("exactly one of kustomization or helm"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---------------------------------------------------------------- 2. admission
@@ -177,36 +196,77 @@ fn plain_kubectl_apply_is_admitted_owned_and_guarded() {
         "[{name: plain}]",
         "  annotations: {ephemeral.io/owner: mallory}\n",
     );
-    cluster.apply(User::Alice, &yaml).expect_ok("alice applies an Environment");
+    cluster
+        .apply(User::Alice, &yaml)
+        .expect_ok("alice applies an Environment");
     let stored = cluster.get("environment", "adm").unwrap();
     let annotations = &stored["metadata"]["annotations"];
-    assert_eq!(annotations["ephemeral.io/owner"], "alice", "the owner is the requester");
+    assert_eq!(
+        annotations["ephemeral.io/owner"], "alice",
+        "the owner is the requester"
+    );
     assert!(
-        annotations["downscaler/uptime"].as_str().is_some_and(|u| !u.is_empty()),
+        annotations["downscaler/uptime"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
         "the lease is stamped: {annotations}"
     );
     let app = &stored["spec"]["apps"][0];
     assert_eq!(app["template"], "plain");
-    assert_eq!(app["kustomization"]["path"], "./apps/plain", "expanded: {app}");
-    assert!(stored["spec"]["lease"]["until"].is_string(), "lease defaulted");
+    assert_eq!(
+        app["kustomization"]["path"], "./apps/plain",
+        "expanded: {app}"
+    );
+    assert!(
+        stored["spec"]["lease"]["until"].is_string(),
+        "lease defaulted"
+    );
 
     // Bob may not change or delete it; the message is ours.
-    let out = cluster.kubectl(User::Bob, &["label", "environment", "adm", "stolen=yes"], None);
+    let out = cluster.kubectl(
+        User::Bob,
+        &["label", "environment", "adm", "stolen=yes"],
+        None,
+    );
     assert!(!out.ok, "bob changed alice's Environment");
-    assert!(out.stderr.contains("alice"), "the denial names the owner: {}", out.stderr);
+    assert!(
+        out.stderr.contains("alice"),
+        "the denial names the owner: {}",
+        out.stderr
+    );
     let out = cluster.kubectl(User::Bob, &["delete", "environment", "adm"], None);
     assert!(!out.ok, "bob deleted alice's Environment");
     assert!(out.stderr.contains("alice"), "{}", out.stderr);
 
     // Alice re-applying her own file keeps her the owner; an admin may change it.
-    cluster.apply(User::Alice, &yaml).expect_ok("alice re-applies");
     cluster
-        .kubectl(User::Admin, &["label", "-n", NAMESPACE, "environment", "adm", "checked=yes"], None)
+        .apply(User::Alice, &yaml)
+        .expect_ok("alice re-applies");
+    cluster
+        .kubectl(
+            User::Admin,
+            &[
+                "label",
+                "-n",
+                NAMESPACE,
+                "environment",
+                "adm",
+                "checked=yes",
+            ],
+            None,
+        )
         .expect_ok("admin labels it");
     let stored = cluster.get("environment", "adm").unwrap();
-    assert_eq!(stored["metadata"]["annotations"]["ephemeral.io/owner"], "alice");
+    assert_eq!(
+        stored["metadata"]["annotations"]["ephemeral.io/owner"],
+        "alice"
+    );
     cluster
-        .kubectl(User::Alice, &["delete", "environment", "adm", "--wait"], None)
+        .kubectl(
+            User::Alice,
+            &["delete", "environment", "adm", "--wait"],
+            None,
+        )
         .expect_ok("alice deletes her Environment");
 }
 
@@ -220,12 +280,19 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
     cluster
         .apply(
             User::Alice,
-            &environment("loop", "[{name: shop, branch: feature/x}, {name: chart}]", ""),
+            &environment(
+                "loop",
+                "[{name: shop, branch: feature/x}, {name: chart}]",
+                "",
+            ),
         )
         .expect_ok("alice applies the Environment");
     let env = cluster.get("environment", "loop").unwrap();
     let uid = env["metadata"]["uid"].as_str().unwrap().to_owned();
-    let uptime = env["metadata"]["annotations"]["downscaler/uptime"].as_str().unwrap().to_owned();
+    let uptime = env["metadata"]["annotations"]["downscaler/uptime"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The children: server-side applied by `ephemeral`, owned by the Environment.
     for (kind, name) in [
@@ -235,8 +302,14 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
         ("imagepolicy", "loop-chart"),
     ] {
         let child = eventually(&format!("{kind}/{name}"), QUICK, || cluster.get(kind, name));
-        assert_eq!(child["metadata"]["labels"]["ephemeral.io/environment"], "loop");
-        assert_eq!(child["metadata"]["labels"]["app.kubernetes.io/managed-by"], "ephemeral");
+        assert_eq!(
+            child["metadata"]["labels"]["ephemeral.io/environment"],
+            "loop"
+        );
+        assert_eq!(
+            child["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "ephemeral"
+        );
         let owner = &child["metadata"]["ownerReferences"][0];
         assert_eq!(owner["uid"], uid.as_str());
         assert_eq!(owner["controller"], true);
@@ -247,7 +320,10 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
             .filter(|m| m["operation"] == "Apply")
             .filter_map(|m| m["manager"].as_str())
             .collect();
-        assert!(managers.contains(&"ephemeral"), "{kind}/{name} appliers: {managers:?}");
+        assert!(
+            managers.contains(&"ephemeral"),
+            "{kind}/{name} appliers: {managers:?}"
+        );
     }
 
     // Flux deploys the branch's newest build, and the main build for the chart.
@@ -267,7 +343,12 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
     cluster
         .kubectl(
             User::Alice,
-            &["wait", "--for=condition=Ready", "environment/loop", "--timeout=180s"],
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "environment/loop",
+                "--timeout=180s",
+            ],
             None,
         )
         .expect_ok("kubectl wait --for=condition=Ready");
@@ -284,15 +365,21 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
     // A newer build of the branch moves it; a build of a longer prefix never does.
     let newer = format!("feature-x-{SHA_2}-1700000300");
     cluster.push_tags("shop", &[&newer]);
-    eventually("the shop ConfigMap to move to the newer build", FLUX, || {
-        config_map(cluster, "shop-loop").filter(|c| data(c, "image_tag") == newer)
-    });
+    eventually(
+        "the shop ConfigMap to move to the newer build",
+        FLUX,
+        || config_map(cluster, "shop-loop").filter(|c| data(c, "image_tag") == newer),
+    );
     let longer = format!("feature-x-long-{SHA_3}-1700000900");
     cluster.push_tags("shop", &[&longer]);
-    eventually("the ImageRepository to list the longer prefix's tag", FLUX, || {
-        let repo = cluster.get_in("flux-system", "imagerepository", "shop")?;
-        (repo["status"]["lastScanResult"]["tagCount"].as_u64()? >= 5).then_some(())
-    });
+    eventually(
+        "the ImageRepository to list the longer prefix's tag",
+        FLUX,
+        || {
+            let repo = cluster.get_in("flux-system", "imagerepository", "shop")?;
+            (repo["status"]["lastScanResult"]["tagCount"].as_u64()? >= 5).then_some(())
+        },
+    );
     // The policy re-evaluates right after the scan; give it a few intervals.
     std::thread::sleep(Duration::from_secs(15));
     let policy = cluster.get("imagepolicy", "loop-shop").unwrap();
@@ -301,12 +388,19 @@ fn flux_deploys_the_newest_image_of_the_branch_and_everything_goes_with_the_envi
         "the policy picked {}",
         policy["status"]["latestRef"]
     );
-    assert_eq!(data(&config_map(cluster, "shop-loop").unwrap(), "image_tag"), newer);
+    assert_eq!(
+        data(&config_map(cluster, "shop-loop").unwrap(), "image_tag"),
+        newer
+    );
 
     // Deleting the Environment: the garbage collector removes its Flux
     // objects and Flux prunes what they deployed.
     cluster
-        .kubectl(User::Alice, &["delete", "environment", "loop", "--wait", "--timeout=120s"], None)
+        .kubectl(
+            User::Alice,
+            &["delete", "environment", "loop", "--wait", "--timeout=120s"],
+            None,
+        )
         .expect_ok("alice deletes the Environment");
     for (kind, name) in [
         ("kustomization", "loop-shop"),
@@ -330,12 +424,7 @@ fn an_environment_past_its_lease_and_expire_after_deletes_itself() {
     let out = cluster
         .apply(
             User::Alice,
-            &environment(
-                "short",
-                "[{name: plain}]",
-                "",
-            )
-            .replace(
+            &environment("short", "[{name: plain}]", "").replace(
                 "spec:\n",
                 "spec:\n  lease: {until: \"2026-01-01T00:00:00Z\", expireAfter: 5s}\n",
             ),
@@ -350,7 +439,10 @@ fn an_environment_past_its_lease_and_expire_after_deletes_itself() {
         cluster.get("environment", "short").is_none().then_some(())
     });
     eventually("its Kustomization to go with it", FLUX, || {
-        cluster.get("kustomization", "short-plain").is_none().then_some(())
+        cluster
+            .get("kustomization", "short-plain")
+            .is_none()
+            .then_some(())
     });
 }
 
@@ -362,18 +454,44 @@ fn kubectl_ephemeral_runs_the_whole_lifecycle_as_alice() {
     let cluster = catalog();
     cluster.delete_environment("plug");
     cluster
-        .plugin(User::Alice, &["create", "plug", "--app", "plain", "--app", "shop@feature/x"])
+        .plugin(
+            User::Alice,
+            &[
+                "create",
+                "plug",
+                "--app",
+                "plain",
+                "--app",
+                "shop@feature/x",
+            ],
+        )
         .expect_ok("kubectl ephemeral create");
-    let list = cluster.plugin(User::Alice, &["list"]).expect_ok("kubectl ephemeral list");
-    assert!(list.stdout.lines().any(|l| l.starts_with("plug ")), "{}", list.stdout);
+    let list = cluster
+        .plugin(User::Alice, &["list"])
+        .expect_ok("kubectl ephemeral list");
+    assert!(
+        list.stdout.lines().any(|l| l.starts_with("plug ")),
+        "{}",
+        list.stdout
+    );
     cluster
         .plugin(User::Alice, &["wait", "plug", "--timeout", "180s"])
         .expect_ok("kubectl ephemeral wait");
     let describe = cluster
         .plugin(User::Alice, &["describe", "plug"])
         .expect_ok("kubectl ephemeral describe");
-    for text in ["alice", "plain", "shop", "feature-x", &format!("feature-x-{SHA_1}")] {
-        assert!(describe.stdout.contains(text), "describe lacks {text}:\n{}", describe.stdout);
+    for text in [
+        "alice",
+        "plain",
+        "shop",
+        "feature-x",
+        &format!("feature-x-{SHA_1}"),
+    ] {
+        assert!(
+            describe.stdout.contains(text),
+            "describe lacks {text}:\n{}",
+            describe.stdout
+        );
     }
     let before = cluster.get("environment", "plug").unwrap()["spec"]["lease"]["until"].clone();
     cluster
@@ -398,8 +516,14 @@ fn kubectl_ephemeral_runs_the_whole_lifecycle_as_alice() {
             && cluster.get("configmap", "shop-plug").is_none())
         .then_some(())
     });
-    assert!(cluster.get("kustomization", "plug-plain").is_some(), "plain stays");
-    assert!(cluster.get("configmap", "plain-plug").is_some(), "plain's ConfigMap stays");
+    assert!(
+        cluster.get("kustomization", "plug-plain").is_some(),
+        "plain stays"
+    );
+    assert!(
+        cluster.get("configmap", "plain-plug").is_some(),
+        "plain's ConfigMap stays"
+    );
     assert!(
         cluster.get("kustomization", "plug-bystander").is_some(),
         "an object the Environment does not own was pruned"
@@ -407,7 +531,9 @@ fn kubectl_ephemeral_runs_the_whole_lifecycle_as_alice() {
     cluster
         .plugin(User::Alice, &["add-app", "plug", "shop@feature/x"])
         .expect_ok("kubectl ephemeral add-app");
-    eventually("shop to come back", FLUX, || cluster.get("kustomization", "plug-shop"));
+    eventually("shop to come back", FLUX, || {
+        cluster.get("kustomization", "plug-shop")
+    });
 
     // Bob cannot delete it; Alice can, and --wait returns once it is gone.
     let out = cluster.plugin(User::Bob, &["delete", "plug"]);
@@ -418,7 +544,11 @@ fn kubectl_ephemeral_runs_the_whole_lifecycle_as_alice() {
         .expect_ok("kubectl ephemeral delete --wait");
     assert!(cluster.get("environment", "plug").is_none());
     cluster
-        .kubectl(User::Admin, &["delete", "-n", NAMESPACE, "kustomization", "plug-bystander"], None)
+        .kubectl(
+            User::Admin,
+            &["delete", "-n", NAMESPACE, "kustomization", "plug-bystander"],
+            None,
+        )
         .expect_ok("cleaning up the bystander");
 }
 
@@ -438,13 +568,23 @@ fn a_template_deleted_after_admission_stalls_and_prunes_nothing() {
     cluster
         .apply(User::Alice, &environment("orphan", "[{name: doomed}]", ""))
         .expect_ok("an Environment of it");
-    eventually("its Kustomization", QUICK, || cluster.get("kustomization", "orphan-doomed"));
+    eventually("its Kustomization", QUICK, || {
+        cluster.get("kustomization", "orphan-doomed")
+    });
     cluster
-        .kubectl(User::Admin, &["delete", "-n", NAMESPACE, "apptemplate", "doomed"], None)
+        .kubectl(
+            User::Admin,
+            &["delete", "-n", NAMESPACE, "apptemplate", "doomed"],
+            None,
+        )
         .expect_ok("deleting the template");
     // Any change makes the controller expand again.
     cluster
-        .kubectl(User::Alice, &["label", "environment", "orphan", "touched=yes"], None)
+        .kubectl(
+            User::Alice,
+            &["label", "environment", "orphan", "touched=yes"],
+            None,
+        )
         .expect_ok("touching the Environment");
     let env = eventually("the Environment to stall", QUICK, || {
         let env = cluster.get("environment", "orphan")?;
@@ -452,10 +592,16 @@ fn a_template_deleted_after_admission_stalls_and_prunes_nothing() {
     });
     let stalled = condition(&env, "Stalled").unwrap();
     assert!(
-        stalled["message"].as_str().unwrap_or_default().contains("doomed"),
+        stalled["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("doomed"),
         "{stalled}"
     );
-    assert!(cluster.get("kustomization", "orphan-doomed").is_some(), "nothing is pruned");
+    assert!(
+        cluster.get("kustomization", "orphan-doomed").is_some(),
+        "nothing is pruned"
+    );
     cluster.delete_environment("orphan");
 }
 

@@ -473,7 +473,13 @@ fn build_context_holds_the_workspace_and_nothing_heavy() {
 fn assert_cargo_loads(dir: &Path) {
     let members = |dir: &Path| -> Vec<String> {
         let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
             .current_dir(dir)
             .env_remove("CARGO_TARGET_DIR")
             .output()

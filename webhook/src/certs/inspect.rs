@@ -213,8 +213,12 @@ pub fn decide(
 /// An IP SAN's octets as text, the way [`std::net::IpAddr`] prints it.
 fn ip_text(octets: &[u8]) -> Option<String> {
     match octets.len() {
-        4 => <[u8; 4]>::try_from(octets).ok().map(|o| std::net::Ipv4Addr::from(o).to_string()),
-        16 => <[u8; 16]>::try_from(octets).ok().map(|o| std::net::Ipv6Addr::from(o).to_string()),
+        4 => <[u8; 4]>::try_from(octets)
+            .ok()
+            .map(|o| std::net::Ipv4Addr::from(o).to_string()),
+        16 => <[u8; 16]>::try_from(octets)
+            .ok()
+            .map(|o| std::net::Ipv6Addr::from(o).to_string()),
         _ => None,
     }
 }

@@ -159,8 +159,8 @@ pub fn renew_leaf(
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(generate("CA issuer"))?;
     let not_before = time("notBefore", now.checked_sub(BACKDATE))?;
     let not_after = time("notAfter", now.checked_add(LEAF_LIFETIME))?.min(ca.not_after);
-    let mut params =
-        CertificateParams::new(settings.subject_alt_names()).map_err(generate("serving certificate"))?;
+    let mut params = CertificateParams::new(settings.subject_alt_names())
+        .map_err(generate("serving certificate"))?;
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
