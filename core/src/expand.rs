@@ -61,7 +61,23 @@ pub struct Expansion {
     pub warnings: Vec<String>,
 }
 
-/// Expands `environment` for `owner` at `now`.
+/// The first half of [`expand`]: the Environment defaulted and validated,
+/// without the Flux objects it stands for. What admission needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Admitted {
+    /// The fully defaulted Environment, as the cluster stores it: exactly
+    /// [`Expansion::environment`].
+    pub environment: Environment,
+    /// Exactly [`Expansion::warnings`].
+    pub warnings: Vec<String>,
+    /// What the second half needs: the namespace children go to and the
+    /// GitRepository copies `sourceBranch` asks for.
+    namespace: String,
+    git_sources: GitSources,
+}
+
+/// Expands `environment` for `owner` at `now`: [`admit`], then the Flux
+/// objects of the admitted Environment.
 ///
 /// `owner` is written to the `ephemeral.io/owner` annotation: the caller
 /// decides who that is (the requester on create, the stored owner on update).
@@ -91,6 +107,20 @@ pub fn expand_observing(
     owner: &str,
     tags: Option<ResolvedTags<'_>>,
 ) -> Result<Expansion, Denied> {
+    Ok(admit(environment, catalog, config, now, owner)?.expand_observing(catalog, config, tags))
+}
+
+/// Defaults and validates `environment` for `owner` at `now`, as [`expand`]
+/// does, without building Flux objects: every rule, denial and warning of
+/// expansion lives here, so `admit(..).environment` is always
+/// `expand(..).environment` and both refuse the same Environments.
+pub fn admit(
+    environment: &Environment,
+    catalog: &Catalog,
+    config: &Config,
+    now: Timestamp,
+    owner: &str,
+) -> Result<Admitted, Denied> {
     let mut cx = Cx {
         catalog,
         config,
@@ -101,7 +131,7 @@ pub fn expand_observing(
         warnings: Vec::new(),
     };
     let now = whole_seconds(now);
-    let name = environment.metadata.name.clone().unwrap_or_default();
+    let name = environment.metadata.name.as_deref().unwrap_or_default();
     let name_len = cx.check_environment_name(environment);
 
     let spec = &environment.spec;
@@ -113,7 +143,7 @@ pub fn expand_observing(
     if let Some(branch) = &spec.source_branch {
         cx.check_source_branch(branch);
     }
-    let git_sources = cx.git_sources(&apps, spec.source_branch.as_deref(), &name, name_len);
+    let git_sources = cx.git_sources(&apps, spec.source_branch.as_deref(), name, name_len);
     let (lease, uptime) = cx.lease(environment, now);
     let service_account = spec
         .service_account_name
@@ -133,29 +163,59 @@ pub fn expand_observing(
     admitted.spec.service_account_name = service_account;
     let annotations = admitted.annotations_mut();
     annotations.insert(OWNER_ANNOTATION.to_owned(), owner.to_owned());
-    annotations.insert(UPTIME_ANNOTATION.to_owned(), uptime.clone());
-
-    let objects = if name.is_empty() {
-        Vec::new()
-    } else {
-        Children {
-            env: &admitted,
-            name: &name,
-            namespace: &cx.namespace,
-            owner,
-            uptime: &uptime,
-            config,
-            catalog,
-            git_sources: &git_sources,
-            tags,
-        }
-        .build()
-    };
-    Ok(Expansion {
+    annotations.insert(UPTIME_ANNOTATION.to_owned(), uptime);
+    Ok(Admitted {
         environment: admitted,
-        objects,
         warnings: cx.warnings,
+        namespace: cx.namespace,
+        git_sources,
     })
+}
+
+impl Admitted {
+    /// The second half of [`expand`]: the Flux objects of the admitted
+    /// Environment (none while it has only a `generateName`). `catalog` and
+    /// `config` must be the ones it was admitted with.
+    pub fn expand(self, catalog: &Catalog, config: &Config) -> Expansion {
+        self.expand_observing(catalog, config, None)
+    }
+
+    /// [`Admitted::expand`], with each app's image tag from `tags` (see
+    /// [`expand_observing`]).
+    pub fn expand_observing(
+        self,
+        catalog: &Catalog,
+        config: &Config,
+        tags: Option<ResolvedTags<'_>>,
+    ) -> Expansion {
+        let annotations = self.environment.annotations();
+        let objects = match self.environment.metadata.name.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(name) => Children {
+                env: &self.environment,
+                name,
+                namespace: &self.namespace,
+                owner: annotations
+                    .get(OWNER_ANNOTATION)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+                uptime: annotations
+                    .get(UPTIME_ANNOTATION)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+                config,
+                catalog,
+                git_sources: &self.git_sources,
+                tags,
+            }
+            .build(),
+        };
+        Expansion {
+            environment: self.environment,
+            objects,
+            warnings: self.warnings,
+        }
+    }
 }
 
 /// GitRepositories copied for `sourceBranch`: original `(namespace, name)` → copy.

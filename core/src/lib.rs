@@ -3,7 +3,10 @@
 //! API types ([`api`]), the rules an Environment must follow ([`names`],
 //! [`prefix`], [`lease`], [`schedule`]) and [`expand`](expand::expand), which
 //! turns an Environment into its fully defaulted form plus every Flux object it
-//! stands for. No client, no HTTP, no clock: time and cluster state are inputs.
+//! stands for. Its first half, [`admit`](expand::admit), defaults and validates
+//! the Environment without building Flux objects: admission calls that, render
+//! and the controller call the whole. No client, no HTTP, no clock: time and
+//! cluster state are inputs.
 
 pub mod api;
 pub mod catalog;
@@ -22,4 +25,4 @@ pub use api::{AppBundle, AppTemplate, Environment};
 pub use catalog::Catalog;
 pub use config::Config;
 pub use error::{Denied, Violation};
-pub use expand::{Expansion, ResolvedTags, expand, expand_observing};
+pub use expand::{Admitted, Expansion, ResolvedTags, admit, expand, expand_observing};

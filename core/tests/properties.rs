@@ -21,7 +21,7 @@ use ephemeral_core::names;
 use ephemeral_core::prefix::{self, BUILD_SUFFIX, MAX_PREFIX, MAX_TAG};
 use ephemeral_core::schedule::Schedule;
 use ephemeral_core::{
-    AppBundle, AppTemplate, Catalog, Config, Environment, Expansion, Violation, expand,
+    AppBundle, AppTemplate, Catalog, Config, Environment, Expansion, Violation, admit, expand,
 };
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp, civil::Time};
@@ -702,6 +702,25 @@ proptest! {
         let env = case.environment();
         if let Ok(x) = expand(&env, &catalog(), &case.config(), case.now, OWNER) {
             check_uptime(&x)?;
+        }
+    }
+
+    /// Admission's half of expansion gives exactly the Environment, warnings
+    /// and denials of the whole.
+    #[test]
+    fn admit_is_the_first_half_of_expand(case in env_case()) {
+        let env = case.environment();
+        let (catalog, config) = (catalog(), case.config());
+        let admitted = admit(&env, &catalog, &config, case.now, OWNER);
+        let expanded = expand(&env, &catalog, &config, case.now, OWNER);
+        match (admitted, expanded) {
+            (Ok(a), Ok(x)) => {
+                prop_assert_eq!(&a.environment, &x.environment);
+                prop_assert_eq!(&a.warnings, &x.warnings);
+                prop_assert_eq!(a.expand(&catalog, &config), x);
+            }
+            (Err(a), Err(x)) => prop_assert_eq!(a, x),
+            (a, x) => prop_assert!(false, "admit {:?} but expand {:?}", a.is_ok(), x.is_ok()),
         }
     }
 }

@@ -119,7 +119,74 @@ fn describe(v: Option<&Value>) -> String {
 }
 
 /// Reads a request body as an `admission.k8s.io/v1` AdmissionReview.
+///
+/// `request.object` and `request.oldObject` are kept as received in
+/// [`Review::object`] and [`Review::old_object`]; the typed
+/// [`Review::request`] leaves them out (`None`), but a body is accepted only
+/// if kube could read them as `DynamicObject`s.
 pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
+    match parse_well_formed(body) {
+        Some(review) => Ok(review),
+        None => parse_checked(body),
+    }
+}
+
+/// The common case in one pass over the body and no copy of the objects:
+/// `None` whenever anything is off, and [`parse_checked`] then decides (with
+/// the same outcome for every body this accepts) and names the problem.
+fn parse_well_formed(body: &[u8]) -> Option<Review> {
+    let Ok(Value::Object(mut top)) = serde_json::from_slice(body) else {
+        return None;
+    };
+    if top.get("apiVersion")?.as_str()? != REVIEW_API_VERSION
+        || top.get("kind")?.as_str()? != REVIEW_KIND
+    {
+        return None;
+    }
+    let Value::Object(mut request) = top.remove("request")? else {
+        return None;
+    };
+    let object = take_object(&mut request, "object")?;
+    let old_object = take_object(&mut request, "oldObject")?;
+    let mut request: AdmissionRequest<DynamicObject> =
+        serde_json::from_value(Value::Object(request)).ok()?;
+    request.types = review_types();
+    Some(Review {
+        request,
+        object,
+        old_object,
+    })
+}
+
+/// Removes `request[key]`: `Some(None)` when absent or null, `Some(object)`
+/// when kube would read it as a `DynamicObject` (a JSON object whose
+/// `metadata`, if any, is an `ObjectMeta`), `None` otherwise.
+fn take_object(request: &mut serde_json::Map<String, Value>, key: &str) -> Option<Option<Value>> {
+    use serde::Deserialize as _;
+    match request.remove(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(object) => {
+            let Value::Object(fields) = &object else {
+                return None;
+            };
+            let metadata_ok = fields.get("metadata").is_none_or(|m| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::deserialize(m).is_ok()
+            });
+            metadata_ok.then_some(Some(object))
+        }
+    }
+}
+
+fn review_types() -> TypeMeta {
+    TypeMeta {
+        api_version: REVIEW_API_VERSION.to_owned(),
+        kind: REVIEW_KIND.to_owned(),
+    }
+}
+
+/// Reads a body step by step, so that a malformed one is named precisely:
+/// the reference for [`parse_well_formed`].
+fn parse_checked(body: &[u8]) -> Result<Review, Malformed> {
     let value: Value = serde_json::from_slice(body).map_err(|e| Malformed {
         uid: None,
         error: BadReview::NotJson(e.to_string()),
@@ -154,10 +221,9 @@ pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
     let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
     let mut request: AdmissionRequest<DynamicObject> =
         serde_json::from_value(request).map_err(|e| fail(BadReview::Request(e.to_string())))?;
-    request.types = TypeMeta {
-        api_version: REVIEW_API_VERSION.to_owned(),
-        kind: REVIEW_KIND.to_owned(),
-    };
+    request.types = review_types();
+    request.object = None;
+    request.old_object = None;
     Ok(Review {
         request,
         object,
@@ -175,27 +241,110 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
     Some(to_review(response))
 }
 
-/// The JSON of an AdmissionReview as the API server expects it: like its
-/// serde form, but with `response.patch` base64-encoded (the JSON form of a Go
-/// `[]byte`) instead of kube's array of numbers.
-pub fn review_json(review: &AdmissionReview<DynamicObject>) -> Value {
+/// The body answering with `response`: an `admission.k8s.io/v1`
+/// AdmissionReview as the API server expects it, with `response.patch`
+/// base64-encoded (the JSON form of a Go `[]byte`) instead of kube's array of
+/// numbers, and `response.patchType` set when there is a patch. Keys come in
+/// sorted order, as they always have.
+pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        256 + response.result.message.len()
+            + response.patch.as_ref().map_or(0, |p| p.len() * 4 / 3),
+    );
+    let review = body::Review {
+        api_version: REVIEW_API_VERSION,
+        kind: REVIEW_KIND,
+        response: body::Response(response),
+    };
+    serde_json::to_writer(&mut out, &review).expect("AdmissionReviews always serialise");
+    out
+}
+
+/// The serialised form of an answer, written directly.
+mod body {
     use base64::Engine as _;
-    let mut value = serde_json::to_value(review).expect("AdmissionReviews always serialise");
-    if let Some(patch) = value.pointer_mut("/response/patch")
-        && let Ok(bytes) = serde_json::from_value::<Vec<u8>>(patch.clone())
-    {
-        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    use kube::core::admission::AdmissionResponse;
+    use serde::ser::{Serialize, SerializeMap, Serializer};
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Review<'a> {
+        pub api_version: &'static str,
+        pub kind: &'static str,
+        pub response: Response<'a>,
     }
-    value
+
+    pub(super) struct Response<'a>(pub &'a AdmissionResponse);
+
+    struct Base64<'a>(&'a [u8]);
+
+    impl Serialize for Base64<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
+        }
+    }
+
+    struct Status<'a>(&'a kube::core::Status);
+
+    impl Serialize for Status<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let status = self.0;
+            let mut map = s.serialize_map(None)?;
+            if status.code != 0 {
+                map.serialize_entry("code", &status.code)?;
+            }
+            if let Some(details) = &status.details {
+                map.serialize_entry("details", &super::sorted(details))?;
+            }
+            if !status.message.is_empty() {
+                map.serialize_entry("message", &status.message)?;
+            }
+            if let Some(metadata) = &status.metadata {
+                map.serialize_entry("metadata", &super::sorted(metadata))?;
+            }
+            if !status.reason.is_empty() {
+                map.serialize_entry("reason", &status.reason)?;
+            }
+            if let Some(summary) = &status.status {
+                map.serialize_entry("status", summary)?;
+            }
+            map.end()
+        }
+    }
+
+    impl Serialize for Response<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let r = self.0;
+            let mut map = s.serialize_map(None)?;
+            map.serialize_entry("allowed", &r.allowed)?;
+            if !r.audit_annotations.is_empty() {
+                let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
+                map.serialize_entry("auditAnnotations", &sorted)?;
+            }
+            if let Some(patch) = &r.patch {
+                map.serialize_entry("patch", &Base64(patch))?;
+                map.serialize_entry("patchType", "JSONPatch")?;
+            }
+            map.serialize_entry("status", &Status(&r.result))?;
+            map.serialize_entry("uid", &r.uid)?;
+            if let Some(warnings) = &r.warnings {
+                map.serialize_entry("warnings", warnings)?;
+            }
+            map.end()
+        }
+    }
+}
+
+/// `value` with the keys of every map in sorted order, as a `serde_json::Value`
+/// holds them (for the rare parts of a Status this webhook never sets).
+fn sorted<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// Wraps a response in an `admission.k8s.io/v1` AdmissionReview.
 pub fn to_review(response: AdmissionResponse) -> AdmissionReview<DynamicObject> {
     AdmissionReview {
-        types: TypeMeta {
-            api_version: REVIEW_API_VERSION.to_owned(),
-            kind: REVIEW_KIND.to_owned(),
-        },
+        types: review_types(),
         request: None,
         response: Some(response),
     }
@@ -280,7 +429,11 @@ fn check_kind(review: &Review) -> Result<(), String> {
             gvk_text(&k.group, &k.version, &k.kind)
         ));
     }
-    let expected_api_version = format!("{GROUP}/{VERSION}");
+    let is_environment_api_version = |v: &str| {
+        v.strip_prefix(GROUP)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|version| version == VERSION)
+    };
     for (field, object) in [
         ("object", &review.object),
         ("oldObject", &review.old_object),
@@ -288,7 +441,8 @@ fn check_kind(review: &Review) -> Result<(), String> {
         let Some(object) = object else { continue };
         let api_version = object.get("apiVersion").and_then(Value::as_str);
         let kind = object.get("kind").and_then(Value::as_str);
-        if api_version != Some(expected_api_version.as_str()) || kind != Some(ENVIRONMENT_KIND) {
+        if !api_version.is_some_and(is_environment_api_version) || kind != Some(ENVIRONMENT_KIND) {
+            let expected_api_version = format!("{GROUP}/{VERSION}");
             return Err(format!(
                 "request.{field}: apiVersion {} kind {} is not an {expected_api_version} {ENVIRONMENT_KIND}. Fix: send Environments only",
                 describe(object.get("apiVersion")),
@@ -393,19 +547,9 @@ pub fn mutate(
             return allow(request);
         }
     }
-    let mut environment: Environment = match serde_path_to_error::deserialize(original) {
+    let mut environment = match read_environment(original) {
         Ok(e) => e,
-        Err(e) => {
-            return deny(
-                request,
-                CODE_INVALID,
-                format!(
-                    "request.object.{}: {}. Fix: follow the Environment schema (kubectl explain environments.spec)",
-                    e.path(),
-                    e.inner()
-                ),
-            );
-        }
+        Err(message) => return deny(request, CODE_INVALID, message),
     };
     if environment
         .metadata
@@ -430,13 +574,14 @@ pub fn mutate(
         );
     };
 
-    let expansion = match ephemeral_core::expand(&environment, catalog, config, now, owner) {
+    // The Environment only: admission needs none of the Flux objects.
+    let admitted = match ephemeral_core::admit(&environment, catalog, config, now, owner) {
         Ok(x) => x,
         Err(denied) => return deny(request, CODE_INVALID, denied.to_string()),
     };
 
-    let expanded = match overlay(original, &expansion.environment) {
-        Ok(v) => v,
+    let patch = match expansion_patch(original, &admitted.environment) {
+        Ok(p) => p,
         Err(e) => {
             return deny(
                 request,
@@ -445,7 +590,6 @@ pub fn mutate(
             );
         }
     };
-    let patch = json_patch::diff(original, &expanded);
     let mut response = allow(request);
     if !patch.0.is_empty() {
         response = match response.with_patch(patch) {
@@ -453,33 +597,98 @@ pub fn mutate(
             Err(e) => return deny(request, CODE_INTERNAL, e.to_string()),
         };
     }
-    if !expansion.warnings.is_empty() {
-        response.warnings = Some(expansion.warnings);
+    if !admitted.warnings.is_empty() {
+        response.warnings = Some(admitted.warnings);
     }
     response
 }
 
-/// The incoming object with what expansion owns (the spec and the
-/// annotations) replaced by the expanded Environment's. Everything else stays
-/// byte-for-byte as received, so the patch touches nothing else.
-fn overlay(original: &Value, expanded: &Environment) -> Result<Value, serde_json::Error> {
-    let mut result = original.clone();
+/// The incoming object as an Environment, or the denial message naming the
+/// field that does not fit.
+fn read_environment(object: &Value) -> Result<Environment, String> {
+    use serde::Deserialize as _;
+    // Paths are tracked only to explain a failure.
+    Environment::deserialize(object).or_else(|_| {
+        serde_path_to_error::deserialize(object).map_err(|e| {
+            format!(
+                "request.object.{}: {}. Fix: follow the Environment schema (kubectl explain environments.spec)",
+                e.path(),
+                e.inner()
+            )
+        })
+    })
+}
+
+/// The JSONPatch from the incoming object to the same object with what
+/// expansion owns (the spec and the annotations) replaced by the expanded
+/// Environment's: everything else stays byte-for-byte as received, so the
+/// patch touches nothing else and an admitted object gets an empty patch.
+///
+/// It is `json_patch::diff(original, overlaid)`, computed on the two
+/// subtrees that can differ: the diff of an object walks its keys in order,
+/// and `metadata` comes before `spec`.
+fn expansion_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<json_patch::Patch, serde_json::Error> {
+    use json_patch::{AddOperation, PatchOperation, ReplaceOperation, jsonptr::PointerBuf};
     let spec = serde_json::to_value(&expanded.spec)?;
-    let annotations =
-        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default())?;
-    if let Value::Object(top) = &mut result {
-        top.insert("spec".to_owned(), spec);
-        let metadata = top
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if !metadata.is_object() {
-            *metadata = Value::Object(Default::default());
-        }
-        if let Value::Object(metadata) = metadata {
+    let annotations = match &expanded.metadata.annotations {
+        Some(a) => serde_json::to_value(a)?,
+        None => Value::Object(Default::default()),
+    };
+    let at = |tokens: &[&str]| PointerBuf::from_tokens(tokens.iter().copied());
+    let mut ops = Vec::new();
+    match original.get("metadata") {
+        Some(Value::Object(metadata)) => match metadata.get("annotations") {
+            Some(old) => diff_under(&["metadata", "annotations"], old, &annotations, &mut ops),
+            None => ops.push(PatchOperation::Add(AddOperation {
+                path: at(&["metadata", "annotations"]),
+                value: annotations,
+            })),
+        },
+        other => {
+            let mut metadata = serde_json::Map::new();
             metadata.insert("annotations".to_owned(), annotations);
+            let (path, value) = (at(&["metadata"]), Value::Object(metadata));
+            ops.push(match other {
+                None => PatchOperation::Add(AddOperation { path, value }),
+                Some(_) => PatchOperation::Replace(ReplaceOperation { path, value }),
+            });
         }
     }
-    Ok(result)
+    match original.get("spec") {
+        Some(old) => diff_under(&["spec"], old, &spec, &mut ops),
+        None => ops.push(PatchOperation::Add(AddOperation {
+            path: at(&["spec"]),
+            value: spec,
+        })),
+    }
+    Ok(json_patch::Patch(ops))
+}
+
+/// Appends to `ops` the diff from `old` to `new`, both at `tokens`.
+fn diff_under(
+    tokens: &[&str],
+    old: &Value,
+    new: &Value,
+    ops: &mut Vec<json_patch::PatchOperation>,
+) {
+    use json_patch::PatchOperation;
+    ops.extend(json_patch::diff(old, new).0.into_iter().map(|mut op| {
+        let path = match &mut op {
+            PatchOperation::Add(o) => &mut o.path,
+            PatchOperation::Remove(o) => &mut o.path,
+            PatchOperation::Replace(o) => &mut o.path,
+            PatchOperation::Move(o) => &mut o.path,
+            PatchOperation::Copy(o) => &mut o.path,
+            PatchOperation::Test(o) => &mut o.path,
+        };
+        for token in tokens.iter().rev() {
+            path.push_front(*token);
+        }
+        op
+    }));
 }
 
 /// The validating decision for an Environment: UPDATE and DELETE only by its

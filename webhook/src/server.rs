@@ -13,14 +13,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use ephemeral_core::Config;
 use futures::StreamExt;
+use kube::core::admission::AdmissionResponse;
 
 use crate::admission::{self, Access, Outcome};
 use crate::args::Clock;
@@ -173,12 +174,10 @@ impl AdmissionState {
             Ok(r) => r,
             Err(malformed) => {
                 tracing::info!(endpoint = endpoint.as_str(), uid = ?malformed.uid, error = %malformed.error, "malformed AdmissionReview");
-                let response = match admission::malformed_review(&malformed) {
-                    Some(review) => (
-                        StatusCode::BAD_REQUEST,
-                        Json(admission::review_json(&review)),
-                    )
-                        .into_response(),
+                let response = match admission::malformed_review(&malformed)
+                    .and_then(|review| review.response)
+                {
+                    Some(answer) => json(StatusCode::BAD_REQUEST, &answer),
                     None => plain(StatusCode::BAD_REQUEST, malformed.error.to_string()),
                 };
                 return (response, Outcome::Invalid);
@@ -209,11 +208,21 @@ impl AdmissionState {
             message = %response.result.message,
             "admission"
         );
-        (
-            Json(admission::review_json(&admission::to_review(response))).into_response(),
-            outcome,
-        )
+        (json(StatusCode::OK, &response), outcome)
     }
+}
+
+/// An AdmissionReview answer.
+fn json(status: StatusCode, response: &AdmissionResponse) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        admission::response_body(response),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

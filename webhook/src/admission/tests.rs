@@ -738,7 +738,7 @@ fn responses_serialise_as_admission_reviews_with_a_base64_patch() {
         Some(object.clone()),
         None,
     ));
-    let value = super::review_json(&to_review(response.clone()));
+    let value: Value = serde_json::from_slice(&response_body(&response)).unwrap();
     assert_eq!(value["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(value["kind"], "AdmissionReview");
     assert_eq!(
@@ -756,7 +756,261 @@ fn responses_serialise_as_admission_reviews_with_a_base64_patch() {
     assert_eq!(Some(bytes), response.patch);
 
     let denied = mutate_json(&review_json("CREATE", "", &[], Some(object), None));
-    let value = super::review_json(&to_review(denied));
+    let value: Value = serde_json::from_slice(&response_body(&denied)).unwrap();
     assert!(value["response"].get("patch").is_none());
     assert_eq!(value["response"]["status"]["code"], 400);
+}
+
+// The fast paths against the straightforward ways they replace.
+
+/// The body as it used to be made: the review serialised to a `Value`, its
+/// patch (an array of numbers) read back and base64-encoded.
+fn reference_body(response: &AdmissionResponse) -> String {
+    use base64::Engine as _;
+    let mut value = serde_json::to_value(to_review(response.clone())).unwrap();
+    if let Some(patch) = value.pointer_mut("/response/patch")
+        && let Ok(bytes) = serde_json::from_value::<Vec<u8>>(patch.clone())
+    {
+        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    serde_json::to_string(&value).unwrap()
+}
+
+/// The patch as it used to be made: the diff of the whole object and its
+/// copy with spec and annotations replaced.
+fn reference_patch(original: &Value, expanded: &Environment) -> json_patch::Patch {
+    let mut result = original.clone();
+    let spec = serde_json::to_value(&expanded.spec).unwrap();
+    let annotations =
+        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default()).unwrap();
+    if let Value::Object(top) = &mut result {
+        top.insert("spec".to_owned(), spec);
+        let metadata = top
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !metadata.is_object() {
+            *metadata = Value::Object(Default::default());
+        }
+        if let Value::Object(metadata) = metadata {
+            metadata.insert("annotations".to_owned(), annotations);
+        }
+    }
+    json_patch::diff(original, &result)
+}
+
+/// Reviews that exercise every kind of answer.
+fn sample_reviews() -> Vec<Value> {
+    let mut with_annotations = lightweight();
+    with_annotations["metadata"]["annotations"] =
+        json!({"a/b": "c", "ephemeral.io/owner": "mallory"});
+    let mut changed = admitted();
+    changed["spec"]["apps"][1]["imageTagPrefix"] = json!("fix-1");
+    let mut invalid = lightweight();
+    invalid["spec"]["apps"][0]["imageTagPrefix"] = json!("Bad Prefix");
+    let mut wrong_kind = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    wrong_kind["request"]["kind"]["kind"] = json!("ConfigMap");
+    let unowned = {
+        let mut o = admitted();
+        o["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(OWNER_ANNOTATION);
+        o
+    };
+    vec![
+        review_json("CREATE", "alice", &[], Some(lightweight()), None),
+        review_json("CREATE", "alice", &[], Some(with_annotations), None),
+        review_json("CREATE", "", &[], Some(lightweight()), None),
+        review_json("CREATE", "alice", &[], Some(admitted()), None),
+        review_json("CREATE", "alice", &[], Some(invalid), None),
+        review_json(
+            "CREATE",
+            "alice",
+            &[],
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})),
+            None,
+        ),
+        review_json(
+            "CREATE",
+            "alice",
+            &[],
+            Some(env(json!({"name": "x"}), json!({"apps": "checkout"}))),
+            None,
+        ),
+        review_json(
+            "UPDATE",
+            "alice",
+            &[],
+            Some(changed.clone()),
+            Some(admitted()),
+        ),
+        review_json("UPDATE", "bob", &[], Some(changed), Some(admitted())),
+        review_json(
+            "UPDATE",
+            "bob",
+            &["platform-admins"],
+            Some(admitted()),
+            Some(unowned.clone()),
+        ),
+        review_json("DELETE", "bob", &[], None, Some(unowned)),
+        review_json("DELETE", "alice", &[], None, Some(admitted())),
+        wrong_kind,
+    ]
+}
+
+#[test]
+fn answers_are_serialised_as_they_always_were() {
+    let mut responses = Vec::new();
+    for body in sample_reviews() {
+        let review = review(&body);
+        responses.push(mutate(&review, &catalog(), &Config::default(), now()));
+        responses.push(validate(&review, &access()));
+    }
+    let malformed = parse_review(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1"}}"#,
+    )
+    .unwrap_err();
+    responses.push(malformed_review(&malformed).unwrap().response.unwrap());
+    assert!(responses.iter().any(|r| r.patch.is_some()));
+    assert!(responses.iter().any(|r| r.warnings.is_some()));
+    assert!(responses.iter().any(|r| !r.allowed));
+    // Fields this webhook never sets are still written as before.
+    let mut rare = responses[0].clone();
+    rare.audit_annotations = [("z", "1"), ("a", "2")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    rare.result.details = Some(kube::core::response::StatusDetails {
+        name: "n".into(),
+        kind: "Environment".into(),
+        causes: vec![kube::core::response::StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: "m".into(),
+            field: "spec".into(),
+        }],
+        group: String::new(),
+        uid: String::new(),
+        retry_after_seconds: 3,
+    });
+    rare.result.metadata = Some(Default::default());
+    responses.push(rare);
+    for response in &responses {
+        assert_eq!(
+            String::from_utf8(response_body(response)).unwrap(),
+            reference_body(response)
+        );
+    }
+}
+
+#[test]
+fn the_patch_is_the_diff_of_the_whole_object() {
+    let environment: Environment = serde_json::from_value(admitted()).unwrap();
+    let base = lightweight();
+    let mut originals = vec![base.clone(), admitted()];
+    let variants: [(&str, Option<Value>); 9] = [
+        ("/metadata", None),
+        ("/metadata", Some(Value::Null)),
+        ("/metadata", Some(json!("text"))),
+        ("/metadata/annotations", Some(Value::Null)),
+        (
+            "/metadata/annotations",
+            Some(json!({"a": "b", "ephemeral.io/owner": "bob"})),
+        ),
+        ("/spec", None),
+        ("/spec", Some(Value::Null)),
+        ("/status", Some(json!({"phase": "Ready"}))),
+        ("/spec/apps/1/extra", Some(json!({"x": [1, 2]}))),
+    ];
+    for (pointer, value) in variants {
+        let mut o = base.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let parent = o.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        match value {
+            Some(v) => parent.insert(key.to_owned(), v),
+            None => parent.remove(key),
+        };
+        originals.push(o);
+    }
+    for original in &originals {
+        assert_eq!(
+            expansion_patch(original, &environment).unwrap(),
+            reference_patch(original, &environment),
+            "{original}"
+        );
+    }
+}
+
+/// What a parse gives, comparably.
+fn parsed(
+    result: Result<Review, Malformed>,
+) -> Result<(Value, Option<Value>, Option<Value>), Malformed> {
+    result.map(|r| {
+        (
+            serde_json::to_value(&r.request).unwrap(),
+            r.object,
+            r.old_object,
+        )
+    })
+}
+
+#[test]
+fn reviews_are_read_as_the_checked_reader_reads_them() {
+    let mut bodies: Vec<String> = sample_reviews().iter().map(Value::to_string).collect();
+    let mut bad_metadata = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    bad_metadata["request"]["object"]["metadata"]["name"] = json!(5);
+    let mut bad_old = review_json(
+        "UPDATE",
+        "alice",
+        &[],
+        Some(lightweight()),
+        Some(json!("x")),
+    );
+    bad_old["request"]["oldObject"] = json!([1]);
+    let mut no_metadata = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    no_metadata["request"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("metadata");
+    let mut null_metadata = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    null_metadata["request"]["object"]["metadata"] = Value::Null;
+    let mut no_operation = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    no_operation["request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("operation");
+    for v in [
+        bad_metadata,
+        bad_old,
+        no_metadata,
+        null_metadata,
+        no_operation,
+    ] {
+        bodies.push(v.to_string());
+    }
+    bodies.push(
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1"}}"#
+            .into(),
+    );
+    bodies.push(
+        r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":null}"#.into(),
+    );
+    bodies.push("[]".into());
+    for body in &bodies {
+        let fast = parse_well_formed(body.as_bytes());
+        let checked = parsed(parse_checked(body.as_bytes()));
+        if let Some(fast) = fast {
+            assert_eq!(Ok(parsed(Ok(fast)).unwrap()), checked, "{body}");
+        }
+        assert_eq!(parsed(parse_review(body.as_bytes())), checked, "{body}");
+    }
+    // The common case takes the fast path; what it refuses is named by the checked reader.
+    assert!(parse_well_formed(bodies[0].as_bytes()).is_some());
+    let refused = parse_review(bodies[sample_reviews().len()].as_bytes()).unwrap_err();
+    assert!(
+        refused
+            .error
+            .to_string()
+            .starts_with("AdmissionReview request is malformed: invalid type: integer `5`"),
+        "{refused:?}"
+    );
 }
