@@ -3,7 +3,7 @@
 //! API types ([`api`]), the rules an Environment must follow ([`names`],
 //! [`prefix`], [`lease`], [`schedule`]) and [`expand`](expand::expand), which
 //! turns an Environment into its fully defaulted form plus every Flux object it
-//! stands for. Its first half, [`admit`](expand::admit), defaults and validates
+//! stands for. Its first half, [`admit`], defaults and validates
 //! the Environment without building Flux objects: admission calls that, render
 //! and the controller call the whole. No client, no HTTP, no clock: time and
 //! cluster state are inputs.

@@ -130,7 +130,7 @@ pub fn write(
     Ok(())
 }
 
-/// The table: [NAMESPACE] NAME OWNER APPS READY LEASE AGE [PREFIXES].
+/// The table: `[NAMESPACE] NAME OWNER APPS READY LEASE AGE [PREFIXES]`.
 pub fn table_text(items: &[Environment], layout: Layout, clock: &Clock) -> String {
     let wide = layout.format == ListFormat::Wide;
     let mut header = Vec::with_capacity(8);

@@ -1,7 +1,7 @@
 //! The controller: materialises each Environment into its Flux objects and
 //! keeps them true.
 //!
-//! - [`children`], [`status`], [`timing`], [`backoff`]: pure decisions (what
+//! - [`children`], [`status`], [`timing`], [`backoff`](crate::backoff): pure decisions (what
 //!   to prune, what the status says, when to look again, how long to back off).
 //! - [`plan`]: what a reconcile does, from what it observed. Pure.
 //! - [`reconcile`]: the reconciler: observes, plans, makes the API calls.

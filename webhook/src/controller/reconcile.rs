@@ -161,7 +161,10 @@ impl Context {
 /// is healthy: a kind whose CRD was removed after the store synced answers
 /// its watch with 404, and its store must not be read as "no children".
 #[derive(Clone, Default)]
-pub struct ChildStores(Arc<RwLock<BTreeMap<ChildKind, (Store<DynamicObject>, Arc<AtomicBool>)>>>);
+pub struct ChildStores(Arc<RwLock<BTreeMap<ChildKind, WatchedStore>>>);
+
+/// A kind's store and whether its watch is healthy.
+type WatchedStore = (Store<DynamicObject>, Arc<AtomicBool>);
 
 impl ChildStores {
     /// Makes `store` the view of `kind`'s children; `healthy` is cleared
