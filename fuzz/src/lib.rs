@@ -71,8 +71,10 @@ pub fn admit(endpoint: Endpoint, body: &[u8]) {
         Ok(review) => review,
         Err(malformed) => {
             let _ = malformed.error.to_string();
-            if let Some(review) = admission::malformed_review(&malformed) {
-                let _ = admission::review_json(&review);
+            if let Some(answer) =
+                admission::malformed_review(&malformed).and_then(|review| review.response)
+            {
+                serde_json::to_vec(&answer).expect("a malformed-body answer serialises");
             }
             return;
         }
@@ -82,10 +84,11 @@ pub fn admit(endpoint: Endpoint, body: &[u8]) {
         Endpoint::Validate => admission::validate(&review, access()),
     };
     let _ = Outcome::of(&response).as_str();
-    let answer = admission::review_json(&admission::to_review(response));
+    let body = admission::response_body(&response);
     // The answer must always be a JSON object the API server can read back.
+    let answer: serde_json::Value =
+        serde_json::from_slice(&body).expect("the answer is JSON the API server can read");
     assert!(answer.is_object());
-    serde_json::to_vec(&answer).expect("an answer serialises");
 }
 
 /// What `render` does with the contents of one `-f` file: read it as text
