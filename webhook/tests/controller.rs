@@ -536,8 +536,9 @@ async fn first_reconcile_creates_all_children() {
     assert_eq!(
         status["apps"],
         json!([
-            {"name": "checkout", "kind": "Kustomization", "ready": false, "reason": "Progressing", "message": "waiting for Flux to report a Ready condition"},
-            {"name": "payments", "kind": "Kustomization", "ready": false, "reason": "Progressing", "message": "waiting for Flux to report a Ready condition"},
+            // Apps that follow a prefix wait for their image before Flux's verdict counts.
+            {"name": "checkout", "kind": "Kustomization", "ready": false, "reason": "WaitingForImage", "message": "no image tag feature-x-<git sha>-<unix seconds> resolved yet; kubectl ephemeral describe shows the likely causes"},
+            {"name": "payments", "kind": "Kustomization", "ready": false, "reason": "WaitingForImage", "message": "no image tag main-<git sha>-<unix seconds> resolved yet; kubectl ephemeral describe shows the likely causes"},
             {"name": "web", "kind": "HelmRelease", "ready": false, "reason": "Progressing", "message": "waiting for Flux to report a Ready condition"}
         ])
     );
@@ -632,9 +633,21 @@ async fn an_apps_prefix_changes() {
 #[tokio::test]
 async fn an_app_is_removed_and_pruned() {
     let before = admitted(three_apps());
-    let mut existing: Vec<Value> = expected_children(&before, &[])
+    let tags = [
+        ("alice-checkout", "feature-x-0a1b2c-1763700000"),
+        ("alice-payments", "main-cafe01-1763600000"),
+    ];
+    let mut existing: Vec<Value> = expected_children(&before, &tags)
         .iter()
-        .map(|o| stored(o, "1", ready_status(1)))
+        .map(|o| {
+            match tags
+                .iter()
+                .find(|(p, _)| o["kind"] == "ImagePolicy" && o["metadata"]["name"] == *p)
+            {
+                Some((_, tag)) => stored(o, "1", policy_status(tag)),
+                None => stored(o, "1", ready_status(1)),
+            }
+        })
         .collect();
     // Carries our labels but is controlled by another Environment: never touched.
     let mut foreign = existing[4].clone();
@@ -644,22 +657,19 @@ async fn an_app_is_removed_and_pruned() {
     let mut env =
         admitted(json!([{"name": "checkout", "branch": "feature/x"}, {"name": "payments"}]));
     env.metadata.generation = Some(2);
-    let want = expected_children(&env, &[]);
+    let want = expected_children(&env, &tags);
     assert_eq!(want.len(), 4);
     let (mut api, task, _, _) = start(env, catalog());
     api.lists(&existing).await;
     for o in &want {
-        api.apply(
-            o,
-            "1",
-            1,
-            if o["kind"] == "ImagePolicy" {
-                json!({})
-            } else {
-                ready_status(1)
-            },
-        )
-        .await;
+        let status = match tags
+            .iter()
+            .find(|(p, _)| o["kind"] == "ImagePolicy" && o["metadata"]["name"] == *p)
+        {
+            Some((_, tag)) => policy_status(tag),
+            None => ready_status(1),
+        };
+        api.apply(o, "1", 1, status).await;
     }
     api.delete(
         &flux_path("HelmRelease", Some("alice-web")),
@@ -680,8 +690,12 @@ async fn an_app_is_removed_and_pruned() {
 #[tokio::test]
 async fn a_child_turns_ready_and_the_status_follows() {
     let mut env = admitted(json!([{"name": "checkout", "branch": "feature/x"}]));
-    let want = expected_children(&env, &[]);
-    let existing: Vec<Value> = want.iter().map(|o| stored(o, "1", json!({}))).collect();
+    let tag = "feature-x-0a1b2c-1763700000";
+    let want = expected_children(&env, &[("alice-checkout", tag)]);
+    let existing: Vec<Value> = vec![
+        stored(&want[0], "1", json!({})),
+        stored(&want[1], "1", policy_status(tag)),
+    ];
     // The previous reconcile saw checkout progressing.
     env.status = Some(
         serde_json::from_value(json!({
@@ -700,7 +714,7 @@ async fn a_child_turns_ready_and_the_status_follows() {
     api.lists(&existing).await;
     // Flux has since reported Ready; the unchanged apply returns it as stored.
     api.apply(&want[0], "1", 1, ready_status(1)).await;
-    api.apply(&want[1], "1", 1, json!({})).await;
+    api.apply(&want[1], "1", 1, policy_status(tag)).await;
     let status = api.status().await;
     let ready = condition(&status, "Ready");
     assert_eq!(
@@ -726,7 +740,7 @@ async fn a_child_turns_ready_and_the_status_follows() {
     );
     assert_eq!(
         status["apps"],
-        json!([{"name": "checkout", "kind": "Kustomization", "ready": true,
+        json!([{"name": "checkout", "kind": "Kustomization", "ready": true, "imageTag": tag,
                 "reason": "ReconciliationSucceeded", "message": "Applied revision: main@sha1:abc"}])
     );
     let (type_, reason, note) = api.event().await;

@@ -27,6 +27,10 @@ use super::timing::{self, LeaseState};
 /// The owner an Environment that the webhook never admitted is expanded for.
 pub const UNADMITTED_OWNER: &str = "unknown";
 
+/// The reason of an app that follows an image tag prefix whose ImagePolicy
+/// has not resolved a tag yet.
+pub const WAITING_FOR_IMAGE: &str = "WaitingForImage";
+
 /// What the reconcile sees.
 #[derive(Clone, Copy, Debug)]
 pub struct Input<'a> {
@@ -118,6 +122,10 @@ pub struct AppPlan {
     pub child: String,
     /// The tag its ImagePolicy resolved, if any.
     pub image_tag: Option<String>,
+    /// The image tag prefix it follows (it has an ImagePolicy), if any: such
+    /// an app is not ready before its policy resolved a tag, whatever its
+    /// Flux object says, since until then it deploys no build of its branch.
+    pub follows: Option<String>,
 }
 
 /// Who the Environment is expanded for and as of when: an admitted one for
@@ -274,6 +282,10 @@ pub fn plan(input: Input<'_>) -> Plan {
                     ChildKind::Kustomization
                 },
                 image_tag: tags.get(&child).cloned(),
+                follows: app
+                    .image_repository
+                    .as_ref()
+                    .and(app.image_tag_prefix.clone()),
                 child,
             }
         })
@@ -405,13 +417,25 @@ pub fn status(
                         })
                         .map(children::health)
                         .unwrap_or_default();
-                    let next = AppStatus {
-                        name: app.name.clone(),
-                        kind: app.kind.as_str().to_owned(),
-                        ready: health.ready,
-                        reason: health.reason,
-                        message: health.message,
-                        image_tag: app.image_tag.clone(),
+                    let next = match (&app.follows, &app.image_tag) {
+                        (Some(prefix), None) => AppStatus {
+                            name: app.name.clone(),
+                            kind: app.kind.as_str().to_owned(),
+                            ready: false,
+                            reason: Some(WAITING_FOR_IMAGE.into()),
+                            message: Some(format!(
+                                "no image tag {prefix}-<git sha>-<unix seconds> resolved yet; kubectl ephemeral describe shows the likely causes"
+                            )),
+                            image_tag: None,
+                        },
+                        _ => AppStatus {
+                            name: app.name.clone(),
+                            kind: app.kind.as_str().to_owned(),
+                            ready: health.ready,
+                            reason: health.reason,
+                            message: health.message,
+                            image_tag: app.image_tag.clone(),
+                        },
                     };
                     // Flux re-running an unchanged spec of a ready app (its
                     // interval, or a requested reconcile) is no news: the
@@ -597,18 +621,68 @@ spec:
         assert_eq!(applied(&p), Vec::<String>::new());
         assert!(converge(&p).prune.is_empty());
         // Flux reports a new revision, and adds fields of its own.
-        children[0].object.data["status"] = ready("Applied revision: main@sha1:def");
-        children[0].object.metadata.finalizers = Some(vec!["finalizers.fluxcd.io".into()]);
-        children[0].object.data["spec"]["force"] = json!(false);
+        children[2].object.data["status"] = ready("Applied revision: main@sha1:def");
+        children[2].object.metadata.finalizers = Some(vec!["finalizers.fluxcd.io".into()]);
+        children[2].object.data["spec"]["force"] = json!(false);
         let p = run(&env, &children);
         assert_eq!(applied(&p), Vec::<String>::new());
         let status = status(&p, None, &env, &children, &BTreeMap::new(), now());
         assert_eq!(status.apps.len(), 2);
-        assert!(status.apps.iter().all(|a| a.ready), "{status:?}");
+        assert_eq!(status.apps[1].name, "web");
+        assert!(status.apps[1].ready, "{status:?}");
         assert_eq!(
-            status.apps[0].message.as_deref(),
+            status.apps[1].message.as_deref(),
             Some("Applied revision: main@sha1:def")
         );
+    }
+
+    #[test]
+    fn an_app_following_a_prefix_is_not_ready_before_its_image_resolves() {
+        let env = env(json!({}));
+        let mut children = in_sync(&env);
+        // Flux applied the Kustomization, but no tag matches the prefix yet.
+        let p = run(&env, &children);
+        let waiting = status(&p, None, &env, &children, &BTreeMap::new(), now());
+        let checkout = &waiting.apps[0];
+        assert_eq!(checkout.name, "checkout");
+        assert!(!checkout.ready, "{checkout:?}");
+        assert_eq!(checkout.reason.as_deref(), Some(WAITING_FOR_IMAGE));
+        assert!(
+            checkout
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("main-<git sha>-<unix seconds>"),
+            "{checkout:?}"
+        );
+        let condition = waiting
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(condition.status, "False");
+        assert!(
+            condition.message.contains("checkout (WaitingForImage"),
+            "{condition:?}"
+        );
+        // The tag resolves and the Kustomization with it is applied and Ready.
+        let policy = children
+            .iter_mut()
+            .find(|c| c.kind == ChildKind::ImagePolicy)
+            .unwrap();
+        policy.object.data["status"] = json!({"observedGeneration": 1, "latestRef": {"name": "r/checkout", "tag": "main-abc1-17"}});
+        let p = run(&env, &children);
+        let apply = &converge(&p).apply[0];
+        children[0] = stored(
+            apply.kind,
+            &apply.body,
+            ready("Applied revision: main@sha1:abc"),
+        );
+        let p = run(&env, &children);
+        assert_eq!(applied(&p), Vec::<String>::new());
+        let done = status(&p, None, &env, &children, &BTreeMap::new(), now());
+        assert!(done.apps.iter().all(|a| a.ready), "{done:?}");
+        assert_eq!(done.apps[0].image_tag.as_deref(), Some("main-abc1-17"));
     }
 
     #[test]
