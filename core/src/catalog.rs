@@ -23,7 +23,7 @@ fn get<'a, V>(map: &'a ByNamespace<V>, namespace: &str, name: &str) -> Option<&'
 
 /// A snapshot of the objects expansion may read. Building one is cheap; the
 /// webhook rebuilds it when its watches see a change.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Catalog {
     templates: ByNamespace<AppTemplate>,
     bundles: ByNamespace<AppBundle>,

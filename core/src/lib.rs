@@ -6,7 +6,8 @@
 //! stands for. Its first half, [`admit`], defaults and validates
 //! the Environment without building Flux objects: admission calls that, render
 //! and the controller call the whole. No client, no HTTP, no clock: time and
-//! cluster state are inputs.
+//! cluster state are inputs. The `files` feature adds the `files` module, the
+//! one loader of YAML and JSON files that `render` and `serve --catalog-dir` share.
 
 pub mod api;
 pub mod catalog;
@@ -14,6 +15,8 @@ pub mod config;
 pub mod crd;
 pub mod error;
 pub mod expand;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod flux;
 pub mod lease;
 pub mod names;

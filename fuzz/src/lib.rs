@@ -100,13 +100,18 @@ pub fn render_file(contents: &[u8]) {
         return;
     };
     let mut input = kubectl_ephemeral::input::Input::default();
-    if let Err(error) = input.add_file(Path::new("fuzz.yaml"), text) {
+    if let Err(error) = input.add_text(
+        Path::new("fuzz.yaml"),
+        text,
+        kubectl_ephemeral::input::DEFAULT_NAMESPACE,
+    ) {
         let _ = error.to_string();
         return;
     }
+    let catalog = input.catalog_with_image_tags();
     let mut objects = Vec::new();
     for (_, environment) in &input.environments {
-        match ephemeral_core::expand(environment, &input.catalog, config(), now(), "alice") {
+        match ephemeral_core::expand(environment, &catalog, config(), now(), "alice") {
             Ok(expansion) => {
                 objects.push(
                     serde_json::to_value(&expansion.environment)

@@ -106,7 +106,8 @@ pub fn run(args: &RenderArgs, out: &mut impl Write) -> Result<Vec<String>, Rende
         .clone()
         .or_else(local_user)
         .ok_or(RenderError::Owner)?;
-    let input = input::read(&args.filenames, args.recursive)?;
+    let input = input::read(&args.filenames, args.recursive, input::DEFAULT_NAMESPACE)?;
+    let catalog = input.catalog_with_image_tags();
     if input.environments.is_empty() {
         return Err(RenderError::NoEnvironment {
             paths: args
@@ -117,16 +118,15 @@ pub fn run(args: &RenderArgs, out: &mut impl Write) -> Result<Vec<String>, Rende
                 .join(", "),
         });
     }
-    let mut warnings = input.skipped.clone();
+    let mut warnings: Vec<String> = input.skipped.iter().map(ToString::to_string).collect();
     let mut objects = Vec::new();
     for (origin, env) in &input.environments {
-        let expansion = expand(env, &input.catalog, &config, now, &owner).map_err(|denied| {
-            RenderError::Denied {
+        let expansion =
+            expand(env, &catalog, &config, now, &owner).map_err(|denied| RenderError::Denied {
                 origin: origin.clone(),
                 name: env.name_any(),
                 denied,
-            }
-        })?;
+            })?;
         warnings.extend(
             expansion
                 .warnings

@@ -131,6 +131,20 @@ fn always_on_environment_gets_the_configured_schedule() {
     ]));
 }
 
+/// Objects without a namespace are in "default", templates and Environments
+/// alike, as `serve --catalog-dir` reads them (render used to refuse this).
+#[test]
+fn namespace_less_catalog_and_environment_are_in_default() {
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "plugin/tests/fixtures/namespace-less",
+        "--now",
+        MORNING,
+        "--owner",
+        "alice"
+    ]));
+}
+
 #[test]
 fn refused_environment_names_every_rule() {
     insta::assert_snapshot!(render(&[

@@ -1,9 +1,10 @@
 //! The catalog expansion reads (AppTemplates, AppBundles, Flux
 //! GitRepositories): either loaded once from YAML files, or kept in memory by
-//! kube watchers. Requests read an immutable [`Catalog`] snapshot; a change
+//! kube watchers (files are read by the core's one loader,
+//! [`ephemeral_core::files`], the one `render` uses). Requests read an immutable [`Catalog`] snapshot; a change
 //! builds a new snapshot and swaps it in, so no request waits on the cluster.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -12,10 +13,10 @@ use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use serde_json::Value;
 
 use ephemeral_core::Catalog;
 use ephemeral_core::api::{AppBundle, AppTemplate};
+use ephemeral_core::files::{self, LoadError, Loaded};
 use ephemeral_core::flux::GitRepository;
 
 /// The current catalog snapshot and whether it is complete.
@@ -65,156 +66,54 @@ impl SharedCatalog {
     }
 }
 
-/// Why the catalog directory cannot be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    /// A file or directory cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A file is not valid YAML.
-    #[error("{}: not valid YAML: {message}", path.display())]
-    Yaml {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message (with line and column).
-        message: String,
-    },
-    /// A document of a catalog kind does not have that kind's fields.
-    #[error("{}: document {document} ({kind} '{name}'): {message}", path.display())]
-    Object {
-        /// The file.
-        path: PathBuf,
-        /// 1-based index of the document among the file's non-empty documents.
-        document: usize,
-        /// Its kind.
-        kind: String,
-        /// Its `metadata.name`.
-        name: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// Why the catalog directory cannot be loaded: the core loader's error, which
+/// names the file, document, field and fix.
+pub type CatalogError = LoadError;
 
 /// Namespace of catalog objects in files that name none, as with `kubectl apply`
 /// in a context without a namespace.
-pub const DEFAULT_NAMESPACE: &str = "default";
+pub const DEFAULT_NAMESPACE: &str = files::DEFAULT_NAMESPACE;
 
-/// Loads every AppTemplate, AppBundle and Flux GitRepository from the `.yaml`
-/// and `.yml` files under `dir` (recursively, in path order; multi-document
-/// files allowed; documents of other kinds are ignored). Objects without a
-/// namespace go to [`DEFAULT_NAMESPACE`].
+/// Loads the AppTemplates, AppBundles and Flux GitRepositories under `dir`
+/// with the core's one loader, by the rule [`ephemeral_core::files`] documents
+/// (the one `render` follows), walking subdirectories. Objects without a
+/// namespace go to [`DEFAULT_NAMESPACE`]. Environments, ImagePolicies and
+/// other kinds are not part of the catalog: they are logged and ignored.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
-    let mut files = Vec::new();
-    collect_yaml_files(dir, &mut files)?;
-    files.sort();
-    let mut catalog = Catalog::default();
-    for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| CatalogError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        add_documents(&mut catalog, &file, &text)?;
-    }
-    Ok(catalog)
+    let mut loaded = Loaded::default();
+    loaded.add_path(dir, true, DEFAULT_NAMESPACE)?;
+    Ok(catalog_of(loaded))
 }
 
-fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CatalogError> {
-    let read_err = |source| CatalogError::Read {
-        path: dir.to_owned(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(read_err)? {
-        let path = entry.map_err(read_err)?.path();
-        // Follows symlinks, as a mounted ConfigMap is a tree of them.
-        let meta = std::fs::metadata(&path).map_err(|source| CatalogError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if meta.is_dir() {
-            if !hidden {
-                collect_yaml_files(&path, out)?;
-            }
-        } else if !hidden && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Adds the catalog objects of one multi-document YAML text.
+/// Adds the catalog objects of one multi-document YAML text (`path` names it
+/// in errors), as [`load_dir`] does for each file.
 pub fn add_documents(catalog: &mut Catalog, path: &Path, text: &str) -> Result<(), CatalogError> {
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| CatalogError::Yaml {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-    for (i, doc) in documents.into_iter().enumerate() {
-        let api_version = doc
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let kind = doc
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let name = doc
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let err = |message: String| CatalogError::Object {
-            path: path.to_owned(),
-            document: i + 1,
-            kind: kind.clone(),
-            name: name.clone(),
-            message,
-        };
-        let parse = |doc: Value| -> Result<_, CatalogError> {
-            let mut doc = doc;
-            if name.is_empty() {
-                return Err(err("metadata.name is missing".to_owned()));
-            }
-            if doc
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .is_none()
-            {
-                doc["metadata"]["namespace"] = Value::String(DEFAULT_NAMESPACE.to_owned());
-            }
-            Ok(doc)
-        };
-        match (api_version, kind.as_str()) {
-            ("ephemeral.io/v1alpha1", "AppTemplate") => {
-                let t: AppTemplate = from_document(parse(doc)?).map_err(err)?;
-                catalog.insert_template(t);
-            }
-            ("ephemeral.io/v1alpha1", "AppBundle") => {
-                let b: AppBundle = from_document(parse(doc)?).map_err(err)?;
-                catalog.insert_bundle(b);
-            }
-            ("source.toolkit.fluxcd.io/v1", "GitRepository") => {
-                let g: GitRepository = from_document(parse(doc)?).map_err(err)?;
-                catalog.insert_git_repository(g);
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    let mut loaded = Loaded {
+        catalog: std::mem::take(catalog),
+        ..Loaded::default()
+    };
+    let result = loaded.add_text(path, text, DEFAULT_NAMESPACE);
+    *catalog = catalog_of(loaded);
+    result
 }
 
-/// Deserialises a document, naming the path of a bad field.
-fn from_document<T: serde::de::DeserializeOwned>(doc: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(doc).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+/// The catalog of what was loaded; what is not part of it is logged.
+fn catalog_of(loaded: Loaded) -> Catalog {
+    for skipped in &loaded.skipped {
+        tracing::warn!("catalog files: {skipped}");
+    }
+    for (origin, _) in &loaded.environments {
+        tracing::warn!("catalog files: {origin}: ignored an Environment (not part of the catalog)");
+    }
+    for tag in &loaded.image_tags {
+        tracing::warn!(
+            "catalog files: {}: ignored ImagePolicy {}/{} (the controller reads tags from the cluster)",
+            tag.origin,
+            tag.namespace,
+            tag.name
+        );
+    }
+    loaded.catalog
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -390,6 +289,7 @@ pub async fn watch(client: Client, shared: SharedCatalog) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn loads_nested_multi_document_files_and_ignores_other_kinds() {
@@ -425,7 +325,7 @@ mod tests {
         let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!(
-                "{}: document 2 (AppBundle 'shop'): spec.apps: invalid type",
+                "{}, document 2: AppBundle 'shop': field spec.apps: invalid type",
                 file.display()
             )),
             "{err}"
@@ -434,7 +334,7 @@ mod tests {
         std::fs::write(&file, "kind: [unclosed\n").unwrap();
         let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(
-            err.starts_with(&format!("{}: not valid YAML: ", file.display())),
+            err.starts_with(&format!("{}: not valid YAML; ", file.display())),
             "{err}"
         );
     }
@@ -444,10 +344,8 @@ mod tests {
         let err = load_dir(Path::new("/nonexistent/catalog"))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("cannot read /nonexistent/catalog: "),
-            "{err}"
-        );
+        assert!(err.starts_with("/nonexistent/catalog: "), "{err}");
+        assert!(err.contains("Fix: "), "{err}");
     }
 
     /// A fake API server for the three catalog kinds: lists are served from

@@ -536,7 +536,7 @@ fn a_broken_catalog_file_stops_startup_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "error: {}: document 1 (AppBundle 'b'): spec.apps: invalid type",
+            "error: {}, document 1: AppBundle 'b': field spec.apps: invalid type",
             broken.join("bad.yaml").display()
         )),
         "{stderr}"

@@ -19,7 +19,7 @@ use crate::time::Clock;
 /// unless the file names one (a different `-n` is an error, as in kubectl).
 pub fn build(args: &CreateArgs, namespace: &str, clock: &Clock) -> Result<Environment, Error> {
     let mut env = match &args.filename {
-        Some(path) => from_file(path)?,
+        Some(path) => from_file(path, namespace)?,
         None => Environment::new("", EnvironmentSpec::default()),
     };
     if let Some(name) = &args.name {
@@ -73,8 +73,9 @@ pub fn build(args: &CreateArgs, namespace: &str, clock: &Clock) -> Result<Enviro
     Ok(env)
 }
 
-fn from_file(path: &std::path::Path) -> Result<Environment, Error> {
-    let input = crate::input::read(&[path.to_path_buf()], false)?;
+/// The one Environment in `path`; without a namespace it is in `namespace`.
+fn from_file(path: &std::path::Path, namespace: &str) -> Result<Environment, Error> {
+    let input = crate::input::read(&[path.to_path_buf()], false, namespace)?;
     let mut envs = input.environments;
     match envs.len() {
         1 => Ok(envs.remove(0).1),

@@ -256,10 +256,14 @@ fn catalog() -> ephemeral_core::Catalog {
     for file in ["sources.yaml", "templates.yaml"] {
         let path = root.join(file);
         input
-            .add_file(&path, &std::fs::read_to_string(&path).unwrap())
+            .add_text(
+                &path,
+                &std::fs::read_to_string(&path).unwrap(),
+                kubectl_ephemeral::input::DEFAULT_NAMESPACE,
+            )
             .unwrap();
     }
-    input.catalog
+    input.catalog_with_image_tags()
 }
 
 /// An Environment as the real expansion admits it at 09:00 (what the webhook
