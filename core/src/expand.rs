@@ -641,9 +641,9 @@ impl Cx<'_> {
             (until, None) => {
                 let until = match until {
                     None => self.config.lease.default_until(now),
-                    Some(text) => match text.parse::<Timestamp>() {
-                        Ok(t) if t >= lease::EARLIEST_RFC3339 => whole_seconds(t),
-                        _ => {
+                    Some(text) => match lease::parse_until(text) {
+                        Some(t) => t,
+                        None => {
                             self.deny(Violation::InvalidLease {
                                 field: "spec.lease.until".into(),
                                 problem: format!("'{text}' is not an RFC 3339 time"),

@@ -1,6 +1,11 @@
-//! Leases: the default `until`, limits, and the `downscaler/uptime` value.
+//! Leases: the default `until`, limits, the `downscaler/uptime` value, and
+//! the one reading of a stored lease ([`LeaseWindow`]) that expansion, the
+//! controller and the plugin share.
 
 use jiff::{SignedDuration, Timestamp, Zoned, civil::Time, tz::TimeZone};
+
+use crate::api::Lease;
+use crate::schedule::Schedule;
 
 /// How leases are defaulted and bounded.
 #[derive(Clone, Debug)]
@@ -101,6 +106,126 @@ pub fn parse_absolute_uptime(value: &str) -> Option<(Timestamp, Timestamp)> {
         let end = value[i + 1..].parse::<Timestamp>().ok()?;
         Some((start, end))
     })
+}
+
+/// Parses `spec.lease.until`: an RFC 3339 time with a four-digit year (at or
+/// after [`EARLIEST_RFC3339`]), to whole seconds. The one grammar of `until`:
+/// admission refuses what this refuses, and the controller and the plugin
+/// read stored leases with it.
+pub fn parse_until(text: &str) -> Option<Timestamp> {
+    match text.parse::<Timestamp>() {
+        Ok(t) if t >= EARLIEST_RFC3339 => Some(whole_seconds(t)),
+        _ => None,
+    }
+}
+
+/// A weekly schedule's next change is searched this far ahead: a schedule
+/// that does not change within 8 days never does.
+const SCHEDULE_HORIZON_MINUTES: i64 = 8 * 24 * 60;
+
+/// A stored lease, read: up until an instant, or up in a weekly schedule's
+/// windows.
+#[derive(Clone, Debug)]
+pub enum LeaseWindow {
+    /// `spec.lease.until`.
+    Until(Timestamp),
+    /// `spec.lease.schedule`.
+    Schedule(Schedule),
+}
+
+/// Where an Environment stands in its lease at a moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseState {
+    /// Whether the environment is inside its lease (up).
+    pub active: bool,
+    /// End of the current lease window: `until`, or the end of the schedule
+    /// window that is up now. None when a schedule is down now or never ends.
+    pub end: Option<Timestamp>,
+    /// The next moment `active` flips, if any.
+    pub next_change: Option<Timestamp>,
+}
+
+/// Why a stored lease cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// `spec.lease.until` is not an RFC 3339 time.
+    #[error("spec.lease.until: '{0}' is not an RFC 3339 time")]
+    Until(String),
+    /// `spec.lease.schedule` does not parse.
+    #[error("spec.lease.schedule: {0}")]
+    Schedule(String),
+    /// Neither `until` nor `schedule` is set.
+    #[error("spec.lease: neither until nor schedule is set")]
+    Missing,
+}
+
+impl LeaseWindow {
+    /// Reads a (defaulted) lease: `until` when set (admission refuses a lease
+    /// that sets both), else `schedule`.
+    pub fn parse(lease: &Lease) -> Result<LeaseWindow, LeaseError> {
+        if let Some(until) = &lease.until {
+            return parse_until(until)
+                .map(LeaseWindow::Until)
+                .ok_or_else(|| LeaseError::Until(until.clone()));
+        }
+        let Some(text) = &lease.schedule else {
+            return Err(LeaseError::Missing);
+        };
+        Schedule::parse(text)
+            .map(LeaseWindow::Schedule)
+            .map_err(|e| LeaseError::Schedule(e.to_string()))
+    }
+
+    /// The end of an `until` lease.
+    pub fn until(&self) -> Option<Timestamp> {
+        match self {
+            LeaseWindow::Until(t) => Some(*t),
+            LeaseWindow::Schedule(_) => None,
+        }
+    }
+
+    /// Where the lease stands at `now`.
+    pub fn state(&self, now: Timestamp) -> LeaseState {
+        match self {
+            LeaseWindow::Until(until) => {
+                let active = now < *until;
+                LeaseState {
+                    active,
+                    end: Some(*until),
+                    next_change: active.then_some(*until),
+                }
+            }
+            LeaseWindow::Schedule(schedule) => {
+                let active = schedule.is_up(now);
+                let next_change = next_schedule_change(schedule, now, active);
+                LeaseState {
+                    active,
+                    end: if active { next_change } else { None },
+                    next_change,
+                }
+            }
+        }
+    }
+}
+
+/// The first whole minute after `now` at which the schedule's state differs
+/// from `up` (windows start and end on whole local minutes).
+fn next_schedule_change(schedule: &Schedule, now: Timestamp, up: bool) -> Option<Timestamp> {
+    let first =
+        Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60) + 60).ok()?;
+    (0..SCHEDULE_HORIZON_MINUTES)
+        .map(|i| first + SignedDuration::from_mins(i))
+        .find(|t| schedule.is_up(*t) != up)
+}
+
+/// When an Environment is due for deletion: its stored `spec.lease.until` plus
+/// `spec.lease.expireAfter`. None unless both are set and valid: an
+/// Environment is never deleted on a defaulted or unreadable lease.
+pub fn expires_at(stored: Option<&Lease>) -> Option<Timestamp> {
+    let lease = stored?;
+    let until = parse_until(lease.until.as_deref()?)?;
+    let after = parse_go_duration(lease.expire_after.as_deref()?)?;
+    until.checked_add(after).ok()
 }
 
 /// Parses a Go duration of the form Flux and Kubernetes use, e.g. `168h`, `1h30m`, `90s`.
@@ -220,6 +345,37 @@ mod tests {
             "9999-12-30T22:00:00+00:00",
             "jiff's last instant still has four digits"
         );
+    }
+
+    #[test]
+    fn until_has_one_grammar() {
+        assert_eq!(
+            parse_until("2026-11-21T19:00:00.75+01:00"),
+            Some(at("2026-11-21T18:00:00Z"))
+        );
+        assert_eq!(parse_until("-000001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_until("tomorrow"), None);
+        let lease = |until: Option<&str>, schedule: Option<&str>| Lease {
+            until: until.map(Into::into),
+            schedule: schedule.map(Into::into),
+            ..Lease::default()
+        };
+        let w = LeaseWindow::parse(&lease(Some("2026-11-21T19:00:00Z"), Some("x"))).unwrap();
+        assert_eq!(w.until(), Some(at("2026-11-21T19:00:00Z")), "until wins");
+        assert_eq!(
+            LeaseWindow::parse(&lease(Some("soon"), None)).unwrap_err(),
+            LeaseError::Until("soon".into())
+        );
+        assert_eq!(
+            LeaseWindow::parse(&lease(None, None)).unwrap_err(),
+            LeaseError::Missing
+        );
+        let w = LeaseWindow::parse(&lease(None, Some("Mon-Fri 07:00-19:00 UTC"))).unwrap();
+        assert_eq!(w.until(), None);
+        // Saturday: down, up again on Monday at 07:00.
+        let s = w.state(at("2026-11-21T10:00:00Z"));
+        assert!(!s.active);
+        assert_eq!(s.next_change, Some(at("2026-11-23T07:00:00Z")));
     }
 
     #[test]

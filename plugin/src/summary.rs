@@ -3,7 +3,7 @@
 
 use ephemeral_core::Environment;
 use ephemeral_core::expand::{OWNER_ANNOTATION, UPTIME_ANNOTATION};
-use ephemeral_core::lease::parse_absolute_uptime;
+use ephemeral_core::lease::{LeaseWindow, parse_absolute_uptime, parse_until};
 use jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -46,21 +46,22 @@ pub fn ready_condition(
         .find(|c| c.type_ == "Ready")
 }
 
-/// The end of the current lease: `spec.lease.until`, else the controller's
-/// `status.leaseEnd`, else the end of the `downscaler/uptime` window.
+/// The end of the current lease: `spec.lease.until` (read as the controller
+/// reads it, [`LeaseWindow`]), else the controller's `status.leaseEnd`, else
+/// the end of the `downscaler/uptime` window.
 pub fn lease_until(env: &Environment) -> Option<Timestamp> {
     let spec = env
         .spec
         .lease
         .as_ref()
-        .and_then(|l| l.until.as_deref())
-        .and_then(|u| u.parse().ok());
+        .and_then(|l| LeaseWindow::parse(l).ok())
+        .and_then(|w| w.until());
     spec.or_else(|| {
         env.status
             .as_ref()?
             .lease_end
             .as_deref()
-            .and_then(|u| u.parse().ok())
+            .and_then(parse_until)
     })
     .or_else(|| {
         env.annotations()

@@ -3,86 +3,28 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use ephemeral_core::api::Lease;
-use ephemeral_core::lease::parse_go_duration;
-use ephemeral_core::schedule::Schedule;
+use ephemeral_core::lease::{self, LeaseWindow};
 
-/// A schedule's next change is searched this far ahead: a weekly schedule
-/// that does not change within 8 days never does.
-const SCHEDULE_HORIZON_MINUTES: i64 = 8 * 24 * 60;
-
-/// Where an Environment stands in its lease at a moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseState {
-    /// Whether the environment is inside its lease (up).
-    pub active: bool,
-    /// End of the current lease window: `until`, or the end of the schedule
-    /// window that is up now. None when a schedule is down now or never ends.
-    pub end: Option<Timestamp>,
-    /// The next moment `active` flips, if any.
-    pub next_change: Option<Timestamp>,
-}
+/// Where an Environment stands in its lease at a moment (the core's one
+/// reading of a lease, shared with expansion and the plugin).
+pub use ephemeral_core::lease::LeaseState;
 
 /// Why a lease cannot be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LeaseError {
-    /// `spec.lease.until` is not an RFC 3339 time.
-    #[error("spec.lease.until: '{0}' is not an RFC 3339 time")]
-    Until(String),
-    /// `spec.lease.schedule` does not parse.
-    #[error("spec.lease.schedule: {0}")]
-    Schedule(String),
-    /// Neither `until` nor `schedule` is set.
-    #[error("spec.lease: neither until nor schedule is set")]
-    Missing,
-}
+pub use ephemeral_core::lease::LeaseError;
 
 /// The lease state of a (defaulted) lease at `now`.
 pub fn lease_state(lease: &Lease, now: Timestamp) -> Result<LeaseState, LeaseError> {
-    if let Some(until) = &lease.until {
-        let until: Timestamp = until
-            .parse()
-            .map_err(|_| LeaseError::Until(until.clone()))?;
-        let active = now < until;
-        return Ok(LeaseState {
-            active,
-            end: Some(until),
-            next_change: active.then_some(until),
-        });
-    }
-    let Some(text) = &lease.schedule else {
-        return Err(LeaseError::Missing);
-    };
-    let schedule = Schedule::parse(text).map_err(|e| LeaseError::Schedule(e.to_string()))?;
-    let active = schedule.is_up(now);
-    let next_change = next_schedule_change(&schedule, now, active);
-    Ok(LeaseState {
-        active,
-        end: if active { next_change } else { None },
-        next_change,
-    })
-}
-
-/// The first whole minute after `now` at which the schedule's state differs
-/// from `up` (windows start and end on whole local minutes).
-fn next_schedule_change(schedule: &Schedule, now: Timestamp, up: bool) -> Option<Timestamp> {
-    let first =
-        Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(60) + 60).ok()?;
-    (0..SCHEDULE_HORIZON_MINUTES)
-        .map(|i| first + SignedDuration::from_mins(i))
-        .find(|t| schedule.is_up(*t) != up)
+    LeaseWindow::parse(lease).map(|window| window.state(now))
 }
 
 /// When an Environment is due for deletion: its stored `spec.lease.until` plus
 /// `spec.lease.expireAfter`. None unless both are set and valid: an
 /// Environment is never deleted on a defaulted or unreadable lease.
 pub fn expires_at(stored: Option<&Lease>) -> Option<Timestamp> {
-    let lease = stored?;
-    let until: Timestamp = lease.until.as_deref()?.parse().ok()?;
-    let after = parse_go_duration(lease.expire_after.as_deref()?)?;
-    until.checked_add(after).ok()
+    lease::expires_at(stored)
 }
 
 /// How long to wait before looking at an Environment again: until the next
