@@ -1,4 +1,5 @@
-//! Kubernetes name rules: DNS-1123 labels and the names this project generates.
+//! Kubernetes name rules: DNS-1123 labels and subdomains, and the names this
+//! project generates.
 
 /// Longest DNS-1123 label.
 pub const MAX_LABEL: usize = 63;
@@ -31,6 +32,24 @@ pub fn is_dns1123_label(name: &str) -> bool {
     dns1123_label_problem(name).is_none()
 }
 
+/// Longest DNS-1123 subdomain (most object names).
+pub const MAX_SUBDOMAIN: usize = 253;
+
+/// Why a string is not a DNS-1123 subdomain (an object name such as a
+/// Secret's, or a DNS name): at most 253 characters, and every dot-separated
+/// part a [DNS-1123 label](dns1123_label_problem).
+pub fn dns1123_subdomain_problem(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_SUBDOMAIN {
+        return Some("must be at most 253 characters");
+    }
+    name.split('.').find_map(dns1123_label_problem)
+}
+
+/// Whether `name` is a valid DNS-1123 subdomain; see [`dns1123_subdomain_problem`].
+pub fn is_dns1123_subdomain(name: &str) -> bool {
+    dns1123_subdomain_problem(name).is_none()
+}
+
 /// The name of a child object of an environment: `<env>-<part>`.
 pub fn child_name(environment: &str, part: &str) -> String {
     format!("{environment}-{part}")
@@ -58,6 +77,24 @@ mod tests {
         assert!(!is_dns1123_label("a-"));
         assert!(!is_dns1123_label("a_b"));
         assert!(!is_dns1123_label(""));
+    }
+
+    #[test]
+    fn subdomains() {
+        assert!(is_dns1123_subdomain(
+            "ephemeral-webhook.ephemeral-system.svc"
+        ));
+        assert!(is_dns1123_subdomain("a"));
+        assert_eq!(
+            dns1123_subdomain_problem(&"a.".repeat(127)),
+            Some("must be at most 253 characters")
+        );
+        assert_eq!(dns1123_subdomain_problem("a..b"), Some("must not be empty"));
+        assert_eq!(
+            dns1123_subdomain_problem("Web.example"),
+            Some("must consist of lower-case letters, digits and '-'")
+        );
+        assert!(!is_dns1123_subdomain(&format!("{}.a", "a".repeat(64))));
     }
 
     #[test]

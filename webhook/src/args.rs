@@ -256,14 +256,7 @@ impl ServeArgs {
         };
         let subdomain = |flag: &'static str, value: &str| {
             let value = value.trim().to_owned();
-            let problem = if value.len() > 253 {
-                Some("must be at most 253 characters")
-            } else {
-                value
-                    .split('.')
-                    .find_map(ephemeral_core::names::dns1123_label_problem)
-            };
-            match problem {
+            match ephemeral_core::names::dns1123_subdomain_problem(&value) {
                 Some(problem) => Err(ConfigError {
                     flag,
                     problem: format!(
