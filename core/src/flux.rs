@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::FluxKind;
+
 /// `kustomize.toolkit.fluxcd.io/v1` Kustomization, fully defaulted.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -342,15 +344,25 @@ pub enum FluxObject {
 }
 
 impl FluxObject {
+    /// Its kind, a row of the [kind table](crate::kinds).
+    pub fn kind(&self) -> FluxKind {
+        FluxKind::of(self)
+    }
+
+    /// Its `metadata.name` (empty if unset).
+    pub fn name(&self) -> &str {
+        let name = match self {
+            FluxObject::GitRepository(o) => &o.metadata.name,
+            FluxObject::Kustomization(o) => &o.metadata.name,
+            FluxObject::HelmRelease(o) => &o.metadata.name,
+            FluxObject::ImagePolicy(o) => &o.metadata.name,
+        };
+        name.as_deref().unwrap_or_default()
+    }
+
     /// `Kind/name`, for messages.
     pub fn display_name(&self) -> String {
-        let (kind, name) = match self {
-            FluxObject::GitRepository(o) => ("GitRepository", &o.metadata.name),
-            FluxObject::Kustomization(o) => ("Kustomization", &o.metadata.name),
-            FluxObject::HelmRelease(o) => ("HelmRelease", &o.metadata.name),
-            FluxObject::ImagePolicy(o) => ("ImagePolicy", &o.metadata.name),
-        };
-        format!("{kind}/{}", name.as_deref().unwrap_or_default())
+        format!("{}/{}", self.kind().as_str(), self.name())
     }
 
     /// The object as JSON (with `apiVersion` and `kind`).

@@ -1,7 +1,8 @@
 //! The pure core of kubectl-ephemeral.
 //!
 //! API types ([`api`]), the rules an Environment must follow ([`names`],
-//! [`prefix`], [`lease`], [`schedule`]) and [`expand`](expand::expand), which
+//! [`prefix`], [`lease`], [`schedule`]), the rules the controller and the
+//! plugin share about Flux objects ([`kinds`], [`ready`]) and [`expand`](expand::expand), which
 //! turns an Environment into its fully defaulted form plus every Flux object it
 //! stands for. Its first half, [`admit`], defaults and validates
 //! the Environment without building Flux objects: admission calls that, render
@@ -18,9 +19,11 @@ pub mod expand;
 #[cfg(feature = "files")]
 pub mod files;
 pub mod flux;
+pub mod kinds;
 pub mod lease;
 pub mod names;
 pub mod prefix;
+pub mod ready;
 pub mod schedule;
 mod schema;
 

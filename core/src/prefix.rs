@@ -1,5 +1,6 @@
 //! Image tag prefixes: how branches become prefixes, which prefixes are valid,
-//! and the ImagePolicy pattern that selects a prefix's builds.
+//! the ImagePolicy pattern that selects a prefix's builds, and the grammar of
+//! a build tag ([`BuildTag`]).
 //!
 //! CI tags each build `<prefix>-<git sha>-<unix seconds>`. Docker limits a tag
 //! to 128 characters from `[A-Za-z0-9_.-]`, starting with `[A-Za-z0-9_]`.
@@ -79,6 +80,41 @@ pub fn policy_pattern(prefix: &str) -> String {
 /// The ImagePolicy `filterTags.extract` matching [`policy_pattern`].
 pub const POLICY_EXTRACT: &str = "$ts";
 
+/// The parts of a build tag `<prefix>-<git sha>-<unix seconds>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildTag<'a> {
+    /// Everything before the last two `-`: the tag prefix (not checked
+    /// against [`prefix_problem`]).
+    pub prefix: &'a str,
+    /// The hex digits of the git sha (any length, at least one).
+    pub sha: &'a str,
+    /// The digits of the build time (at least one).
+    pub timestamp: &'a str,
+}
+
+impl<'a> BuildTag<'a> {
+    /// Splits `tag` at its last two `-`; None unless the last part is
+    /// digits and the one before it hex digits (both non-empty), which is
+    /// what [`policy_pattern`] matches after the prefix.
+    pub fn parse(tag: &'a str) -> Option<BuildTag<'a>> {
+        let mut parts = tag.rsplitn(3, '-');
+        let (timestamp, sha, prefix) = (parts.next()?, parts.next()?, parts.next()?);
+        let digits = !timestamp.is_empty() && timestamp.bytes().all(|b| b.is_ascii_digit());
+        let hex = !sha.is_empty() && sha.bytes().all(|b| b.is_ascii_hexdigit());
+        (digits && hex).then_some(BuildTag {
+            prefix,
+            sha,
+            timestamp,
+        })
+    }
+
+    /// Whether this is a build of the prefix whose ImagePolicy pattern is
+    /// `pattern` (as [`policy_pattern`] writes it).
+    pub fn fits(&self, pattern: &str) -> bool {
+        policy_pattern(self.prefix) == pattern
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +147,42 @@ mod tests {
                 .unwrap()
                 .contains("128")
         );
+    }
+
+    #[test]
+    fn build_tags_split_at_the_last_two_dashes() {
+        let tag = BuildTag::parse("feature-x-0a1b-1763712000").unwrap();
+        assert_eq!(
+            tag,
+            BuildTag {
+                prefix: "feature-x",
+                sha: "0a1b",
+                timestamp: "1763712000"
+            }
+        );
+        assert!(tag.fits(&policy_pattern("feature-x")));
+        assert!(!tag.fits(&policy_pattern("feature")));
+        for bad in [
+            "main-xyz-1",
+            "main-abc-",
+            "main-abc",
+            "main",
+            "main--1",
+            "main-abc-1x",
+        ] {
+            assert_eq!(BuildTag::parse(bad), None, "{bad}");
+        }
+        // What policy_pattern matches, BuildTag parses, and the other way round.
+        let re = regex::Regex::new(&policy_pattern("release-1.2")).unwrap();
+        for tag in [
+            "release-1.2-cafe-17",
+            "release-1.2-CAFE-1",
+            "release-1.2-x-1",
+        ] {
+            let parsed =
+                BuildTag::parse(tag).is_some_and(|b| b.fits(&policy_pattern("release-1.2")));
+            assert_eq!(parsed, re.is_match(tag), "{tag}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Handles on the API: which resources, with which field manager.
 
+use ephemeral_core::kinds::FluxKind;
 use ephemeral_core::{AppBundle, AppTemplate, Environment};
 use kube::api::{Api, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::ApiResource;
 use kube::{Client, Resource};
 
 /// The field manager of every write, so `managedFields` show who changed what.
@@ -23,13 +24,10 @@ pub fn bundles(client: &Client, namespace: &str) -> Api<AppBundle> {
     Api::namespaced(client.clone(), namespace)
 }
 
-/// Flux `image.toolkit.fluxcd.io/v1` ImagePolicies (we only read them).
+/// Flux `image.toolkit.fluxcd.io/v1` ImagePolicies (we only read them), from
+/// the core's kind table the controller uses.
 pub fn image_policy_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "image.toolkit.fluxcd.io",
-        "v1",
-        "ImagePolicy",
-    ))
+    FluxKind::ImagePolicy.api_resource()
 }
 
 /// Parameters of a create, with our field manager.

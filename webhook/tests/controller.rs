@@ -186,14 +186,10 @@ impl Received {
 }
 
 fn flux_path(kind: &str, name: Option<&str>) -> String {
-    let (group, plural) = match kind {
-        "Kustomization" => ("kustomize.toolkit.fluxcd.io/v1", "kustomizations"),
-        "HelmRelease" => ("helm.toolkit.fluxcd.io/v2", "helmreleases"),
-        "ImagePolicy" => ("image.toolkit.fluxcd.io/v1", "imagepolicies"),
-        "GitRepository" => ("source.toolkit.fluxcd.io/v1", "gitrepositories"),
-        other => panic!("not a Flux kind: {other}"),
-    };
-    let base = format!("/apis/{group}/namespaces/{NS}/{plural}");
+    let info = ephemeral_core::kinds::FluxKind::from_kind(kind)
+        .unwrap_or_else(|| panic!("not a Flux kind: {kind}"))
+        .info();
+    let base = format!("/apis/{}/namespaces/{NS}/{}", info.api_version, info.plural);
     name.map_or(base.clone(), |n| format!("{base}/{n}"))
 }
 

@@ -77,7 +77,7 @@ pub async fn gather(ctx: &Ctx, name: &str) -> Result<Described, Error> {
             continue;
         }
         let state = match policies_api.get_opt(&child_name(name, &app.name)).await {
-            Ok(Some(policy)) => PolicyState::Found(ready_message(&policy.data)),
+            Ok(Some(policy)) => PolicyState::Found(ready_message(&policy)),
             Ok(None) => PolicyState::Missing,
             Err(e) => PolicyState::Unreadable(api_message(e)),
         };
@@ -110,14 +110,10 @@ fn api_message(e: kube::Error) -> String {
     }
 }
 
-fn ready_message(data: &serde_json::Value) -> Option<String> {
-    data.pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .and_then(|c| c["message"].as_str())
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned)
+/// What the controller reads from the policy's Ready condition (the core's
+/// one reader: a condition for an older generation is not trusted).
+fn ready_message(policy: &DynamicObject) -> Option<String> {
+    ephemeral_core::ready::health(policy.metadata.generation, policy.data.get("status")).message
 }
 
 /// `http(s)://host/path` for each Ingress rule; https when a TLS entry covers the host.
@@ -413,5 +409,33 @@ fn no_tag_causes(
             let _ = writeln!(s, "{pad}(cannot read ImagePolicy {ns}/{child}: {e})");
         }
         Some(PolicyState::Found(None)) | None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(generation: i64, observed: i64) -> DynamicObject {
+        let mut p = DynamicObject::new("alice-web", &api::image_policy_resource());
+        p.metadata.generation = Some(generation);
+        p.data = serde_json::json!({"status": {"observedGeneration": observed, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "DependencyNotReady",
+             "message": "no image found for policy: no tags match the filter"}]}});
+        p
+    }
+
+    /// The policy's message is the one the controller trusts: a Ready
+    /// condition for an older generation says Flux has not caught up.
+    #[test]
+    fn the_policy_message_is_the_controllers() {
+        assert_eq!(
+            ready_message(&policy(2, 2)).as_deref(),
+            Some("no image found for policy: no tags match the filter")
+        );
+        assert_eq!(
+            ready_message(&policy(3, 2)).as_deref(),
+            Some("waiting for Flux to reconcile generation 3 (last observed 2)")
+        );
     }
 }

@@ -4,70 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use kube::api::{ApiResource, DynamicObject};
-use kube::core::Resource;
+use kube::api::DynamicObject;
 use serde_json::Value;
 
-use ephemeral_core::flux::{FluxObject, GitRepository, HelmRelease, ImagePolicy, Kustomization};
-use ephemeral_core::prefix::policy_pattern;
+use ephemeral_core::flux::{FluxObject, ImagePolicy};
+use ephemeral_core::prefix::BuildTag;
 
-/// The four Flux kinds an Environment expands into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ChildKind {
-    /// `source.toolkit.fluxcd.io/v1` GitRepository (a `sourceBranch` copy).
-    GitRepository,
-    /// `kustomize.toolkit.fluxcd.io/v1` Kustomization.
-    Kustomization,
-    /// `helm.toolkit.fluxcd.io/v2` HelmRelease.
-    HelmRelease,
-    /// `image.toolkit.fluxcd.io/v1` ImagePolicy.
-    ImagePolicy,
-}
-
-impl ChildKind {
-    /// Every kind, in the order children are listed.
-    pub const ALL: [ChildKind; 4] = [
-        ChildKind::Kustomization,
-        ChildKind::HelmRelease,
-        ChildKind::ImagePolicy,
-        ChildKind::GitRepository,
-    ];
-
-    /// The kind's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChildKind::GitRepository => "GitRepository",
-            ChildKind::Kustomization => "Kustomization",
-            ChildKind::HelmRelease => "HelmRelease",
-            ChildKind::ImagePolicy => "ImagePolicy",
-        }
-    }
-
-    /// Group, version and plural of the kind, for dynamic API calls.
-    pub fn api_resource(self) -> ApiResource {
-        match self {
-            ChildKind::GitRepository => ApiResource::erase::<GitRepository>(&()),
-            ChildKind::Kustomization => ApiResource::erase::<Kustomization>(&()),
-            ChildKind::HelmRelease => ApiResource::erase::<HelmRelease>(&()),
-            ChildKind::ImagePolicy => ApiResource::erase::<ImagePolicy>(&()),
-        }
-    }
-
-    /// The kind of an expanded object.
-    pub fn of(object: &FluxObject) -> ChildKind {
-        match object {
-            FluxObject::GitRepository(_) => ChildKind::GitRepository,
-            FluxObject::Kustomization(_) => ChildKind::Kustomization,
-            FluxObject::HelmRelease(_) => ChildKind::HelmRelease,
-            FluxObject::ImagePolicy(_) => ChildKind::ImagePolicy,
-        }
-    }
-
-    /// Whether this kind deploys an app (its Ready condition is the app's).
-    pub fn is_app(self) -> bool {
-        matches!(self, ChildKind::Kustomization | ChildKind::HelmRelease)
-    }
-}
+/// The four Flux kinds an Environment expands into: the core's one kind
+/// table (kind, apiVersion, plural), shared with the plugin.
+pub use ephemeral_core::kinds::FluxKind as ChildKind;
 
 /// An existing child, as listed or returned by an apply.
 #[derive(Clone, Debug)]
@@ -92,13 +37,7 @@ impl Existing {
 
 /// The name of an expanded object.
 pub fn name_of(object: &FluxObject) -> &str {
-    let meta = match object {
-        FluxObject::GitRepository(o) => o.meta(),
-        FluxObject::Kustomization(o) => o.meta(),
-        FluxObject::HelmRelease(o) => o.meta(),
-        FluxObject::ImagePolicy(o) => o.meta(),
-    };
-    meta.name.as_deref().unwrap_or_default()
+    object.name()
 }
 
 /// Whether `object`'s controlling owner reference points at the object with `uid`.
@@ -197,20 +136,9 @@ fn owned_within(owned: &Value, desired: &Value) -> bool {
 }
 
 /// What Flux says about a child: its `Ready` condition, trusted only when
-/// Flux has observed the child's current generation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Health {
-    /// Ready is True for the current generation.
-    pub ready: bool,
-    /// The Ready condition's reason, or why there is none to trust.
-    pub reason: Option<String>,
-    /// The Ready condition's message, or why there is none to trust.
-    pub message: Option<String>,
-    /// Flux is reconciling again a generation it already observed (Ready
-    /// Unknown, reason `Progressing*`): a periodic or requested run of an
-    /// unchanged spec, whose verdict is still the last one.
-    pub rerunning: bool,
-}
+/// Flux has observed the child's current generation (the core's one reader,
+/// which `describe` uses too).
+pub use ephemeral_core::ready::Health;
 
 fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
     object.data.pointer(pointer).and_then(Value::as_str)
@@ -218,53 +146,7 @@ fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
 
 /// Flux's verdict on `object`.
 pub fn health(object: &DynamicObject) -> Health {
-    let generation = object.metadata.generation;
-    let observed = object
-        .data
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
-    let ready = object
-        .data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
-    let Some(ready) = ready else {
-        return Health {
-            ready: false,
-            reason: Some("Progressing".into()),
-            message: Some("waiting for Flux to report a Ready condition".into()),
-            rerunning: false,
-        };
-    };
-    if let (Some(generation), Some(observed)) = (generation, observed)
-        && observed < generation
-    {
-        return Health {
-            ready: false,
-            reason: Some("Progressing".into()),
-            message: Some(format!(
-                "waiting for Flux to reconcile generation {generation} (last observed {observed})"
-            )),
-            rerunning: false,
-        };
-    }
-    let text = |key: &str| {
-        ready[key]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let reason = text("reason");
-    Health {
-        ready: ready["status"] == "True",
-        rerunning: ready["status"] == "Unknown"
-            && observed.is_some()
-            && reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("Progressing")),
-        reason,
-        message: text("message"),
-    }
+    ephemeral_core::ready::health(object.metadata.generation, object.data.get("status"))
 }
 
 /// The image tag an existing app child deploys: its Kustomization's
@@ -282,17 +164,9 @@ pub fn deployed_tag(child: &Existing) -> Option<String> {
 }
 
 /// Whether `tag` is a build `<prefix>-<hex sha>-<digits>` of the prefix whose
-/// ImagePolicy pattern is `pattern`.
+/// ImagePolicy pattern is `pattern` (the core's build-tag grammar).
 fn tag_fits(tag: &str, pattern: &str) -> bool {
-    let mut parts = tag.rsplitn(3, '-');
-    let (Some(ts), Some(sha), Some(prefix)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    !ts.is_empty()
-        && ts.bytes().all(|b| b.is_ascii_digit())
-        && !sha.is_empty()
-        && sha.bytes().all(|b| b.is_ascii_hexdigit())
-        && policy_pattern(prefix) == pattern
+    BuildTag::parse(tag).is_some_and(|build| build.fits(pattern))
 }
 
 /// The tag an existing ImagePolicy resolved, if it is the policy the
@@ -333,6 +207,7 @@ pub fn resolved_tag(existing: &DynamicObject, desired: &ImagePolicy) -> Option<S
 
 #[cfg(test)]
 mod tests {
+    use ephemeral_core::flux::Kustomization;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use serde_json::json;
 
