@@ -74,9 +74,14 @@ fn catalog_dir() -> PathBuf {
 
 /// Starts the webhook on the shipped catalog with the setup's clock and flags.
 fn start(pki: &Pki, setup: &Setup) -> Webhook {
+    start_on(pki, setup, &catalog_dir())
+}
+
+/// Starts the webhook on the catalog in `catalog` with the setup's clock and flags.
+fn start_on(pki: &Pki, setup: &Setup, catalog: &Path) -> Webhook {
     let mut args = vec![
         "--catalog-dir".to_owned(),
-        catalog_dir().display().to_string(),
+        catalog.display().to_string(),
         "--fixed-now".to_owned(),
         setup.now.to_owned(),
     ];
@@ -369,6 +374,31 @@ async fn webhook_and_render_refuse_the_same_violations() {
                 "render's violation is not in the webhook's message:\n{violation}\nmessage:\n{message}"
             );
         }
+    })
+    .await;
+}
+
+/// Files without namespaces: `--catalog-dir` loads the namespace-less
+/// template into "default", where the API server puts an Environment applied
+/// without a namespace in a context without one; render reads both files
+/// the same way and prints what the webhook admits (render used to refuse
+/// it: "AppTemplate 'checkout' does not exist in namespace 'default'").
+#[tokio::test]
+async fn webhook_and_render_agree_on_files_without_namespaces() {
+    bounded(async {
+        let pki = Pki::new();
+        let dir = root_path("plugin/tests/fixtures/namespace-less");
+        let webhook = start_on(&pki, &MORNING, &dir);
+        webhook.wait_ready().await;
+        let case = Case::file("plugin/tests/fixtures/namespace-less/environment.yaml");
+        assert!(case.object["metadata"].get("namespace").is_none());
+        let mut object = case.object.clone();
+        object["metadata"]["namespace"] = json!("default");
+        let by_webhook = admitted(&webhook, "CREATE", &object, None).await;
+        let by_render = rendered(&dir, &MORNING);
+        assert_eq!(text(&by_webhook), text(&by_render));
+        assert_eq!(by_render["metadata"]["namespace"], "default");
+        assert_eq!(by_render["spec"]["apps"][0]["template"], "checkout");
     })
     .await;
 }
