@@ -236,8 +236,8 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
     let uid = m.uid.clone()?;
     let mut response = AdmissionResponse::invalid(m.error.to_string());
     response.uid = uid;
-    response.result.code = CODE_BAD_REQUEST;
-    response.result.reason = "BadRequest".to_owned();
+    response.result.code = Refusal::Malformed.code();
+    response.result.reason = Refusal::Malformed.reason().to_owned();
     Some(to_review(response))
 }
 
@@ -364,19 +364,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome a response stands for.
-    pub fn of(response: &AdmissionResponse) -> Outcome {
-        if response.allowed {
-            Outcome::Allowed
-        } else if response.result.code == CODE_BAD_REQUEST {
-            Outcome::Invalid
-        } else if response.result.code >= 500 {
-            Outcome::Error
-        } else {
-            Outcome::Denied
-        }
-    }
-
     /// Label value: `allowed`, `denied`, `invalid` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -388,28 +375,78 @@ impl Outcome {
     }
 }
 
-fn deny(
-    request: &AdmissionRequest<DynamicObject>,
-    code: u16,
-    message: String,
-) -> AdmissionResponse {
-    let mut response = AdmissionResponse::from(request).deny(message);
-    response.result.status = Some(StatusSummary::Failure);
-    response.result.code = code;
-    response.result.reason = match code {
-        CODE_FORBIDDEN => "Forbidden",
-        CODE_INVALID => "Invalid",
-        CODE_BAD_REQUEST => "BadRequest",
-        _ => "InternalError",
-    }
-    .to_owned();
-    response
+/// Why a request is refused. One place decides the answer's code and reason
+/// and the metric outcome of each kind of refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request itself is malformed: 400 `BadRequest`, outcome `invalid`.
+    Malformed,
+    /// The Environment breaks a rule: 422 `Invalid`, outcome `denied`.
+    Invalid,
+    /// The requester may not do this: 403 `Forbidden`, outcome `denied`.
+    Forbidden,
+    /// The webhook failed: 500 `InternalError`, outcome `error`.
+    Internal,
 }
 
-fn allow(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+impl Refusal {
+    /// The `status.code` of the answer.
+    pub fn code(self) -> u16 {
+        match self {
+            Refusal::Malformed => CODE_BAD_REQUEST,
+            Refusal::Invalid => CODE_INVALID,
+            Refusal::Forbidden => CODE_FORBIDDEN,
+            Refusal::Internal => CODE_INTERNAL,
+        }
+    }
+
+    /// The `status.reason` of the answer.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "BadRequest",
+            Refusal::Invalid => "Invalid",
+            Refusal::Forbidden => "Forbidden",
+            Refusal::Internal => "InternalError",
+        }
+    }
+
+    /// How the request ended, for metrics and logs.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Refusal::Malformed => Outcome::Invalid,
+            Refusal::Invalid | Refusal::Forbidden => Outcome::Denied,
+            Refusal::Internal => Outcome::Error,
+        }
+    }
+}
+
+/// An admission decision: the answer to send and how the request ended.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    /// The answer (with the patch, if any).
+    pub response: AdmissionResponse,
+    /// How the request ended.
+    pub outcome: Outcome,
+}
+
+fn deny(request: &AdmissionRequest<DynamicObject>, why: Refusal, message: String) -> Decision {
+    let mut response = AdmissionResponse::from(request).deny(message);
+    response.result.status = Some(StatusSummary::Failure);
+    response.result.code = why.code();
+    response.result.reason = why.reason().to_owned();
+    Decision {
+        response,
+        outcome: why.outcome(),
+    }
+}
+
+fn allow(request: &AdmissionRequest<DynamicObject>) -> Decision {
     let mut response = AdmissionResponse::from(request);
     response.result = Status::success();
-    response
+    Decision {
+        response,
+        outcome: Outcome::Allowed,
+    }
 }
 
 fn gvk_text(group: &str, version: &str, kind: &str) -> String {
@@ -505,15 +542,10 @@ fn expansion_untouched(object: &Value, old: &Value) -> bool {
 /// else the requester. Objects without a namespace use `request.namespace`.
 /// Admitting an already admitted object gives no patch. Dry-run requests are
 /// answered the same way.
-pub fn mutate(
-    review: &Review,
-    catalog: &Catalog,
-    config: &Config,
-    now: Timestamp,
-) -> AdmissionResponse {
+pub fn mutate(review: &Review, catalog: &Catalog, config: &Config, now: Timestamp) -> Decision {
     let request = &review.request;
     if let Err(message) = check_kind(review) {
-        return deny(request, CODE_BAD_REQUEST, message);
+        return deny(request, Refusal::Malformed, message);
     }
     if !matches!(request.operation, Operation::Create | Operation::Update) {
         return allow(request);
@@ -528,7 +560,7 @@ pub fn mutate(
     let Some(original) = &review.object else {
         return deny(
             request,
-            CODE_BAD_REQUEST,
+            Refusal::Malformed,
             "request.object: missing on CREATE or UPDATE. Fix: send the object being admitted"
                 .to_owned(),
         );
@@ -549,7 +581,7 @@ pub fn mutate(
     }
     let mut environment = match read_environment(original) {
         Ok(e) => e,
-        Err(message) => return deny(request, CODE_INVALID, message),
+        Err(message) => return deny(request, Refusal::Invalid, message),
     };
     if environment
         .metadata
@@ -569,7 +601,7 @@ pub fn mutate(
     let Some(owner) = owner.filter(|o| !o.is_empty()) else {
         return deny(
             request,
-            CODE_BAD_REQUEST,
+            Refusal::Malformed,
             "request.userInfo.username: empty, so the Environment cannot get an owner. Fix: send authenticated requests".to_owned(),
         );
     };
@@ -577,7 +609,7 @@ pub fn mutate(
     // The Environment only: admission needs none of the Flux objects.
     let admitted = match ephemeral_core::admit(&environment, catalog, config, now, owner) {
         Ok(x) => x,
-        Err(denied) => return deny(request, CODE_INVALID, denied.to_string()),
+        Err(denied) => return deny(request, Refusal::Invalid, denied.to_string()),
     };
 
     let patch = match expansion_patch(original, &admitted.environment) {
@@ -585,22 +617,22 @@ pub fn mutate(
         Err(e) => {
             return deny(
                 request,
-                CODE_INTERNAL,
+                Refusal::Internal,
                 format!("cannot serialise the expanded Environment: {e}"),
             );
         }
     };
-    let mut response = allow(request);
+    let mut decision = allow(request);
     if !patch.0.is_empty() {
-        response = match response.with_patch(patch) {
+        decision.response = match decision.response.with_patch(patch) {
             Ok(r) => r,
-            Err(e) => return deny(request, CODE_INTERNAL, e.to_string()),
+            Err(e) => return deny(request, Refusal::Internal, e.to_string()),
         };
     }
     if !admitted.warnings.is_empty() {
-        response.warnings = Some(admitted.warnings);
+        decision.response.warnings = Some(admitted.warnings);
     }
-    response
+    decision
 }
 
 /// The incoming object as an Environment, or the denial message naming the
@@ -694,10 +726,10 @@ fn diff_under(
 /// The validating decision for an Environment: UPDATE and DELETE only by its
 /// owner (annotation `ephemeral.io/owner` of the old object) or an admin, and
 /// only admins may change the owner. CREATE is allowed.
-pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
+pub fn validate(review: &Review, access: &Access) -> Decision {
     let request = &review.request;
     if let Err(message) = check_kind(review) {
-        return deny(request, CODE_BAD_REQUEST, message);
+        return deny(request, Refusal::Malformed, message);
     }
     let verb = match request.operation {
         Operation::Update => "update",
@@ -707,7 +739,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     let Some(old) = &review.old_object else {
         return deny(
             request,
-            CODE_BAD_REQUEST,
+            Refusal::Malformed,
             format!(
                 "request.oldObject: missing on {}. Fix: send the stored object as oldObject",
                 verb.to_uppercase()
@@ -724,7 +756,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     let Some(owner) = owner else {
         return deny(
             request,
-            CODE_FORBIDDEN,
+            Refusal::Forbidden,
             format!(
                 "{field}: Environment {name} has no owner, so only an admin may {verb} it ({}), and '{user}' is not one. Fix: ask an admin to {verb} it",
                 access.describe_admins()
@@ -734,7 +766,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     if owner != user {
         return deny(
             request,
-            CODE_FORBIDDEN,
+            Refusal::Forbidden,
             format!(
                 "{field}: Environment {name} is owned by '{owner}'; only its owner or an admin ({}) may {verb} it, and '{user}' is neither. Fix: ask '{owner}' or an admin to {verb} it",
                 access.describe_admins()
@@ -746,7 +778,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
         if new_owner != Some(owner) {
             return deny(
                 request,
-                CODE_FORBIDDEN,
+                Refusal::Forbidden,
                 format!(
                     "{field}: only an admin ({}) may change the owner of Environment {name} from '{owner}' to {}. Fix: keep {OWNER_ANNOTATION}: {owner}, or ask an admin to hand the Environment over",
                     access.describe_admins(),

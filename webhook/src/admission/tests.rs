@@ -2,6 +2,21 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// The answer of [`super::mutate`]; tests of the outcome call it directly.
+fn mutate(
+    review: &Review,
+    catalog: &Catalog,
+    config: &Config,
+    now: Timestamp,
+) -> AdmissionResponse {
+    super::mutate(review, catalog, config, now).response
+}
+
+/// The answer of [`super::validate`].
+fn validate(review: &Review, access: &Access) -> AdmissionResponse {
+    super::validate(review, access).response
+}
+
 const NOW: &str = "2026-11-21T10:00:00Z";
 const UPTIME_TODAY: &str = "2026-11-21T10:00:00+00:00-2026-11-21T19:00:00+00:00";
 
@@ -381,7 +396,10 @@ fn wrong_kind_is_denied_with_400() {
         "request.kind: this webhook admits only ephemeral.io/v1alpha1 Environment, not apps/v1 Deployment. Fix: register the webhook for environments.ephemeral.io only"
     );
     assert_eq!(validate(&review(&value), &access()).result.code, 400);
-    assert_eq!(Outcome::of(&response), Outcome::Invalid);
+    let decision = super::mutate(&review(&value), &catalog(), &Config::default(), now());
+    assert_eq!(decision.outcome, Outcome::Invalid);
+    let decision = super::validate(&review(&value), &access());
+    assert_eq!(decision.outcome, Outcome::Invalid);
 }
 
 #[test]
@@ -427,13 +445,21 @@ fn invalid_prefix_is_denied_with_422() {
         json!({"name": "alice-checkout", "namespace": "ephemeral"}),
         json!({"apps": [{"name": "checkout", "imageTagPrefix": "-bad"}]}),
     );
-    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
     assert_denied(
         &response,
         422,
         "spec.apps[0].imageTagPrefix: '-bad' is not a valid image tag prefix: it starts with '-' (a tag starts with a letter, digit or '_'). Fix: use the form [A-Za-z0-9_][A-Za-z0-9_.-]* of at most 76 characters, or set branch and let the webhook derive the prefix",
     );
-    assert_eq!(Outcome::of(&response), Outcome::Denied);
+    let review = review(&review_json("CREATE", "alice", &[], Some(object), None));
+    let decision = super::mutate(&review, &catalog(), &Config::default(), now());
+    assert_eq!(decision.outcome, Outcome::Denied);
 }
 
 #[test]
@@ -1012,5 +1038,50 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
             .to_string()
             .starts_with("AdmissionReview request is malformed: invalid type: integer `5`"),
         "{refused:?}"
+    );
+}
+
+#[test]
+fn each_refusal_has_one_code_reason_and_outcome() {
+    let table: Vec<(u16, &str, &str)> = [
+        Refusal::Malformed,
+        Refusal::Invalid,
+        Refusal::Forbidden,
+        Refusal::Internal,
+    ]
+    .iter()
+    .map(|r| (r.code(), r.reason(), r.outcome().as_str()))
+    .collect();
+    assert_eq!(
+        table,
+        [
+            (400, "BadRequest", "invalid"),
+            (422, "Invalid", "denied"),
+            (403, "Forbidden", "denied"),
+            (500, "InternalError", "error"),
+        ]
+    );
+}
+
+#[test]
+fn validate_outcomes_match_the_answers() {
+    let bodies = sample_reviews();
+    for body in &bodies {
+        let review = review(body);
+        let decision = super::validate(&review, &access());
+        assert_eq!(
+            decision.response.allowed,
+            decision.outcome == Outcome::Allowed,
+            "{body}"
+        );
+        if decision.response.result.code == 403 {
+            assert_eq!(decision.outcome, Outcome::Denied, "{body}");
+        }
+    }
+    assert!(
+        bodies
+            .iter()
+            .any(|b| super::validate(&review(b), &access()).response.result.code == 403),
+        "the samples include a refusal"
     );
 }
