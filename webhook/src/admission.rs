@@ -247,44 +247,54 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
 /// numbers, and `response.patchType` set when there is a patch. Keys come in
 /// sorted order, as they always have.
 pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        256 + response.result.message.len()
-            + response.patch.as_ref().map_or(0, |p| p.len() * 4 / 3),
-    );
-    let review = body::Review {
-        api_version: REVIEW_API_VERSION,
-        kind: REVIEW_KIND,
-        response: body::Response(response),
-    };
-    serde_json::to_writer(&mut out, &review).expect("AdmissionReviews always serialise");
+    use base64::Engine as _;
+    let r = response;
+    let patch_len = r.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
+    let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len);
+    out.extend_from_slice(br#"{"apiVersion":""#);
+    out.extend_from_slice(REVIEW_API_VERSION.as_bytes());
+    out.extend_from_slice(br#"","kind":""#);
+    out.extend_from_slice(REVIEW_KIND.as_bytes());
+    out.extend_from_slice(br#"","response":{"allowed":"#);
+    out.extend_from_slice(if r.allowed { b"true" } else { b"false" });
+    if !r.audit_annotations.is_empty() {
+        let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
+        out.extend_from_slice(br#","auditAnnotations":"#);
+        write_json(&mut out, &sorted);
+    }
+    if let Some(patch) = &r.patch {
+        // Base64 needs no escaping in a JSON string.
+        out.extend_from_slice(br#","patch":""#);
+        let start = out.len();
+        out.resize(start + patch.len().div_ceil(3) * 4, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(patch, &mut out[start..])
+            .expect("the buffer fits the encoding");
+        out.truncate(start + written);
+        out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+    }
+    out.extend_from_slice(br#","status":"#);
+    write_json(&mut out, &body::Status(&r.result));
+    out.extend_from_slice(br#","uid":"#);
+    write_json(&mut out, &r.uid);
+    if let Some(warnings) = &r.warnings {
+        out.extend_from_slice(br#","warnings":"#);
+        write_json(&mut out, warnings);
+    }
+    out.extend_from_slice(b"}}");
     out
 }
 
-/// The serialised form of an answer, written directly.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value)
+        .expect("strings, maps of strings and Statuses always serialise");
+}
+
+/// A `Status` as a `serde_json::Value` writes it: keys sorted.
 mod body {
-    use base64::Engine as _;
-    use kube::core::admission::AdmissionResponse;
     use serde::ser::{Serialize, SerializeMap, Serializer};
 
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct Review<'a> {
-        pub api_version: &'static str,
-        pub kind: &'static str,
-        pub response: Response<'a>,
-    }
-
-    pub(super) struct Response<'a>(pub &'a AdmissionResponse);
-
-    struct Base64<'a>(&'a [u8]);
-
-    impl Serialize for Base64<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
-        }
-    }
-
-    struct Status<'a>(&'a kube::core::Status);
+    pub(super) struct Status<'a>(pub &'a kube::core::Status);
 
     impl Serialize for Status<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -307,28 +317,6 @@ mod body {
             }
             if let Some(summary) = &status.status {
                 map.serialize_entry("status", summary)?;
-            }
-            map.end()
-        }
-    }
-
-    impl Serialize for Response<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let r = self.0;
-            let mut map = s.serialize_map(None)?;
-            map.serialize_entry("allowed", &r.allowed)?;
-            if !r.audit_annotations.is_empty() {
-                let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
-                map.serialize_entry("auditAnnotations", &sorted)?;
-            }
-            if let Some(patch) = &r.patch {
-                map.serialize_entry("patch", &Base64(patch))?;
-                map.serialize_entry("patchType", "JSONPatch")?;
-            }
-            map.serialize_entry("status", &Status(&r.result))?;
-            map.serialize_entry("uid", &r.uid)?;
-            if let Some(warnings) = &r.warnings {
-                map.serialize_entry("warnings", warnings)?;
             }
             map.end()
         }
@@ -591,11 +579,13 @@ pub fn mutate(
         }
     };
     let mut response = allow(request);
-    if !patch.0.is_empty() {
-        response = match response.with_patch(patch) {
+    if let Some(patch) = patch {
+        // kube sets `patchType` only through `with_patch`.
+        response = match response.with_patch(json_patch::Patch(Vec::new())) {
             Ok(r) => r,
             Err(e) => return deny(request, CODE_INTERNAL, e.to_string()),
         };
+        response.patch = Some(patch);
     }
     if !admitted.warnings.is_empty() {
         response.warnings = Some(admitted.warnings);
@@ -619,76 +609,88 @@ fn read_environment(object: &Value) -> Result<Environment, String> {
     })
 }
 
-/// The JSONPatch from the incoming object to the same object with what
-/// expansion owns (the spec and the annotations) replaced by the expanded
-/// Environment's: everything else stays byte-for-byte as received, so the
-/// patch touches nothing else and an admitted object gets an empty patch.
+/// The JSONPatch (its JSON) from the incoming object to the same object with
+/// what expansion owns (the spec and the annotations) replaced by the expanded
+/// Environment's, or `None` when they are equal. Everything else stays
+/// byte-for-byte as received, so the patch touches nothing else and an
+/// admitted object gets no patch.
 ///
-/// It is `json_patch::diff(original, overlaid)`, computed on the two
-/// subtrees that can differ: the diff of an object walks its keys in order,
-/// and `metadata` comes before `spec`.
+/// Written directly (see [`patch`]), it is exactly [`overlay_patch`]
+/// serialised: the diff of an object walks its keys in order, `metadata`
+/// comes before `spec`, and nothing else differs.
 fn expansion_patch(
     original: &Value,
     expanded: &Environment,
-) -> Result<json_patch::Patch, serde_json::Error> {
-    use json_patch::{AddOperation, PatchOperation, ReplaceOperation, jsonptr::PointerBuf};
-    let spec = serde_json::to_value(&expanded.spec)?;
-    let annotations = match &expanded.metadata.annotations {
-        Some(a) => serde_json::to_value(a)?,
-        None => Value::Object(Default::default()),
-    };
-    let at = |tokens: &[&str]| PointerBuf::from_tokens(tokens.iter().copied());
-    let mut ops = Vec::new();
-    match original.get("metadata") {
-        Some(Value::Object(metadata)) => match metadata.get("annotations") {
-            Some(old) => diff_under(&["metadata", "annotations"], old, &annotations, &mut ops),
-            None => ops.push(PatchOperation::Add(AddOperation {
-                path: at(&["metadata", "annotations"]),
-                value: annotations,
-            })),
-        },
-        other => {
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("annotations".to_owned(), annotations);
-            let (path, value) = (at(&["metadata"]), Value::Object(metadata));
-            ops.push(match other {
-                None => PatchOperation::Add(AddOperation { path, value }),
-                Some(_) => PatchOperation::Replace(ReplaceOperation { path, value }),
-            });
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    match write_expansion_patch(original, expanded) {
+        Ok(patch) => Ok(patch),
+        Err(patch::Unsupported) => {
+            let patch = overlay_patch(original, expanded)?;
+            Ok((!patch.0.is_empty())
+                .then(|| serde_json::to_vec(&patch))
+                .transpose()?)
         }
     }
-    match original.get("spec") {
-        Some(old) => diff_under(&["spec"], old, &spec, &mut ops),
-        None => ops.push(PatchOperation::Add(AddOperation {
-            path: at(&["spec"]),
-            value: spec,
-        })),
-    }
-    Ok(json_patch::Patch(ops))
 }
 
-/// Appends to `ops` the diff from `old` to `new`, both at `tokens`.
-fn diff_under(
-    tokens: &[&str],
-    old: &Value,
-    new: &Value,
-    ops: &mut Vec<json_patch::PatchOperation>,
-) {
-    use json_patch::PatchOperation;
-    ops.extend(json_patch::diff(old, new).0.into_iter().map(|mut op| {
-        let path = match &mut op {
-            PatchOperation::Add(o) => &mut o.path,
-            PatchOperation::Remove(o) => &mut o.path,
-            PatchOperation::Replace(o) => &mut o.path,
-            PatchOperation::Move(o) => &mut o.path,
-            PatchOperation::Copy(o) => &mut o.path,
-            PatchOperation::Test(o) => &mut o.path,
-        };
-        for token in tokens.iter().rev() {
-            path.push_front(*token);
+fn write_expansion_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<Option<Vec<u8>>, patch::Unsupported> {
+    #[derive(serde::Serialize)]
+    struct Metadata<'a> {
+        annotations: &'a std::collections::BTreeMap<String, String>,
+    }
+    let Value::Object(top) = original else {
+        return Ok(None);
+    };
+    let no_annotations = Default::default();
+    let annotations = expanded
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap_or(&no_annotations);
+    let mut w = patch::PatchWriter::new();
+    w.at("metadata", |w| match top.get("metadata") {
+        Some(Value::Object(metadata)) => {
+            w.at("annotations", |w| match metadata.get("annotations") {
+                Some(old) => w.diff(old, annotations),
+                None => w.add(annotations),
+            })
         }
-        op
-    }));
+        None => w.add(&Metadata { annotations }),
+        Some(_) => w.replace(&Metadata { annotations }),
+    })?;
+    w.at("spec", |w| match top.get("spec") {
+        Some(old) => w.diff(old, &expanded.spec),
+        None => w.add(&expanded.spec),
+    })?;
+    Ok(w.finish())
+}
+
+/// The reference for [`expansion_patch`]: `json_patch::diff` of the incoming
+/// object and its copy with spec and annotations replaced.
+fn overlay_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<json_patch::Patch, serde_json::Error> {
+    let mut result = original.clone();
+    let spec = serde_json::to_value(&expanded.spec)?;
+    let annotations =
+        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default())?;
+    if let Value::Object(top) = &mut result {
+        top.insert("spec".to_owned(), spec);
+        let metadata = top
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !metadata.is_object() {
+            *metadata = Value::Object(Default::default());
+        }
+        if let Value::Object(metadata) = metadata {
+            metadata.insert("annotations".to_owned(), annotations);
+        }
+    }
+    Ok(json_patch::diff(original, &result))
 }
 
 /// The validating decision for an Environment: UPDATE and DELETE only by its
@@ -757,6 +759,8 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     }
     allow(request)
 }
+
+mod patch;
 
 #[cfg(test)]
 mod tests;

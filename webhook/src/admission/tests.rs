@@ -733,28 +733,6 @@ fn reference_body(response: &AdmissionResponse) -> String {
     serde_json::to_string(&value).unwrap()
 }
 
-/// The patch as it used to be made: the diff of the whole object and its
-/// copy with spec and annotations replaced.
-fn reference_patch(original: &Value, expanded: &Environment) -> json_patch::Patch {
-    let mut result = original.clone();
-    let spec = serde_json::to_value(&expanded.spec).unwrap();
-    let annotations =
-        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default()).unwrap();
-    if let Value::Object(top) = &mut result {
-        top.insert("spec".to_owned(), spec);
-        let metadata = top
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if !metadata.is_object() {
-            *metadata = Value::Object(Default::default());
-        }
-        if let Value::Object(metadata) = metadata {
-            metadata.insert("annotations".to_owned(), annotations);
-        }
-    }
-    json_patch::diff(original, &result)
-}
-
 /// Reviews that exercise every kind of answer.
 fn sample_reviews() -> Vec<Value> {
     let mut with_annotations = lightweight();
@@ -888,13 +866,154 @@ fn the_patch_is_the_diff_of_the_whole_object() {
         };
         originals.push(o);
     }
+    originals.push(json!("not an object"));
     for original in &originals {
+        let reference = overlay_patch(original, &environment).unwrap();
+        let reference = (!reference.0.is_empty()).then(|| serde_json::to_vec(&reference).unwrap());
+        let written = write_expansion_patch(original, &environment).unwrap();
         assert_eq!(
-            expansion_patch(original, &environment).unwrap(),
-            reference_patch(original, &environment),
+            written.as_deref().map(String::from_utf8_lossy),
+            reference.as_deref().map(String::from_utf8_lossy),
             "{original}"
         );
+        assert_eq!(expansion_patch(original, &environment).unwrap(), reference);
     }
+}
+
+/// A small deterministic generator of JSON documents that differ in every
+/// way a diff cares about.
+struct Documents(u64);
+
+impl Documents {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn key(&mut self) -> String {
+        [
+            "a", "b", "apps", "spec", "x/y", "t~0", "é", "\"q\"", "", "10",
+        ][self.below(10) as usize]
+            .to_owned()
+    }
+
+    fn value(&mut self, depth: u32) -> Value {
+        let kinds = if depth == 0 { 5 } else { 7 };
+        match self.below(kinds) {
+            0 => Value::Null,
+            1 => json!(self.below(2) == 0),
+            2 => match self.below(4) {
+                0 => json!(self.below(3)),
+                1 => json!(-(self.below(3) as i64) - 1),
+                2 => json!(self.below(3) as f64 + 0.5),
+                _ => json!(1.0),
+            },
+            3 | 4 => json!(["", "main", "feature/x", "a\nb", "~"][self.below(5) as usize]),
+            5 => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
+            _ => Value::Object(
+                (0..self.below(5))
+                    .map(|_| (self.key(), self.value(depth - 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `value` with a few random changes.
+    fn mutate(&mut self, value: &Value, depth: u32) -> Value {
+        if self.below(6) == 0 {
+            return self.value(depth);
+        }
+        match value {
+            Value::Array(items) => {
+                let mut items: Vec<Value> = items
+                    .iter()
+                    .map(|v| self.mutate(v, depth.saturating_sub(1)))
+                    .collect();
+                match self.below(3) {
+                    0 => items.truncate(self.below(items.len() as u64 + 1) as usize),
+                    1 => items.push(self.value(depth.saturating_sub(1))),
+                    _ => {}
+                }
+                Value::Array(items)
+            }
+            Value::Object(map) => {
+                let mut kept = serde_json::Map::new();
+                for (k, v) in map {
+                    if self.below(5) != 0 {
+                        let v = self.mutate(v, depth.saturating_sub(1));
+                        kept.insert(k.clone(), v);
+                    }
+                }
+                let mut map = kept;
+                if self.below(2) == 0 {
+                    map.insert(self.key(), self.value(depth.saturating_sub(1)));
+                }
+                Value::Object(map)
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+#[test]
+fn written_diffs_are_json_patch_diffs_byte_for_byte() {
+    let mut docs = Documents(0x9e37_79b9_7f4a_7c15);
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for _ in 0..5000 {
+        let left = docs.value(4);
+        let right = docs.mutate(&left, 4);
+        let mut writer = patch::PatchWriter::new();
+        writer.at("spec", |w| w.diff(&left, &right)).unwrap();
+        let written = writer.finish();
+        let mut reference = json_patch::diff(&left, &right);
+        for op in &mut reference.0 {
+            let path = match op {
+                json_patch::PatchOperation::Add(o) => &mut o.path,
+                json_patch::PatchOperation::Remove(o) => &mut o.path,
+                json_patch::PatchOperation::Replace(o) => &mut o.path,
+                _ => unreachable!("diff makes add, remove and replace only"),
+            };
+            path.push_front("spec");
+        }
+        let reference =
+            (!reference.0.is_empty()).then(|| serde_json::to_string(&reference).unwrap());
+        for kind in [
+            r#""op":"add""#,
+            r#""op":"remove""#,
+            r#""op":"replace""#,
+            "~1",
+            "~0",
+            r#"\""#,
+        ] {
+            if reference.as_ref().is_some_and(|r| r.contains(kind)) {
+                *seen.entry(kind).or_default() += 1;
+            }
+        }
+        *seen.entry("no op").or_default() += usize::from(reference.is_none());
+        assert_eq!(
+            written.map(|w| String::from_utf8(w).unwrap()),
+            reference,
+            "{left} -> {right}"
+        );
+    }
+    // Every kind of op, escaped path and no-op case came up, many times.
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert!(seen.values().all(|n| *n >= 50), "{seen:?}");
+}
+
+#[test]
+fn shapes_the_writer_does_not_model_are_refused() {
+    let mut writer = patch::PatchWriter::new();
+    let keyed_by_numbers: std::collections::BTreeMap<u8, u8> = [(1, 2)].into();
+    assert!(writer.at("spec", |w| w.add(&keyed_by_numbers)).is_err());
+    assert!(writer.at("spec", |w| w.add(&1.5f32)).is_err());
 }
 
 /// What a parse gives, comparably.
