@@ -131,26 +131,34 @@ pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
     }
 }
 
-/// The common case in one pass over the body and no copy of the objects:
-/// `None` whenever anything is off, and [`parse_checked`] then decides (with
-/// the same outcome for every body this accepts) and names the problem.
+/// The common case in one pass over the body, typed as it is read: `None`
+/// whenever anything is off, and [`parse_checked`] then decides (with the
+/// same outcome for every body this accepts) and names the problem.
 fn parse_well_formed(body: &[u8]) -> Option<Review> {
-    let Ok(Value::Object(mut top)) = serde_json::from_slice(body) else {
-        return None;
-    };
-    if top.get("apiVersion")?.as_str()? != REVIEW_API_VERSION
-        || top.get("kind")?.as_str()? != REVIEW_KIND
-    {
+    let MapOnly(top) = serde_json::from_slice::<MapOnly<wire::Review>>(body).ok()?;
+    if top.api_version != REVIEW_API_VERSION || top.kind != REVIEW_KIND {
         return None;
     }
-    let Value::Object(mut request) = top.remove("request")? else {
-        return None;
+    let MapOnly(r) = top.request?;
+    let (object, old_object) = (dynamic_object(r.object)?, dynamic_object(r.old_object)?);
+    let request = AdmissionRequest {
+        types: review_types(),
+        uid: r.uid,
+        kind: r.kind,
+        resource: r.resource,
+        sub_resource: r.sub_resource,
+        request_kind: r.request_kind,
+        request_resource: r.request_resource,
+        request_sub_resource: r.request_sub_resource,
+        name: r.name,
+        namespace: r.namespace,
+        operation: r.operation,
+        user_info: r.user_info,
+        object: None,
+        old_object: None,
+        dry_run: r.dry_run,
+        options: r.options,
     };
-    let object = take_object(&mut request, "object")?;
-    let old_object = take_object(&mut request, "oldObject")?;
-    let mut request: AdmissionRequest<DynamicObject> =
-        serde_json::from_value(Value::Object(request)).ok()?;
-    request.types = review_types();
     Some(Review {
         request,
         object,
@@ -158,12 +166,78 @@ fn parse_well_formed(body: &[u8]) -> Option<Review> {
     })
 }
 
-/// Removes `request[key]`: `Some(None)` when absent or null, `Some(object)`
-/// when kube would read it as a `DynamicObject` (a JSON object whose
-/// `metadata`, if any, is an `ObjectMeta`), `None` otherwise.
-fn take_object(request: &mut serde_json::Map<String, Value>, key: &str) -> Option<Option<Value>> {
+/// The wire form of an AdmissionReview, field for field what kube's
+/// `AdmissionRequest` reads (same names, types, defaults and required
+/// fields), with the objects kept as JSON.
+mod wire {
+    use kube::core::admission::Operation;
+    use kube::core::{GroupVersionKind, GroupVersionResource};
+    use serde_json::Value;
+
+    use super::MapOnly;
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Review {
+        pub api_version: String,
+        pub kind: String,
+        pub request: Option<MapOnly<Request>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Request {
+        pub uid: String,
+        pub kind: GroupVersionKind,
+        pub resource: GroupVersionResource,
+        #[serde(default)]
+        pub sub_resource: Option<String>,
+        #[serde(default)]
+        pub request_kind: Option<GroupVersionKind>,
+        #[serde(default)]
+        pub request_resource: Option<GroupVersionResource>,
+        #[serde(default)]
+        pub request_sub_resource: Option<String>,
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub namespace: Option<String>,
+        pub operation: Operation,
+        pub user_info: k8s_openapi::api::authentication::v1::UserInfo,
+        pub object: Option<Value>,
+        pub old_object: Option<Value>,
+        #[serde(default)]
+        pub dry_run: bool,
+        #[serde(default)]
+        pub options: Option<k8s_openapi::apimachinery::pkg::runtime::RawExtension>,
+    }
+}
+
+/// A `T` read only from a JSON object (derived structs also take arrays).
+struct MapOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// `object` if kube would read it as a `DynamicObject` (a JSON object whose
+/// `metadata`, if any, is an `ObjectMeta`; null is no object), else `None`.
+fn dynamic_object(object: Option<Value>) -> Option<Option<Value>> {
     use serde::Deserialize as _;
-    match request.remove(key) {
+    match object {
         None | Some(Value::Null) => Some(None),
         Some(object) => {
             let Value::Object(fields) = &object else {
@@ -276,10 +350,16 @@ pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
     out.extend_from_slice(br#","status":"#);
     write_json(&mut out, &body::Status(&r.result));
     out.extend_from_slice(br#","uid":"#);
-    write_json(&mut out, &r.uid);
+    patch::write_str(&mut out, &r.uid);
     if let Some(warnings) = &r.warnings {
-        out.extend_from_slice(br#","warnings":"#);
-        write_json(&mut out, warnings);
+        out.extend_from_slice(br#","warnings":["#);
+        for (i, warning) in warnings.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            patch::write_str(&mut out, warning);
+        }
+        out.push(b']');
     }
     out.extend_from_slice(b"}}");
     out

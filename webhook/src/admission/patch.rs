@@ -157,7 +157,7 @@ impl Tree {
             Node::Bool(true) => out.extend_from_slice(b"true"),
             Node::Bool(false) => out.extend_from_slice(b"false"),
             Node::Number(n) => write_json(out, n),
-            Node::Str(s) => write_json(out, self.str(s)),
+            Node::Str(s) => write_str(out, self.str(s)),
             Node::Array(items) => {
                 out.push(b'[');
                 for (i, item) in self.items[items.clone()].iter().enumerate() {
@@ -174,7 +174,7 @@ impl Tree {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_json(out, self.str(key));
+                    write_str(out, self.str(key));
                     out.push(b':');
                     self.write(*value, out);
                 }
@@ -187,7 +187,7 @@ impl Tree {
 /// Appends `/token` to a JSON pointer, escaping `~` and `/` (RFC 6901).
 fn push_token(path: &mut String, token: &str) {
     path.push('/');
-    if !token.contains(['~', '/']) {
+    if !token.bytes().any(|b| b == b'~' || b == b'/') {
         path.push_str(token);
         return;
     }
@@ -197,6 +197,19 @@ fn push_token(path: &mut String, token: &str) {
             '/' => path.push_str("~1"),
             c => path.push(c),
         }
+    }
+}
+
+/// Writes a JSON string as `serde_json` does; strings with nothing to
+/// escape (nearly all) are copied as they are.
+pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        write_json(out, s);
     }
 }
 
@@ -260,7 +273,7 @@ impl PatchWriter {
         self.out.extend_from_slice(b"{\"op\":\"");
         self.out.extend_from_slice(op.as_bytes());
         self.out.extend_from_slice(b"\",\"path\":");
-        write_json(&mut self.out, self.path.as_str());
+        write_str(&mut self.out, &self.path);
         if let Some(id) = value {
             self.out.extend_from_slice(b",\"value\":");
             self.tree.write(id, &mut self.out);

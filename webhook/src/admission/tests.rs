@@ -1071,6 +1071,56 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
         r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":null}"#.into(),
     );
     bodies.push("[]".into());
+    // Shapes a typed reader might take differently from a `Value`: repeated
+    // keys, arrays for objects, extra and missing fields, escapes.
+    let base = review_json("CREATE", "alice", &[], Some(lightweight()), None).to_string();
+    let request_at = base.find(r#""request":{"#).unwrap() + r#""request":{"#.len();
+    let insert = |text: &str| format!("{}{text}{}", &base[..request_at], &base[request_at..]);
+    bodies.push(insert(r#""uid":"first","#));
+    bodies.push(insert(r#""operation":"DELETE","#));
+    bodies.push(insert(r#""unknown":{"deep":[1,2,{"x":null}]},"#));
+    bodies.push(insert(r#""namespace":null,"#));
+    bodies.push(insert(
+        r#""options":{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"},"#,
+    ));
+    bodies.push(base.replacen(r#"{"apiVersion""#, r#"{"apiVersion":"x","apiVersion""#, 1));
+    bodies.push(base.replace(
+        r#""name":"alice-checkout""#,
+        r#""name":"alice-\u0063heckout""#,
+    ));
+    bodies.push(format!(r#"{base:?}"#));
+    let review = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    let mut as_array = review.clone();
+    as_array["request"] = json!([
+        review["request"]["uid"],
+        review["request"]["kind"],
+        review["request"]["resource"]
+    ]);
+    bodies.push(as_array.to_string());
+    let mut user_as_array = review.clone();
+    user_as_array["request"]["userInfo"] = json!(["alice"]);
+    bodies.push(user_as_array.to_string());
+    let mut uid_number = review.clone();
+    uid_number["request"]["uid"] = json!(7);
+    bodies.push(uid_number.to_string());
+    let mut no_user = review.clone();
+    no_user["request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("userInfo");
+    bodies.push(no_user.to_string());
+    let mut no_name = review.clone();
+    no_name["request"].as_object_mut().unwrap().remove("name");
+    bodies.push(no_name.to_string());
+    let mut object_array = review.clone();
+    object_array["request"]["object"] = json!([1]);
+    bodies.push(object_array.to_string());
+    bodies.push(format!(
+        r#"[{}, {}, {}]"#,
+        json!(REVIEW_API_VERSION),
+        json!(REVIEW_KIND),
+        review["request"]
+    ));
     for body in &bodies {
         let fast = parse_well_formed(body.as_bytes());
         let checked = parsed(parse_checked(body.as_bytes()));
@@ -1081,6 +1131,17 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
     }
     // The common case takes the fast path; what it refuses is named by the checked reader.
     assert!(parse_well_formed(bodies[0].as_bytes()).is_some());
+    for extra in [
+        r#""unknown":{"deep":[1,2,{"x":null}]},"#,
+        r#""options":{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"},"#,
+    ] {
+        assert!(
+            parse_well_formed(insert(extra).as_bytes()).is_some(),
+            "{extra}"
+        );
+    }
+    // A repeated key is left to the checked reader (the last one wins there).
+    assert!(parse_well_formed(insert(r#""uid":"first","#).as_bytes()).is_none());
     let refused = parse_review(bodies[sample_reviews().len()].as_bytes()).unwrap_err();
     assert!(
         refused
