@@ -131,26 +131,34 @@ pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
     }
 }
 
-/// The common case in one pass over the body and no copy of the objects:
-/// `None` whenever anything is off, and [`parse_checked`] then decides (with
-/// the same outcome for every body this accepts) and names the problem.
+/// The common case in one pass over the body, typed as it is read: `None`
+/// whenever anything is off, and [`parse_checked`] then decides (with the
+/// same outcome for every body this accepts) and names the problem.
 fn parse_well_formed(body: &[u8]) -> Option<Review> {
-    let Ok(Value::Object(mut top)) = serde_json::from_slice(body) else {
-        return None;
-    };
-    if top.get("apiVersion")?.as_str()? != REVIEW_API_VERSION
-        || top.get("kind")?.as_str()? != REVIEW_KIND
-    {
+    let MapOnly(top) = serde_json::from_slice::<MapOnly<wire::Review>>(body).ok()?;
+    if top.api_version != REVIEW_API_VERSION || top.kind != REVIEW_KIND {
         return None;
     }
-    let Value::Object(mut request) = top.remove("request")? else {
-        return None;
+    let MapOnly(r) = top.request?;
+    let (object, old_object) = (dynamic_object(r.object)?, dynamic_object(r.old_object)?);
+    let request = AdmissionRequest {
+        types: review_types(),
+        uid: r.uid,
+        kind: r.kind,
+        resource: r.resource,
+        sub_resource: r.sub_resource,
+        request_kind: r.request_kind,
+        request_resource: r.request_resource,
+        request_sub_resource: r.request_sub_resource,
+        name: r.name,
+        namespace: r.namespace,
+        operation: r.operation,
+        user_info: r.user_info,
+        object: None,
+        old_object: None,
+        dry_run: r.dry_run,
+        options: r.options,
     };
-    let object = take_object(&mut request, "object")?;
-    let old_object = take_object(&mut request, "oldObject")?;
-    let mut request: AdmissionRequest<DynamicObject> =
-        serde_json::from_value(Value::Object(request)).ok()?;
-    request.types = review_types();
     Some(Review {
         request,
         object,
@@ -158,12 +166,78 @@ fn parse_well_formed(body: &[u8]) -> Option<Review> {
     })
 }
 
-/// Removes `request[key]`: `Some(None)` when absent or null, `Some(object)`
-/// when kube would read it as a `DynamicObject` (a JSON object whose
-/// `metadata`, if any, is an `ObjectMeta`), `None` otherwise.
-fn take_object(request: &mut serde_json::Map<String, Value>, key: &str) -> Option<Option<Value>> {
+/// The wire form of an AdmissionReview, field for field what kube's
+/// `AdmissionRequest` reads (same names, types, defaults and required
+/// fields), with the objects kept as JSON.
+mod wire {
+    use kube::core::admission::Operation;
+    use kube::core::{GroupVersionKind, GroupVersionResource};
+    use serde_json::Value;
+
+    use super::MapOnly;
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Review {
+        pub api_version: String,
+        pub kind: String,
+        pub request: Option<MapOnly<Request>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Request {
+        pub uid: String,
+        pub kind: GroupVersionKind,
+        pub resource: GroupVersionResource,
+        #[serde(default)]
+        pub sub_resource: Option<String>,
+        #[serde(default)]
+        pub request_kind: Option<GroupVersionKind>,
+        #[serde(default)]
+        pub request_resource: Option<GroupVersionResource>,
+        #[serde(default)]
+        pub request_sub_resource: Option<String>,
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub namespace: Option<String>,
+        pub operation: Operation,
+        pub user_info: k8s_openapi::api::authentication::v1::UserInfo,
+        pub object: Option<Value>,
+        pub old_object: Option<Value>,
+        #[serde(default)]
+        pub dry_run: bool,
+        #[serde(default)]
+        pub options: Option<k8s_openapi::apimachinery::pkg::runtime::RawExtension>,
+    }
+}
+
+/// A `T` read only from a JSON object (derived structs also take arrays).
+struct MapOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// `object` if kube would read it as a `DynamicObject` (a JSON object whose
+/// `metadata`, if any, is an `ObjectMeta`; null is no object), else `None`.
+fn dynamic_object(object: Option<Value>) -> Option<Option<Value>> {
     use serde::Deserialize as _;
-    match request.remove(key) {
+    match object {
         None | Some(Value::Null) => Some(None),
         Some(object) => {
             let Value::Object(fields) = &object else {
@@ -247,44 +321,60 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
 /// numbers, and `response.patchType` set when there is a patch. Keys come in
 /// sorted order, as they always have.
 pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        256 + response.result.message.len()
-            + response.patch.as_ref().map_or(0, |p| p.len() * 4 / 3),
-    );
-    let review = body::Review {
-        api_version: REVIEW_API_VERSION,
-        kind: REVIEW_KIND,
-        response: body::Response(response),
-    };
-    serde_json::to_writer(&mut out, &review).expect("AdmissionReviews always serialise");
+    use base64::Engine as _;
+    let r = response;
+    let patch_len = r.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
+    let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len);
+    out.extend_from_slice(br#"{"apiVersion":""#);
+    out.extend_from_slice(REVIEW_API_VERSION.as_bytes());
+    out.extend_from_slice(br#"","kind":""#);
+    out.extend_from_slice(REVIEW_KIND.as_bytes());
+    out.extend_from_slice(br#"","response":{"allowed":"#);
+    out.extend_from_slice(if r.allowed { b"true" } else { b"false" });
+    if !r.audit_annotations.is_empty() {
+        let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
+        out.extend_from_slice(br#","auditAnnotations":"#);
+        write_json(&mut out, &sorted);
+    }
+    if let Some(patch) = &r.patch {
+        // Base64 needs no escaping in a JSON string.
+        out.extend_from_slice(br#","patch":""#);
+        let start = out.len();
+        out.resize(start + patch.len().div_ceil(3) * 4, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(patch, &mut out[start..])
+            .expect("the buffer fits the encoding");
+        out.truncate(start + written);
+        out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+    }
+    out.extend_from_slice(br#","status":"#);
+    write_json(&mut out, &body::Status(&r.result));
+    out.extend_from_slice(br#","uid":"#);
+    patch::write_str(&mut out, &r.uid);
+    if let Some(warnings) = &r.warnings {
+        out.extend_from_slice(br#","warnings":["#);
+        for (i, warning) in warnings.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            patch::write_str(&mut out, warning);
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}}");
     out
 }
 
-/// The serialised form of an answer, written directly.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value)
+        .expect("strings, maps of strings and Statuses always serialise");
+}
+
+/// A `Status` as a `serde_json::Value` writes it: keys sorted.
 mod body {
-    use base64::Engine as _;
-    use kube::core::admission::AdmissionResponse;
     use serde::ser::{Serialize, SerializeMap, Serializer};
 
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct Review<'a> {
-        pub api_version: &'static str,
-        pub kind: &'static str,
-        pub response: Response<'a>,
-    }
-
-    pub(super) struct Response<'a>(pub &'a AdmissionResponse);
-
-    struct Base64<'a>(&'a [u8]);
-
-    impl Serialize for Base64<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
-        }
-    }
-
-    struct Status<'a>(&'a kube::core::Status);
+    pub(super) struct Status<'a>(pub &'a kube::core::Status);
 
     impl Serialize for Status<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -307,28 +397,6 @@ mod body {
             }
             if let Some(summary) = &status.status {
                 map.serialize_entry("status", summary)?;
-            }
-            map.end()
-        }
-    }
-
-    impl Serialize for Response<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let r = self.0;
-            let mut map = s.serialize_map(None)?;
-            map.serialize_entry("allowed", &r.allowed)?;
-            if !r.audit_annotations.is_empty() {
-                let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
-                map.serialize_entry("auditAnnotations", &sorted)?;
-            }
-            if let Some(patch) = &r.patch {
-                map.serialize_entry("patch", &Base64(patch))?;
-                map.serialize_entry("patchType", "JSONPatch")?;
-            }
-            map.serialize_entry("status", &Status(&r.result))?;
-            map.serialize_entry("uid", &r.uid)?;
-            if let Some(warnings) = &r.warnings {
-                map.serialize_entry("warnings", warnings)?;
             }
             map.end()
         }
@@ -623,11 +691,13 @@ pub fn mutate(review: &Review, catalog: &Catalog, config: &Config, now: Timestam
         }
     };
     let mut decision = allow(request);
-    if !patch.0.is_empty() {
-        decision.response = match decision.response.with_patch(patch) {
+    if let Some(patch) = patch {
+        // kube sets `patchType` only through `with_patch`.
+        decision.response = match decision.response.with_patch(json_patch::Patch(Vec::new())) {
             Ok(r) => r,
             Err(e) => return deny(request, Refusal::Internal, e.to_string()),
         };
+        decision.response.patch = Some(patch);
     }
     if !admitted.warnings.is_empty() {
         decision.response.warnings = Some(admitted.warnings);
@@ -651,76 +721,88 @@ fn read_environment(object: &Value) -> Result<Environment, String> {
     })
 }
 
-/// The JSONPatch from the incoming object to the same object with what
-/// expansion owns (the spec and the annotations) replaced by the expanded
-/// Environment's: everything else stays byte-for-byte as received, so the
-/// patch touches nothing else and an admitted object gets an empty patch.
+/// The JSONPatch (its JSON) from the incoming object to the same object with
+/// what expansion owns (the spec and the annotations) replaced by the expanded
+/// Environment's, or `None` when they are equal. Everything else stays
+/// byte-for-byte as received, so the patch touches nothing else and an
+/// admitted object gets no patch.
 ///
-/// It is `json_patch::diff(original, overlaid)`, computed on the two
-/// subtrees that can differ: the diff of an object walks its keys in order,
-/// and `metadata` comes before `spec`.
+/// Written directly (see [`patch`]), it is exactly [`overlay_patch`]
+/// serialised: the diff of an object walks its keys in order, `metadata`
+/// comes before `spec`, and nothing else differs.
 fn expansion_patch(
     original: &Value,
     expanded: &Environment,
-) -> Result<json_patch::Patch, serde_json::Error> {
-    use json_patch::{AddOperation, PatchOperation, ReplaceOperation, jsonptr::PointerBuf};
-    let spec = serde_json::to_value(&expanded.spec)?;
-    let annotations = match &expanded.metadata.annotations {
-        Some(a) => serde_json::to_value(a)?,
-        None => Value::Object(Default::default()),
-    };
-    let at = |tokens: &[&str]| PointerBuf::from_tokens(tokens.iter().copied());
-    let mut ops = Vec::new();
-    match original.get("metadata") {
-        Some(Value::Object(metadata)) => match metadata.get("annotations") {
-            Some(old) => diff_under(&["metadata", "annotations"], old, &annotations, &mut ops),
-            None => ops.push(PatchOperation::Add(AddOperation {
-                path: at(&["metadata", "annotations"]),
-                value: annotations,
-            })),
-        },
-        other => {
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("annotations".to_owned(), annotations);
-            let (path, value) = (at(&["metadata"]), Value::Object(metadata));
-            ops.push(match other {
-                None => PatchOperation::Add(AddOperation { path, value }),
-                Some(_) => PatchOperation::Replace(ReplaceOperation { path, value }),
-            });
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    match write_expansion_patch(original, expanded) {
+        Ok(patch) => Ok(patch),
+        Err(patch::Unsupported) => {
+            let patch = overlay_patch(original, expanded)?;
+            Ok((!patch.0.is_empty())
+                .then(|| serde_json::to_vec(&patch))
+                .transpose()?)
         }
     }
-    match original.get("spec") {
-        Some(old) => diff_under(&["spec"], old, &spec, &mut ops),
-        None => ops.push(PatchOperation::Add(AddOperation {
-            path: at(&["spec"]),
-            value: spec,
-        })),
-    }
-    Ok(json_patch::Patch(ops))
 }
 
-/// Appends to `ops` the diff from `old` to `new`, both at `tokens`.
-fn diff_under(
-    tokens: &[&str],
-    old: &Value,
-    new: &Value,
-    ops: &mut Vec<json_patch::PatchOperation>,
-) {
-    use json_patch::PatchOperation;
-    ops.extend(json_patch::diff(old, new).0.into_iter().map(|mut op| {
-        let path = match &mut op {
-            PatchOperation::Add(o) => &mut o.path,
-            PatchOperation::Remove(o) => &mut o.path,
-            PatchOperation::Replace(o) => &mut o.path,
-            PatchOperation::Move(o) => &mut o.path,
-            PatchOperation::Copy(o) => &mut o.path,
-            PatchOperation::Test(o) => &mut o.path,
-        };
-        for token in tokens.iter().rev() {
-            path.push_front(*token);
+fn write_expansion_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<Option<Vec<u8>>, patch::Unsupported> {
+    #[derive(serde::Serialize)]
+    struct Metadata<'a> {
+        annotations: &'a std::collections::BTreeMap<String, String>,
+    }
+    let Value::Object(top) = original else {
+        return Ok(None);
+    };
+    let no_annotations = Default::default();
+    let annotations = expanded
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap_or(&no_annotations);
+    let mut w = patch::PatchWriter::new();
+    w.at("metadata", |w| match top.get("metadata") {
+        Some(Value::Object(metadata)) => {
+            w.at("annotations", |w| match metadata.get("annotations") {
+                Some(old) => w.diff(old, annotations),
+                None => w.add(annotations),
+            })
         }
-        op
-    }));
+        None => w.add(&Metadata { annotations }),
+        Some(_) => w.replace(&Metadata { annotations }),
+    })?;
+    w.at("spec", |w| match top.get("spec") {
+        Some(old) => w.diff(old, &expanded.spec),
+        None => w.add(&expanded.spec),
+    })?;
+    Ok(w.finish())
+}
+
+/// The reference for [`expansion_patch`]: `json_patch::diff` of the incoming
+/// object and its copy with spec and annotations replaced.
+fn overlay_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<json_patch::Patch, serde_json::Error> {
+    let mut result = original.clone();
+    let spec = serde_json::to_value(&expanded.spec)?;
+    let annotations =
+        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default())?;
+    if let Value::Object(top) = &mut result {
+        top.insert("spec".to_owned(), spec);
+        let metadata = top
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !metadata.is_object() {
+            *metadata = Value::Object(Default::default());
+        }
+        if let Value::Object(metadata) = metadata {
+            metadata.insert("annotations".to_owned(), annotations);
+        }
+    }
+    Ok(json_patch::diff(original, &result))
 }
 
 /// The validating decision for an Environment: UPDATE and DELETE only by its
@@ -789,6 +871,8 @@ pub fn validate(review: &Review, access: &Access) -> Decision {
     }
     allow(request)
 }
+
+mod patch;
 
 #[cfg(test)]
 mod tests;
