@@ -218,6 +218,18 @@ fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
 
 /// Flux's verdict on `object`.
 pub fn health(object: &DynamicObject) -> Health {
+    verdict(object, true)
+}
+
+/// The verdict Flux last gave on `object`, whatever generation it was for:
+/// Flux does not reconcile a suspended object, so its Ready condition stays
+/// as it last was while its generation moved on (suspending it was a spec
+/// change).
+pub fn last_verdict(object: &DynamicObject) -> Health {
+    verdict(object, false)
+}
+
+fn verdict(object: &DynamicObject, current_generation_only: bool) -> Health {
     let generation = object.metadata.generation;
     let observed = object
         .data
@@ -236,7 +248,8 @@ pub fn health(object: &DynamicObject) -> Health {
             rerunning: false,
         };
     };
-    if let (Some(generation), Some(observed)) = (generation, observed)
+    if let (Some(generation), Some(observed), true) =
+        (generation, observed, current_generation_only)
         && observed < generation
     {
         return Health {
@@ -450,6 +463,9 @@ mod tests {
         let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
         assert!(!stale.ready, "Ready for an older generation is not ready");
         assert_eq!(stale.reason.as_deref(), Some("Progressing"));
+        let last = last_verdict(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        assert!(last.ready, "a suspended object keeps its last verdict");
+        assert_eq!(last.reason.as_deref(), Some("ReconciliationSucceeded"));
         let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})).object);
         assert!(!none.ready);
         assert_eq!(

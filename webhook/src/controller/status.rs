@@ -5,6 +5,9 @@
 //! `Stalled` are present only while true (kstatus' "abnormal-true" rule).
 //! Two more explain the rest: `Admitted` (False when the admission webhook
 //! never saw the Environment) and `LeaseActive` (False once the lease ended).
+//! `Suspended` is present while suspension outside uptime is on for the
+//! Environment: True (reason `OutsideUptime`) while its Kustomizations and
+//! HelmReleases are suspended, False (reason `InsideUptime`) otherwise.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -25,6 +28,62 @@ pub mod types {
     pub const ADMITTED: &str = "Admitted";
     /// Whether the lease is running.
     pub const LEASE_ACTIVE: &str = "LeaseActive";
+    /// Whether the apps' Flux objects are suspended outside uptime.
+    pub const SUSPENDED: &str = "Suspended";
+}
+
+/// The reason of the `Suspended` condition, and of each suspended app.
+pub const OUTSIDE_UPTIME: &str = "OutsideUptime";
+/// The reason of the `Suspended` condition when it is False.
+pub const INSIDE_UPTIME: &str = "InsideUptime";
+/// The reason of the `Ready` condition when not every app is ready while
+/// suspended (nothing progresses until the apps are resumed).
+pub const SUSPENDED_REASON: &str = "Suspended";
+
+/// Whether the Environment's Kustomizations and HelmReleases are suspended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Suspension {
+    /// Suspension outside uptime is off for the Environment: `spec.suspend`
+    /// stays false, as expanded.
+    Off,
+    /// On, and the Environment is inside its lease: not suspended.
+    Resumed,
+    /// On, and the Environment is outside its lease: suspended until this
+    /// moment (the schedule's next window), or None: until the lease is
+    /// extended.
+    Suspended {
+        /// When the apps are resumed, if the lease says.
+        until: Option<Timestamp>,
+    },
+}
+
+impl Suspension {
+    /// The one definition: suspension is on when the Environment's
+    /// `spec.lease.suspendOutsideUptime` says so, else when the controller's
+    /// flag does; the apps are suspended when it is on and the (readable)
+    /// lease is not active now. An unreadable lease never suspends.
+    pub fn of(override_: Option<bool>, flag: bool, lease: Option<&LeaseState>) -> Suspension {
+        match (override_.unwrap_or(flag), lease) {
+            (false, _) => Suspension::Off,
+            (true, Some(l)) if !l.active => Suspension::Suspended {
+                until: l.next_change,
+            },
+            (true, _) => Suspension::Resumed,
+        }
+    }
+
+    /// Whether the apps' Flux objects get `spec.suspend: true`.
+    pub fn is_suspended(&self) -> bool {
+        matches!(self, Suspension::Suspended { .. })
+    }
+
+    /// "until <time>" or "until the lease is extended".
+    pub fn until_text(&self) -> String {
+        match self {
+            Suspension::Suspended { until: Some(t) } => format!("until {t}"),
+            _ => "until the lease is extended (kubectl ephemeral extend)".into(),
+        }
+    }
 }
 
 /// Whether the admission webhook saw the Environment.
@@ -72,6 +131,9 @@ pub struct Observation<'a> {
     pub apps: Vec<AppStatus>,
     /// The lease, when it could be read.
     pub lease: Option<LeaseState>,
+    /// Whether the apps are suspended; None when nothing was applied (a
+    /// stall), so the children and the `Suspended` condition are as they were.
+    pub suspension: Option<Suspension>,
 }
 
 fn condition(
@@ -130,6 +192,21 @@ pub fn compute(o: &Observation<'_>) -> EnvironmentStatus {
                 true,
                 "AppsReady",
                 summary.clone(),
+            ));
+        }
+        Outcome::Applied if o.suspension.as_ref().is_some_and(Suspension::is_suspended) => {
+            // Flux does not reconcile a suspended object: nothing progresses
+            // until the apps are resumed.
+            let message = format!(
+                "{summary}; suspended outside uptime, so Flux does not reconcile {}",
+                waiting_for(&o.apps)
+            );
+            conditions.push(condition(
+                o,
+                types::READY,
+                false,
+                SUSPENDED_REASON,
+                message,
             ));
         }
         Outcome::Applied => {
@@ -200,6 +277,28 @@ pub fn compute(o: &Observation<'_>) -> EnvironmentStatus {
                 },
             ),
         });
+    }
+    match &o.suspension {
+        Some(Suspension::Off) => {}
+        Some(Suspension::Resumed) => conditions.push(condition(
+            o,
+            types::SUSPENDED,
+            false,
+            INSIDE_UPTIME,
+            "inside its lease: Flux reconciles the apps' Kustomizations and HelmReleases".into(),
+        )),
+        Some(s @ Suspension::Suspended { .. }) => conditions.push(condition(
+            o,
+            types::SUSPENDED,
+            true,
+            OUTSIDE_UPTIME,
+            format!(
+                "outside its lease: the apps' Kustomizations and HelmReleases are suspended (spec.suspend: true) {}, so Flux does not scale them back up; ImagePolicies keep resolving",
+                s.until_text()
+            ),
+        )),
+        // Nothing was applied: the children are suspended as they were.
+        None => conditions.extend(find(o.previous, types::SUSPENDED).cloned()),
     }
     EnvironmentStatus {
         conditions,
@@ -272,6 +371,26 @@ pub fn notices(previous: Option<&EnvironmentStatus>, next: &EnvironmentStatus) -
             note: c.message.clone(),
         });
     }
+    if let Some(c) = became(types::SUSPENDED, "True") {
+        out.push(Notice {
+            severity: Severity::Normal,
+            reason: "Suspended".into(),
+            note: c.message.clone(),
+        });
+    }
+    let suspended = |s: Option<&EnvironmentStatus>| {
+        find(s, types::SUSPENDED).is_some_and(|c| c.status == "True")
+    };
+    if suspended(previous) && !suspended(Some(next)) {
+        out.push(Notice {
+            severity: Severity::Normal,
+            reason: "Resumed".into(),
+            note: match find(Some(next), types::SUSPENDED) {
+                Some(c) => c.message.clone(),
+                None => "suspension outside uptime is now off for this Environment: Flux reconciles the apps' Kustomizations and HelmReleases again".into(),
+            },
+        });
+    }
     out
 }
 
@@ -318,6 +437,7 @@ mod tests {
                 end: Some(at("2026-11-21T19:00:00Z")),
                 next_change: Some(at("2026-11-21T19:00:00Z")),
             }),
+            suspension: Some(Suspension::Off),
         }
     }
 
