@@ -221,6 +221,26 @@ pub fn health(object: &DynamicObject) -> Health {
     verdict(object, true)
 }
 
+/// Whether Flux has started reconciling the current generation of `object`
+/// (its status, or one of its conditions, observed it): from then on,
+/// suspending it does not stop that run.
+pub fn flux_started(object: &DynamicObject) -> bool {
+    let Some(generation) = object.metadata.generation else {
+        return true;
+    };
+    let observed = |v: &Value| {
+        v.get("observedGeneration")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g >= generation)
+    };
+    object.data.get("status").is_some_and(observed)
+        || object
+            .data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(observed))
+}
+
 /// The verdict Flux last gave on `object`, whatever generation it was for:
 /// Flux does not reconcile a suspended object, so its Ready condition stays
 /// as it last was while its generation moved on (suspending it was a spec

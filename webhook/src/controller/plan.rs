@@ -93,6 +93,9 @@ pub struct Converge {
     pub prune: Vec<Existing>,
     /// Per app: its child and the tag it deploys, in spec order.
     pub apps: Vec<AppPlan>,
+    /// `Kind/name` of the app children to be suspended that are not yet:
+    /// Flux first takes up their current spec.
+    pub suspending: Vec<String>,
 }
 
 /// One server-side apply.
@@ -258,18 +261,29 @@ pub fn plan(input: Input<'_>) -> Plan {
         suspend_outside_uptime,
         lease.as_ref(),
     );
+    let mut suspending = Vec::new();
     let apply = expansion
         .objects
         .iter()
         .filter_map(|o| {
             let (kind, name) = (ChildKind::of(o), children::name_of(o));
             let mut body = o.to_value();
-            // The expansion writes `suspend: false`; outside uptime the
-            // app kinds are suspended (ImagePolicies keep resolving).
-            if kind.is_app() && suspension.is_suspended() {
-                body["spec"]["suspend"] = Value::Bool(true);
-            }
             let current = find(kind, name).map(|e| e.object.clone());
+            // The expansion writes `suspend: false`; outside uptime the
+            // app kinds are suspended (ImagePolicies keep resolving), once
+            // Flux has taken up their current spec.
+            if kind.is_app() && suspension.is_suspended() {
+                match suspend_now(current.as_ref(), &body) {
+                    SuspendStep::Suspend => body["spec"]["suspend"] = Value::Bool(true),
+                    SuspendStep::Wait => {
+                        suspending.push(format!("{}/{name}", kind.as_str()));
+                        return None;
+                    }
+                    SuspendStep::ApplyFirst => {
+                        suspending.push(format!("{}/{name}", kind.as_str()));
+                    }
+                }
+            }
             match &current {
                 Some(stored) if children::manages(stored, &body) => None,
                 _ => Some(Apply {
@@ -314,7 +328,48 @@ pub fn plan(input: Input<'_>) -> Plan {
         admission,
         lease,
         suspension: Some(suspension),
-        step: Step::Converge(Converge { apply, prune, apps }),
+        step: Step::Converge(Converge {
+            apply,
+            prune,
+            apps,
+            suspending,
+        }),
+    }
+}
+
+/// What to do with an app child that is to be suspended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SuspendStep {
+    /// Apply it with `spec.suspend: true`.
+    Suspend,
+    /// Apply its new spec unsuspended first: Flux must apply the spec that
+    /// carries the ended lease's uptime (a lease cut short changes the
+    /// `downscaler_uptime` substitution), or the workloads keep an uptime
+    /// that holds them up.
+    ApplyFirst,
+    /// Leave it: Flux has not started reconciling its current generation.
+    Wait,
+}
+
+/// Whether an app child with the wanted (unsuspended) `body` can be
+/// suspended now. A child not created yet, or already suspended, is
+/// (applied) suspended; one whose spec differs is first applied as it is;
+/// one whose current generation Flux has not taken up yet waits (once Flux
+/// has started a run, suspending it does not stop that run).
+fn suspend_now(current: Option<&DynamicObject>, body: &Value) -> SuspendStep {
+    let Some(stored) = current else {
+        return SuspendStep::Suspend;
+    };
+    if stored.data.pointer("/spec/suspend") == Some(&Value::Bool(true)) {
+        return SuspendStep::Suspend;
+    }
+    if !children::manages(stored, body) {
+        return SuspendStep::ApplyFirst;
+    }
+    if children::flux_started(stored) {
+        SuspendStep::Suspend
+    } else {
+        SuspendStep::Wait
     }
 }
 
@@ -432,10 +487,12 @@ pub fn status(
                         })
                         .map(children::health)
                         .unwrap_or_default();
-                    let suspended = plan
-                        .suspension
-                        .as_ref()
-                        .filter(|s| s.is_suspended());
+                    let suspended = plan.suspension.as_ref().filter(|s| {
+                        s.is_suspended()
+                            && !c
+                                .suspending
+                                .contains(&format!("{}/{}", app.kind.as_str(), app.child))
+                    });
                     let next = match (&app.follows, &app.image_tag, suspended) {
                         (Some(prefix), None, _) => AppStatus {
                             name: app.name.clone(),
@@ -518,9 +575,17 @@ pub fn status(
         outcome,
         apps,
         lease,
-        suspension: match stall {
-            Some(_) => None,
-            None => plan.suspension.clone(),
+        suspension: match (stall, &plan.step) {
+            (None, Step::Converge(c)) => match &plan.suspension {
+                Some(Suspension::Suspended { until }) if !c.suspending.is_empty() => {
+                    Some(Suspension::Suspending {
+                        until: *until,
+                        waiting: c.suspending.clone(),
+                    })
+                }
+                other => other.clone(),
+            },
+            _ => None,
         },
     })
 }
@@ -1122,6 +1187,68 @@ spec:
         assert!(
             !s.conditions.iter().any(|c| c.type_ == "Reconciling"),
             "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_lease_cut_short_is_applied_and_taken_up_by_flux_before_it_is_suspended() {
+        let env = suspendable(None);
+        let inside = run_at(&env, &[], true, now());
+        let children = store(&inside, &[]);
+        // Cut short at 09:30: the uptime substitution changes with it.
+        let mut env = env.clone();
+        env.spec.lease.as_mut().unwrap().until = Some("2026-11-21T09:30:00Z".into());
+        let first = run_at(&env, &children, true, now());
+        assert_eq!(
+            suspends(&first),
+            [
+                "Kustomization/alice-checkout: false",
+                "HelmRelease/alice-chart: false"
+            ],
+            "the new uptime first, unsuspended"
+        );
+        assert_eq!(
+            converge(&first).suspending,
+            ["Kustomization/alice-checkout", "HelmRelease/alice-chart"]
+        );
+        let mut children = store(&first, &children);
+        let s = status(&first, None, &env, &children, &BTreeMap::new(), now());
+        let (on, reason, message) = suspended_condition(&s).unwrap();
+        assert_eq!((on.as_str(), reason.as_str()), ("False", "Suspending"));
+        assert!(message.contains("waiting for Kustomization/alice-checkout"), "{message}");
+        // Flux has not taken up generation 2 yet: nothing to do.
+        let waiting = run_at(&env, &children, true, now());
+        assert_eq!(applied(&waiting), Vec::<String>::new());
+        assert_eq!(converge(&waiting).suspending.len(), 2);
+        // Flux starts its run (Reconciling at generation 2): now suspend.
+        for c in children.iter_mut().filter(|c| c.kind.is_app()) {
+            c.object.data["status"]["conditions"] = json!([
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "observedGeneration": 2},
+                {"type": "Ready", "status": "Unknown", "reason": "Progressing", "observedGeneration": 2}]);
+        }
+        let suspend = run_at(&env, &children, true, now());
+        assert_eq!(
+            suspends(&suspend),
+            [
+                "Kustomization/alice-checkout: true",
+                "HelmRelease/alice-chart: true"
+            ]
+        );
+        assert!(converge(&suspend).suspending.is_empty());
+    }
+
+    #[test]
+    fn a_child_created_outside_uptime_is_created_suspended() {
+        let env = suspendable(Some(true));
+        let p = run_at(&env, &[], false, evening());
+        assert!(converge(&p).suspending.is_empty());
+        assert_eq!(
+            suspends(&p),
+            [
+                "Kustomization/alice-checkout: true",
+                "ImagePolicy/alice-checkout: false",
+                "HelmRelease/alice-chart: true"
+            ]
         );
     }
 }

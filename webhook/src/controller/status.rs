@@ -36,6 +36,9 @@ pub mod types {
 pub const OUTSIDE_UPTIME: &str = "OutsideUptime";
 /// The reason of the `Suspended` condition when it is False.
 pub const INSIDE_UPTIME: &str = "InsideUptime";
+/// The reason of the `Suspended` condition while Flux takes up the current
+/// spec of app children before they are suspended.
+pub const SUSPENDING: &str = "Suspending";
 /// The reason of the `Ready` condition when not every app is ready while
 /// suspended (nothing progresses until the apps are resumed).
 pub const SUSPENDED_REASON: &str = "Suspended";
@@ -54,6 +57,15 @@ pub enum Suspension {
     Suspended {
         /// When the apps are resumed, if the lease says.
         until: Option<Timestamp>,
+    },
+    /// On, outside the lease, but some app children are not suspended yet:
+    /// Flux first takes up their current spec (with the ended lease's
+    /// uptime). Only in a status, never in a plan.
+    Suspending {
+        /// When the apps are resumed, if the lease says.
+        until: Option<Timestamp>,
+        /// `Kind/name` of the children not suspended yet.
+        waiting: Vec<String>,
     },
 }
 
@@ -80,7 +92,8 @@ impl Suspension {
     /// "until <time>" or "until the lease is extended".
     pub fn until_text(&self) -> String {
         match self {
-            Suspension::Suspended { until: Some(t) } => format!("until {t}"),
+            Suspension::Suspended { until: Some(t) }
+            | Suspension::Suspending { until: Some(t), .. } => format!("until {t}"),
             _ => "until the lease is extended (kubectl ephemeral extend)".into(),
         }
     }
@@ -295,6 +308,17 @@ pub fn compute(o: &Observation<'_>) -> EnvironmentStatus {
             format!(
                 "outside its lease: the apps' Kustomizations and HelmReleases are suspended (spec.suspend: true) {}, so Flux does not scale them back up; ImagePolicies keep resolving",
                 s.until_text()
+            ),
+        )),
+        Some(s @ Suspension::Suspending { waiting, .. }) => conditions.push(condition(
+            o,
+            types::SUSPENDED,
+            false,
+            SUSPENDING,
+            format!(
+                "outside its lease: suspending the apps' Kustomizations and HelmReleases {} once Flux has taken up their current spec; waiting for {}",
+                s.until_text(),
+                waiting.join(", ")
             ),
         )),
         // Nothing was applied: the children are suspended as they were.
