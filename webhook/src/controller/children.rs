@@ -483,7 +483,8 @@ mod tests {
         let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
         assert!(!stale.ready, "Ready for an older generation is not ready");
         assert_eq!(stale.reason.as_deref(), Some("Progressing"));
-        let last = last_verdict(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        let last =
+            last_verdict(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
         assert!(last.ready, "a suspended object keeps its last verdict");
         assert_eq!(last.reason.as_deref(), Some("ReconciliationSucceeded"));
         let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})).object);

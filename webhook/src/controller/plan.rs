@@ -982,7 +982,10 @@ spec:
         let mut out: Vec<Existing> = previous.to_vec();
         for a in &converge(p).apply {
             let mut next = stored(a.kind, &a.body, ready("Applied revision: main@sha1:abc"));
-            if let Some(old) = out.iter().position(|e| e.kind == a.kind && e.name() == a.name) {
+            if let Some(old) = out
+                .iter()
+                .position(|e| e.kind == a.kind && e.name() == a.name)
+            {
                 // A spec change: the generation moves on, Flux's status stays.
                 next.object.metadata.generation =
                     out[old].object.metadata.generation.map(|g| g + 1);
@@ -1047,20 +1050,15 @@ spec:
         let down = status(&outside, None, &env, &children, &BTreeMap::new(), evening());
         let (on, reason, message) = suspended_condition(&down).unwrap();
         assert_eq!((on.as_str(), reason.as_str()), ("True", "OutsideUptime"));
-        assert!(
-            message.contains("until the lease is extended"),
-            "{message}"
-        );
+        assert!(message.contains("until the lease is extended"), "{message}");
         // Flux keeps the Ready it last reported; so does each app.
         let chart = down.apps.iter().find(|a| a.name == "chart").unwrap();
         assert!(chart.ready, "{chart:?}");
         assert_eq!(chart.reason.as_deref(), Some("OutsideUptime"));
         assert!(
-            chart
-                .message
-                .as_deref()
-                .unwrap()
-                .ends_with("Flux last reported ReconciliationSucceeded: Applied revision: main@sha1:abc"),
+            chart.message.as_deref().unwrap().ends_with(
+                "Flux last reported ReconciliationSucceeded: Applied revision: main@sha1:abc"
+            ),
             "{chart:?}"
         );
         let reasons: Vec<String> = status::notices(env.status.as_ref(), &down)
@@ -1121,11 +1119,17 @@ spec:
         // Saturday 2026-11-21: down until Monday 07:00.
         let p = run_at(&env, &[], false, evening());
         let until: Timestamp = "2026-11-23T07:00:00Z".parse().unwrap();
-        assert_eq!(p.suspension, Some(Suspension::Suspended { until: Some(until) }));
+        assert_eq!(
+            p.suspension,
+            Some(Suspension::Suspended { until: Some(until) })
+        );
         let children = store(&p, &[]);
         let s = status(&p, None, &env, &children, &BTreeMap::new(), evening());
         assert!(
-            suspended_condition(&s).unwrap().2.contains("until 2026-11-23T07:00:00Z"),
+            suspended_condition(&s)
+                .unwrap()
+                .2
+                .contains("until 2026-11-23T07:00:00Z"),
             "{s:?}"
         );
         // Monday 07:00: the window opens, and the apps are resumed.
@@ -1215,7 +1219,10 @@ spec:
         let s = status(&first, None, &env, &children, &BTreeMap::new(), now());
         let (on, reason, message) = suspended_condition(&s).unwrap();
         assert_eq!((on.as_str(), reason.as_str()), ("False", "Suspending"));
-        assert!(message.contains("waiting for Kustomization/alice-checkout"), "{message}");
+        assert!(
+            message.contains("waiting for Kustomization/alice-checkout"),
+            "{message}"
+        );
         // Flux has not taken up generation 2 yet: nothing to do.
         let waiting = run_at(&env, &children, true, now());
         assert_eq!(applied(&waiting), Vec::<String>::new());

@@ -214,13 +214,7 @@ pub fn compute(o: &Observation<'_>) -> EnvironmentStatus {
                 "{summary}; suspended outside uptime, so Flux does not reconcile {}",
                 waiting_for(&o.apps)
             );
-            conditions.push(condition(
-                o,
-                types::READY,
-                false,
-                SUSPENDED_REASON,
-                message,
-            ));
+            conditions.push(condition(o, types::READY, false, SUSPENDED_REASON, message));
         }
         Outcome::Applied => {
             let message = format!("{summary}; waiting for {}", waiting_for(&o.apps));
