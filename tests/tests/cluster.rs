@@ -1115,10 +1115,17 @@ fn outside_uptime_a_suspended_kustomization_leaves_the_downscaled_deployment_alo
 {
     let cluster = catalog();
     Cluster::running(&["downscaler"]);
-    let (on, off) = ("sus-on", "sus-off");
-    for env in [on, off] {
-        cluster.delete_environment(env);
-    }
+    // Names no earlier run used: a deleted Kustomization whose Deployment
+    // is up waits out Flux's health check (no kubelet here: up to its 5m
+    // timeout) before its finalizer prunes, so a rerun would find the old
+    // objects.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 100_000;
+    let (on, off) = (format!("sus-on-{run}"), format!("sus-off-{run}"));
+    let (on, off) = (on.as_str(), off.as_str());
     // Both ended 30 minutes ago, so GoKubeDownscaler scales them to 0, and
     // neither is suspended yet (the harness runs serve without
     // --suspend-outside-uptime): Flux applies spec.replicas: 1 at first.
