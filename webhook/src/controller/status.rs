@@ -593,4 +593,90 @@ mod tests {
         let reasons: Vec<String> = notices(None, &s).into_iter().map(|n| n.reason).collect();
         assert_eq!(reasons, ["Ready", "NotAdmitted", "LeaseExpired"]);
     }
+
+    #[test]
+    fn suspension_is_the_environments_choice_else_the_flags_and_needs_a_readable_ended_lease() {
+        let up = LeaseState {
+            active: true,
+            end: Some(at("2026-11-21T19:00:00Z")),
+            next_change: Some(at("2026-11-21T19:00:00Z")),
+        };
+        let down = LeaseState {
+            active: false,
+            end: None,
+            next_change: Some(at("2026-11-23T07:00:00Z")),
+        };
+        let suspended = Suspension::Suspended {
+            until: Some(at("2026-11-23T07:00:00Z")),
+        };
+        for (override_, flag, lease, want) in [
+            (None, false, Some(&down), Suspension::Off),
+            (None, true, Some(&down), suspended.clone()),
+            (None, true, Some(&up), Suspension::Resumed),
+            (Some(false), true, Some(&down), Suspension::Off),
+            (Some(true), false, Some(&down), suspended.clone()),
+            (Some(true), false, None, Suspension::Resumed),
+        ] {
+            assert_eq!(
+                Suspension::of(override_, flag, lease),
+                want,
+                "{override_:?} {flag} {lease:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn suspended_and_resumed_are_conditions_and_events() {
+        let mut o = obs(None, "2026-11-21T20:00:00Z", vec![app("checkout", true)]);
+        o.suspension = Some(Suspension::Resumed);
+        let inside = compute(&o);
+        let c = cond(&inside, "Suspended").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", INSIDE_UPTIME)
+        );
+        assert!(notices(None, &inside).iter().all(|n| n.reason != "Resumed"));
+
+        let mut o = obs(
+            Some(&inside),
+            "2026-11-21T20:00:00Z",
+            vec![app("checkout", true)],
+        );
+        o.suspension = Some(Suspension::Suspended { until: None });
+        let outside = compute(&o);
+        let c = cond(&outside, "Suspended").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", OUTSIDE_UPTIME)
+        );
+        assert!(c.message.contains("until the lease is extended"), "{c:?}");
+        let reasons: Vec<String> = notices(Some(&inside), &outside)
+            .into_iter()
+            .map(|n| n.reason)
+            .collect();
+        assert_eq!(reasons, ["Suspended"]);
+        assert_eq!(cond(&outside, "Ready").unwrap().status, "True");
+
+        // A stall applies nothing: the condition stays as it was.
+        let mut o = obs(Some(&outside), "2026-11-21T20:05:00Z", vec![]);
+        o.suspension = None;
+        o.outcome = Outcome::Stalled {
+            reason: "ExpansionFailed",
+            message: "gone".into(),
+        };
+        let stalled = compute(&o);
+        assert_eq!(cond(&stalled, "Suspended"), cond(&outside, "Suspended"));
+
+        let mut o = obs(
+            Some(&outside),
+            "2026-11-21T21:00:00Z",
+            vec![app("checkout", true)],
+        );
+        o.suspension = Some(Suspension::Off);
+        let off = compute(&o);
+        assert!(cond(&off, "Suspended").is_none(), "absent when off");
+        let resumed = notices(Some(&outside), &off);
+        assert_eq!(resumed.len(), 1);
+        assert_eq!(resumed[0].reason, "Resumed");
+    }
 }
