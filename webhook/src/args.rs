@@ -127,6 +127,17 @@ pub struct ServeArgs {
     #[arg(long, env = "EPHEMERAL_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub controller: bool,
 
+    /// Suspend the Flux Kustomizations and HelmReleases of an Environment
+    /// while it is outside its lease (`spec.suspend: true`), and resume them
+    /// when the lease is extended or its schedule's window opens, so Flux does
+    /// not re-apply `spec.replicas` over GoKubeDownscaler and does not upgrade
+    /// a release that is scaled to zero. ImagePolicies keep resolving.
+    ///
+    /// An Environment's `spec.lease.suspendOutsideUptime` overrides this
+    /// either way.
+    #[arg(long, env = "EPHEMERAL_SUSPEND_OUTSIDE_UPTIME", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub suspend_outside_uptime: bool,
+
     /// The coordination.k8s.io/v1 Lease (in --namespace) whose holder
     /// (--pod-name) runs the controller, so several replicas are safe.
     #[arg(
@@ -350,6 +361,8 @@ pub struct Settings {
     pub webhook: bool,
     /// Whether the controller runs.
     pub controller: bool,
+    /// Whether the controller suspends Flux apps outside their lease by default.
+    pub suspend_outside_uptime: bool,
     /// Name of the leader-election Lease.
     pub leader_election_lease: String,
     /// Certificate poll interval.
@@ -404,6 +417,7 @@ impl ServeArgs {
             tls: self.tls_source()?,
             webhook: self.webhook,
             controller: self.controller,
+            suspend_outside_uptime: self.suspend_outside_uptime,
             leader_election_lease: self.leader_election_lease.trim().to_owned(),
             tls_reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
             access: Access {
@@ -585,7 +599,16 @@ mod tests {
         let s = parse(&[]).unwrap().to_settings().unwrap();
         assert!(s.webhook && s.controller);
         assert_eq!(s.leader_election_lease, "ephemeral-controller");
+        assert!(!s.suspend_outside_uptime, "off by default");
         assert!(matches!(s.tls, TlsSource::Files(_)));
+        for (flag, on) in [
+            ("--suspend-outside-uptime", true),
+            ("--suspend-outside-uptime=true", true),
+            ("--suspend-outside-uptime=false", false),
+        ] {
+            let s = parse(&[flag]).unwrap().to_settings().unwrap();
+            assert_eq!(s.suspend_outside_uptime, on, "{flag}");
+        }
         let s = parse(&[
             "--controller=false",
             "--webhook",

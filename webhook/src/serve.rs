@@ -171,7 +171,10 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
                 settings.clock,
                 recorder,
                 metrics.clone(),
-                controller::Settings::default(),
+                controller::Settings {
+                    suspend_outside_uptime: settings.suspend_outside_uptime,
+                    ..controller::Settings::default()
+                },
             );
             let election = ElectionConfig::new(
                 &settings.namespace,

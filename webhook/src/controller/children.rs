@@ -218,6 +218,38 @@ fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
 
 /// Flux's verdict on `object`.
 pub fn health(object: &DynamicObject) -> Health {
+    verdict(object, true)
+}
+
+/// Whether Flux has started reconciling the current generation of `object`
+/// (its status, or one of its conditions, observed it): from then on,
+/// suspending it does not stop that run.
+pub fn flux_started(object: &DynamicObject) -> bool {
+    let Some(generation) = object.metadata.generation else {
+        return true;
+    };
+    let observed = |v: &Value| {
+        v.get("observedGeneration")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g >= generation)
+    };
+    object.data.get("status").is_some_and(observed)
+        || object
+            .data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(observed))
+}
+
+/// The verdict Flux last gave on `object`, whatever generation it was for:
+/// Flux does not reconcile a suspended object, so its Ready condition stays
+/// as it last was while its generation moved on (suspending it was a spec
+/// change).
+pub fn last_verdict(object: &DynamicObject) -> Health {
+    verdict(object, false)
+}
+
+fn verdict(object: &DynamicObject, current_generation_only: bool) -> Health {
     let generation = object.metadata.generation;
     let observed = object
         .data
@@ -236,7 +268,8 @@ pub fn health(object: &DynamicObject) -> Health {
             rerunning: false,
         };
     };
-    if let (Some(generation), Some(observed)) = (generation, observed)
+    if let (Some(generation), Some(observed), true) =
+        (generation, observed, current_generation_only)
         && observed < generation
     {
         return Health {
@@ -450,6 +483,10 @@ mod tests {
         let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
         assert!(!stale.ready, "Ready for an older generation is not ready");
         assert_eq!(stale.reason.as_deref(), Some("Progressing"));
+        let last =
+            last_verdict(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        assert!(last.ready, "a suspended object keeps its last verdict");
+        assert_eq!(last.reason.as_deref(), Some("ReconciliationSucceeded"));
         let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})).object);
         assert!(!none.ready);
         assert_eq!(

@@ -97,6 +97,9 @@ pub struct Settings {
     pub unsynced_retry: Duration,
     /// Backoff after failures.
     pub backoff: Backoff,
+    /// Suspend the Kustomizations and HelmReleases of an Environment outside
+    /// its lease unless it says otherwise (`--suspend-outside-uptime`).
+    pub suspend_outside_uptime: bool,
 }
 
 impl Default for Settings {
@@ -106,6 +109,7 @@ impl Default for Settings {
             stalled_retry: Duration::from_secs(60),
             unsynced_retry: Duration::from_secs(1),
             backoff: Backoff::default(),
+            suspend_outside_uptime: false,
         }
     }
 }
@@ -400,6 +404,7 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         config: &ctx.config,
         children: &observed,
         unserved: &unserved,
+        suspend_outside_uptime: ctx.settings.suspend_outside_uptime,
         now,
     });
     // Execute.
