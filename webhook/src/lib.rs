@@ -41,6 +41,7 @@ pub mod certs;
 pub mod controller;
 pub mod crds;
 pub mod leader;
+pub mod lifecycle;
 pub mod metrics;
 pub mod serve;
 pub mod server;
