@@ -24,9 +24,9 @@ use super::children::{self, ChildKind, Existing};
 use super::plan::{self, Plan, Stall, Step};
 use super::status::{self, Notice, Severity};
 use super::timing;
-use crate::args::Clock;
 use crate::backoff::{Backoff, Failures, random_unit};
 use crate::catalog::SharedCatalog;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply the controller makes.
