@@ -84,10 +84,11 @@ pub struct ServeArgs {
     pub cert_secret: String,
 
     /// Self-managed certificates: the Service in --namespace the API server
-    /// calls; the certificate is valid for <svc>, <svc>.<ns>, <svc>.<ns>.svc
-    /// and <svc>.<ns>.svc.cluster.local.
+    /// calls; the certificate is valid for `<svc>`, `<svc>.<ns>`,
+    /// `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`.
     #[arg(
         long,
+        help = "Self-managed certificates: the Service in --namespace the API server calls; the certificate is valid for <svc>, <svc>.<ns>, <svc>.<ns>.svc and <svc>.<ns>.svc.cluster.local",
         env = "EPHEMERAL_SERVICE_NAME",
         default_value = "ephemeral-webhook",
         value_name = "NAME"
