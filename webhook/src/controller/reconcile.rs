@@ -29,8 +29,7 @@ use crate::catalog::SharedCatalog;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
-/// The field manager of every server-side apply the controller makes.
-pub const FIELD_MANAGER: &str = "ephemeral";
+pub use super::children::FIELD_MANAGER;
 pub use super::plan::UNADMITTED_OWNER;
 
 /// Why a reconcile failed. Nothing is pruned or deleted after a failure.
