@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: the executor with its Context and child stores; split once the suspension work on the controller has landed.
 //! The reconciler: one Environment in; its Flux children applied and pruned,
 //! its status written and Events published. The decisions are made by the
 //! pure modules beside this one; this one talks to the API.
