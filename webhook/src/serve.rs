@@ -177,6 +177,31 @@ pub async fn run_until(
         _ => Some(kube::Client::try_default().await?),
     };
 
+    // Self-managed certificates need a client even when nothing else does.
+    let certificates = match settings.webhook.as_ref().map(|w| &w.certificates) {
+        Some(CertificateSource::Files(files)) => Some(Certificates::Files(files.clone())),
+        Some(CertificateSource::SelfManaged(certs)) => {
+            let client = match &client {
+                Some(client) => client.clone(),
+                None => kube::Client::try_default()
+                    .await
+                    .map_err(ServeError::CertClient)?,
+            };
+            Some(Certificates::SelfManaged(Box::new(CertManager::new(
+                client,
+                certs.clone(),
+            ))))
+        }
+        None => None,
+    };
+    let admin_server =
+        axum_server::from_tcp(admin_listener).map_err(|source| ServeError::Listen {
+            addr: settings.admin.listen,
+            what: "admin",
+            source,
+        })?;
+
+    // Nothing fallible after this point: every exit goes through the tasks.
     let mut tasks = Tasks::new();
     if let (None, Some(client)) = (&settings.catalog_dir, &client) {
         tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
@@ -186,12 +211,6 @@ pub async fn run_until(
         );
     }
 
-    let admin_server =
-        axum_server::from_tcp(admin_listener).map_err(|source| ServeError::Listen {
-            addr: settings.admin.listen,
-            what: "admin",
-            source,
-        })?;
     let admin_state = AdminState {
         readiness: readiness.clone(),
         catalog: catalog.clone(),
@@ -222,22 +241,15 @@ pub async fn run_until(
         );
     }
 
-    match (settings.webhook.clone(), admission_listener) {
-        (Some(webhook), Some(listener)) => {
+    match (settings.webhook.clone(), admission_listener, certificates) {
+        (Some(webhook), Some(listener), Some(certificates)) => {
             let (tx, certificate) = oneshot::channel();
-            match webhook.certificates.clone() {
-                CertificateSource::Files(files) => {
+            match certificates {
+                Certificates::Files(files) => {
                     spawn_file_certificates(&mut tasks, files, tx, metrics.clone());
                 }
-                CertificateSource::SelfManaged(certs) => {
-                    let client = match &client {
-                        Some(client) => client.clone(),
-                        None => kube::Client::try_default()
-                            .await
-                            .map_err(ServeError::CertClient)?,
-                    };
-                    let manager = CertManager::new(client, certs);
-                    spawn_self_managed(&mut tasks, manager, tx, metrics.clone());
+                Certificates::SelfManaged(manager) => {
+                    spawn_self_managed(&mut tasks, *manager, tx, metrics.clone());
                 }
             }
             let state = AdmissionState {
@@ -267,6 +279,12 @@ pub async fn run_until(
         .run(stop, || readiness.set_shutting_down())
         .await
         .map_err(ServeError::from)
+}
+
+/// The certificate source, ready to run.
+enum Certificates {
+    Files(tls::FileSettings),
+    SelfManaged(Box<CertManager>),
 }
 
 fn spawn_controller(
@@ -382,7 +400,7 @@ impl Admission {
         let connections = handle.clone();
         let stop = async move {
             token.cancelled().await;
-            tracing::info!(delay = ?shutdown.delay, grace = ?shutdown.grace, connections = connections.connection_count(), "admission: draining");
+            tracing::info!(delay = ?shutdown.delay, grace = ?shutdown.grace, connections = connections.connection_count(), "admission server: shutting down after the delay");
             if !shutdown.delay.is_zero() {
                 tracing::info!(delay = ?shutdown.delay, "not ready; still serving until endpoints are updated");
                 tokio::time::sleep(shutdown.delay).await;
