@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use ephemeral_core::api::Environment;
 use ephemeral_core::{Catalog, Config, expand};
-use ephemeral_webhook::args::Clock;
 use ephemeral_webhook::catalog::{SharedCatalog, add_documents};
+use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::controller::children::ChildKind;
 use ephemeral_webhook::controller::reconcile::{self, Context, Settings};
 use ephemeral_webhook::metrics::Metrics;

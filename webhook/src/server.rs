@@ -25,9 +25,20 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::admission::{self, Access, Decision, Outcome};
-use crate::args::Clock;
 use crate::catalog::SharedCatalog;
+use crate::clock::Clock;
 use crate::metrics::{Endpoint, Metrics};
+
+/// Settings of the admission server.
+#[derive(Clone, Debug)]
+pub struct AdmissionSettings {
+    /// HTTPS address (`--listen`).
+    pub listen: std::net::SocketAddr,
+    /// Who counts as admin.
+    pub access: Access,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
 
 /// What the admission handlers share.
 #[derive(Clone, Debug)]

@@ -11,6 +11,9 @@ use serde_json::Value;
 use ephemeral_core::flux::{FluxObject, GitRepository, HelmRelease, ImagePolicy, Kustomization};
 use ephemeral_core::prefix::policy_pattern;
 
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "ephemeral";
+
 /// The four Flux kinds an Environment expands into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChildKind {
@@ -134,7 +137,7 @@ pub fn prune_set<'a>(
 /// (an apply body of this field manager), so applying it would change
 /// nothing: every field of `desired` has its value in `stored` (lists
 /// compared item by item), and every field the stored managed fields of
-/// [`FIELD_MANAGER`](super::reconcile::FIELD_MANAGER)'s apply name is still
+/// [`FIELD_MANAGER`]'s apply name is still
 /// in `desired` (a field dropped from the expansion must be applied away).
 /// Without that managed-fields entry the answer is no. `apiVersion` and
 /// `kind` are not compared (list items may lack them).
@@ -145,7 +148,7 @@ pub fn manages(stored: &DynamicObject, desired: &Value) -> bool {
         .iter()
         .flatten()
         .find(|m| {
-            m.manager.as_deref() == Some(super::reconcile::FIELD_MANAGER)
+            m.manager.as_deref() == Some(FIELD_MANAGER)
                 && m.operation.as_deref() == Some("Apply")
                 && m.subresource.as_deref().unwrap_or_default().is_empty()
         })

@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: one pure planning function and the helpers it reads in order; splitting it would scatter one decision.
 //! What one reconcile should do, decided from what was observed: the
 //! Environment, the catalog, the children in the cluster (with the tags
 //! their ImagePolicies resolved) and the time. Pure: no API, expanded once.
