@@ -43,7 +43,7 @@ fn catalog() -> &'static Cluster {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-${environment}\n  namespace: previews\ndata:\n  owner: \"${owner}\"\n",
         )
         .write(
-            // The GoKubeDownscaler wiring the README recommends: the uptime
+            // The GoKubeDownscaler wiring docs/concepts.md recommends: the uptime
             // substitution on the workload, quoted; no spec.replicas in the
             // manifest, so Flux does not put back what the downscaler set.
             "apps/scaled/deployment.yaml",

@@ -231,7 +231,7 @@ pub struct ServeArgs {
     /// let through unchanged (most traffic: controllers writing status and
     /// finalizers) log at debug. For the most admission throughput, set
     /// RUST_LOG=warn,ephemeral_webhook::controller=info (no per-request lines;
-    /// the README's benchmark shows the difference); to trace every request,
+    /// docs/benchmarks.md, Admission, shows the difference); to trace every request,
     /// RUST_LOG=info,ephemeral_webhook::server=debug.
     #[arg(long, env = "EPHEMERAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
