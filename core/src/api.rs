@@ -202,13 +202,22 @@ pub struct Lease {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub expire_after: Option<String>,
+    /// Suspend the apps' Flux Kustomizations and HelmReleases (`spec.suspend:
+    /// true`) while the environment is outside its lease, so Flux does not
+    /// undo the downscaler by re-applying `spec.replicas` and does not upgrade
+    /// a release that is scaled to zero; they are resumed when the lease is
+    /// extended or the schedule's window opens. ImagePolicies keep resolving.
+    /// Defaults to the controller's `--suspend-outside-uptime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_outside_uptime: Option<bool>,
 }
 
 /// Observed state of an Environment, written by the controller.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
-    /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`.
+    /// kstatus conditions `Ready`, `Reconciling`, `Stalled`, and `Admitted`,
+    /// `LeaseActive` and (when suspension outside uptime is on) `Suspended`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation the status describes.

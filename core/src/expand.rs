@@ -3,12 +3,15 @@
 //! requester come in as arguments, the cluster comes in as a [`Catalog`].
 
 use std::collections::BTreeMap;
+use std::fmt::{self, Display};
 
 use jiff::Timestamp;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{App, AppTemplateSpec, Environment, HelmSource, Lease, SourceRef};
+use crate::api::{
+    App, AppTemplateSpec, Environment, EnvironmentSpec, HelmSource, Lease, SourceRef,
+};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::{Denied, Violation};
@@ -139,7 +142,7 @@ pub fn admit(
     for (i, app) in apps.iter_mut().enumerate() {
         cx.expand_app(i, app, name_len);
     }
-    cx.check_substitute("spec.substitute", &spec.substitute);
+    cx.check_substitute(&"spec.substitute", &spec.substitute);
     if let Some(branch) = &spec.source_branch {
         cx.check_source_branch(branch);
     }
@@ -157,10 +160,19 @@ pub fn admit(
         });
     }
 
-    let mut admitted = environment.clone();
-    admitted.spec.apps = apps;
-    admitted.spec.lease = Some(lease);
-    admitted.spec.service_account_name = service_account;
+    // Field by field, so that the incoming apps are not copied only to be replaced.
+    let mut admitted = Environment {
+        metadata: environment.metadata.clone(),
+        spec: EnvironmentSpec {
+            apps,
+            bundles: spec.bundles.clone(),
+            lease: Some(lease),
+            source_branch: spec.source_branch.clone(),
+            substitute: spec.substitute.clone(),
+            service_account_name: service_account,
+        },
+        status: environment.status.clone(),
+    };
     let annotations = admitted.annotations_mut();
     annotations.insert(OWNER_ANNOTATION.to_owned(), owner.to_owned());
     annotations.insert(UPTIME_ANNOTATION.to_owned(), uptime);
@@ -220,6 +232,16 @@ impl Admitted {
 
 /// GitRepositories copied for `sourceBranch`: original `(namespace, name)` → copy.
 type GitSources = BTreeMap<(String, String), GitRepository>;
+
+/// `spec.apps[i]`, written out only when a message needs it.
+#[derive(Clone, Copy)]
+struct AppField(usize);
+
+impl Display for AppField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "spec.apps[{}]", self.0)
+    }
+}
 
 struct Cx<'a> {
     catalog: &'a Catalog,
@@ -290,7 +312,7 @@ impl Cx<'_> {
     }
 
     fn expand_app(&mut self, i: usize, app: &mut App, env_name_len: usize) {
-        let field = format!("spec.apps[{i}]");
+        let field = AppField(i);
         if let Some(problem) = names::dns1123_label_problem(&app.name) {
             self.deny(Violation::InvalidName {
                 field: format!("{field}.name"),
@@ -311,9 +333,10 @@ impl Cx<'_> {
             (None, false) => Some(app.name.clone()),
             (None, true) => None,
         };
+        let catalog = self.catalog;
         let template = match &template_name {
-            Some(t) => match self.catalog.template(&self.namespace, t) {
-                Some(found) => Some(found.spec.clone()),
+            Some(t) => match catalog.template(&self.namespace, t) {
+                Some(found) => Some(&found.spec),
                 None => {
                     self.deny(Violation::UnknownTemplate {
                         field: format!(
@@ -334,16 +357,17 @@ impl Cx<'_> {
             None => None,
         };
         app.template = template_name;
-        let template = template.unwrap_or_default();
-        apply_template(app, &template, explicit);
+        let no_template = AppTemplateSpec::default();
+        let template = template.unwrap_or(&no_template);
+        apply_template(app, template, explicit);
 
         match (&app.kustomization, &app.helm) {
             (Some(_), Some(_)) => self.deny(Violation::DeploymentKind {
-                field: field.clone(),
+                field: field.to_string(),
                 problem: "the app sets both kustomization and helm".into(),
             }),
             (None, None) => self.deny(Violation::DeploymentKind {
-                field: field.clone(),
+                field: field.to_string(),
                 problem: format!(
                     "the app has neither kustomization nor helm (template '{}' sets neither)",
                     app.template.as_deref().unwrap_or_default()
@@ -353,7 +377,7 @@ impl Cx<'_> {
         }
         if let Some(k) = &app.kustomization {
             self.check_source(
-                &format!("{field}.kustomization.sourceRef"),
+                &format_args!("{field}.kustomization.sourceRef"),
                 &k.source_ref,
                 &KUSTOMIZATION_SOURCE_KINDS,
             );
@@ -361,7 +385,7 @@ impl Cx<'_> {
         if let Some(h) = &mut app.helm {
             h.version.get_or_insert_with(|| "*".to_owned());
             self.check_source(
-                &format!("{field}.helm.sourceRef"),
+                &format_args!("{field}.helm.sourceRef"),
                 &h.source_ref,
                 &HELM_SOURCE_KINDS,
             );
@@ -369,13 +393,18 @@ impl Cx<'_> {
         if let Some(repo) = &app.image_repository
             && let Some(ns) = &repo.namespace
         {
-            self.check_namespace(&format!("{field}.imageRepository.namespace"), ns);
+            self.check_namespace(&format_args!("{field}.imageRepository.namespace"), ns);
         }
         self.resolve_prefix(&field, app, template.image_tag_prefix.as_deref());
-        self.check_substitute(&format!("{field}.substitute"), &app.substitute);
+        self.check_substitute(&format_args!("{field}.substitute"), &app.substitute);
     }
 
-    fn resolve_prefix(&mut self, field: &str, app: &mut App, template_prefix: Option<&str>) {
+    fn resolve_prefix(
+        &mut self,
+        field: &dyn Display,
+        app: &mut App,
+        template_prefix: Option<&str>,
+    ) {
         let prefix = if let Some(branch) = &app.branch {
             let sanitised = prefix::sanitise_branch(branch);
             if let Some(problem) = prefix::prefix_problem(&sanitised) {
@@ -390,7 +419,7 @@ impl Cx<'_> {
             match &app.image_tag_prefix {
                 Some(p) if *p != sanitised => {
                     self.deny(Violation::BranchConflict {
-                        field: field.to_owned(),
+                        field: field.to_string(),
                         branch: branch.clone(),
                         sanitised,
                         prefix: p.clone(),
@@ -431,14 +460,14 @@ impl Cx<'_> {
             && app.image_repository.is_none()
         {
             self.deny(Violation::MissingImageRepository {
-                field: field.to_owned(),
+                field: field.to_string(),
                 prefix: p.clone(),
             });
         }
         app.image_tag_prefix = prefix;
     }
 
-    fn check_source(&mut self, field: &str, r: &SourceRef, kinds: &[&'static str]) {
+    fn check_source(&mut self, field: &dyn Display, r: &SourceRef, kinds: &[&'static str]) {
         if !kinds.contains(&r.kind.as_str()) {
             self.deny(Violation::SourceKind {
                 field: format!("{field}.kind"),
@@ -447,22 +476,22 @@ impl Cx<'_> {
             });
         }
         if let Some(ns) = &r.namespace {
-            self.check_namespace(&format!("{field}.namespace"), ns);
+            self.check_namespace(&format_args!("{field}.namespace"), ns);
         }
     }
 
-    fn check_namespace(&mut self, field: &str, ns: &str) {
+    fn check_namespace(&mut self, field: &dyn Display, ns: &str) {
         let allowed = &self.config.allowed_source_namespaces;
         if ns != self.namespace && !allowed.is_empty() && !allowed.iter().any(|a| a == ns) {
             self.deny(Violation::NamespaceNotAllowed {
-                field: field.to_owned(),
+                field: field.to_string(),
                 namespace: ns.to_owned(),
                 allowed: allowed.clone(),
             });
         }
     }
 
-    fn check_substitute(&mut self, field: &str, map: &BTreeMap<String, String>) {
+    fn check_substitute(&mut self, field: &dyn Display, map: &BTreeMap<String, String>) {
         for key in map.keys() {
             let (problem, fix) = if RESERVED_VARIABLES.contains(&key.as_str()) {
                 (
@@ -478,7 +507,7 @@ impl Cx<'_> {
                 continue;
             };
             self.deny(Violation::SubstituteKey {
-                field: field.to_owned(),
+                field: field.to_string(),
                 key: key.clone(),
                 problem: problem.into(),
                 fix: fix.into(),

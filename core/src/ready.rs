@@ -26,6 +26,17 @@ pub struct Health {
 /// a Ready condition) not ready, reason `Progressing`, with a message saying
 /// what Flux has yet to do.
 pub fn health(generation: Option<i64>, status: Option<&Value>) -> Health {
+    verdict(generation, status, true)
+}
+
+/// The verdict Flux last gave, whatever generation it was for: Flux does not
+/// reconcile a suspended object, so its Ready condition stays as it last was
+/// while its generation moves on (suspending it is a spec change).
+pub fn last_verdict(status: Option<&Value>) -> Health {
+    verdict(None, status, false)
+}
+
+fn verdict(generation: Option<i64>, status: Option<&Value>, current_only: bool) -> Health {
     let observed = status
         .and_then(|s| s.get("observedGeneration"))
         .and_then(Value::as_i64);
@@ -41,7 +52,7 @@ pub fn health(generation: Option<i64>, status: Option<&Value>) -> Health {
             rerunning: false,
         };
     };
-    if let (Some(generation), Some(observed)) = (generation, observed)
+    if let (Some(generation), Some(observed), true) = (generation, observed, current_only)
         && observed < generation
     {
         return Health {
@@ -111,6 +122,8 @@ mod tests {
             stale.message.as_deref(),
             Some("waiting for Flux to reconcile generation 2 (last observed 1)")
         );
+        let last = last_verdict(object("True", 1).get("status"));
+        assert!(last.ready, "the last verdict holds whatever its generation");
         let none = health_of(&json!({"metadata": {"generation": 1}}));
         assert!(!none.ready);
         assert_eq!(none.reason.as_deref(), Some("Progressing"));

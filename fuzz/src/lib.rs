@@ -79,11 +79,19 @@ pub fn admit(endpoint: Endpoint, body: &[u8]) {
             return;
         }
     };
-    let response = match endpoint {
+    let decision = match endpoint {
         Endpoint::Mutate => admission::mutate(&review, catalog(), config(), now()),
         Endpoint::Validate => admission::validate(&review, access()),
     };
-    let _ = Outcome::of(&response).as_str();
+    // The metric outcome and the answer tell the same story.
+    assert_eq!(
+        decision.response.allowed,
+        decision.outcome == Outcome::Allowed,
+        "outcome {} for {:?}",
+        decision.outcome.as_str(),
+        decision.response.result
+    );
+    let response = decision.response;
     let body = admission::response_body(&response);
     // The answer must always be a JSON object the API server can read back.
     let answer: serde_json::Value =

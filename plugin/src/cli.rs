@@ -28,6 +28,11 @@ Examples:
   kubectl ephemeral render -R -f examples/";
 
 const RENDER_AFTER_HELP: &str = "\
+Kustomizations and HelmReleases are printed as the controller applies them inside the lease \
+(spec.suspend: false). Outside it, when suspension is on (ephemeral-webhook serve \
+--suspend-outside-uptime, or spec.lease.suspendOutsideUptime: true), the controller applies them \
+with spec.suspend: true; render does not know the cluster's flag, so it never prints that.
+
 Exit codes:
   0  success
   1  the input was read but refused (an Environment breaks a rule) or could not be read

@@ -268,7 +268,7 @@ impl Grants {
             {
                 return Err(format!(
                     "the manifests do not allow {}/{} to {verb} {} (group {:?}{}{}), which {method} {path_and_query} needs: \
-                     add it to the RBAC in manifests/ (with a comment saying what for) and to the README's RBAC table",
+                     add it to the RBAC in manifests/ (with a comment saying what for) and to the RBAC table of docs/operations.md (RBAC: what each rule is for)",
                     SERVICE_ACCOUNT.0,
                     SERVICE_ACCOUNT.1,
                     request.resource,

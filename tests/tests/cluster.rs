@@ -43,11 +43,22 @@ fn catalog() -> &'static Cluster {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-${environment}\n  namespace: previews\ndata:\n  owner: \"${owner}\"\n",
         )
         .write(
-            // The GoKubeDownscaler wiring the README recommends: the uptime
+            // The GoKubeDownscaler wiring docs/concepts.md recommends: the uptime
             // substitution on the workload, quoted; no spec.replicas in the
             // manifest, so Flux does not put back what the downscaler set.
             "apps/scaled/deployment.yaml",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: scaled-${environment}\n  namespace: previews\n  annotations:\n    downscaler/uptime: \"${downscaler_uptime}\"\nspec:\n  selector:\n    matchLabels:\n      app: scaled-${environment}\n  template:\n    metadata:\n      labels:\n        app: scaled-${environment}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/scaled:1\n",
+        )
+        .write(
+            // What the README says to avoid unless suspension is on:
+            // spec.replicas in the manifest, which Flux re-applies over the
+            // downscaler. The ConfigMap shows which git revision Flux applied.
+            "apps/pinned/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: pinned-${environment}\n  namespace: previews\n  annotations:\n    downscaler/uptime: \"${downscaler_uptime}\"\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: pinned-${environment}\n  template:\n    metadata:\n      labels:\n        app: pinned-${environment}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/pinned:1\n",
+        )
+        .write(
+            "apps/pinned/configmap.yaml",
+            &pinned_config_map("initial"),
         )
         .write(
             "charts/shop/Chart.yaml",
@@ -118,6 +129,15 @@ spec:
 ---
 apiVersion: ephemeral.io/v1alpha1
 kind: AppTemplate
+metadata: {{name: pinned, namespace: previews}}
+spec:
+  description: A Deployment with spec.replicas in its manifest
+  kustomization:
+    path: ./apps/pinned
+    sourceRef: {{kind: GitRepository, name: platform, namespace: flux-system}}
+---
+apiVersion: ephemeral.io/v1alpha1
+kind: AppTemplate
 metadata: {{name: chart, namespace: previews}}
 spec:
   description: Shop (Helm chart from git)
@@ -136,6 +156,13 @@ spec:
         });
     });
     cluster
+}
+
+/// The ConfigMap of `apps/pinned`, saying which revision of it Flux applied.
+fn pinned_config_map(revision: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: pinned-${{environment}}\n  namespace: previews\ndata:\n  revision: \"{revision}\"\n"
+    )
 }
 
 /// A branch no earlier run used (so tags pushed by earlier runs against the
@@ -1047,6 +1074,266 @@ fn the_real_downscaler_follows_a_weekly_schedule() {
         "the Environment inside its window keeps its replicas"
     );
     for env in ["ds-week-in", "ds-week-out"] {
+        cluster.delete_environment(env);
+    }
+}
+
+// ---------------------------------------------------------------- Flux does not fight the downscaler
+
+fn event_reasons(cluster: &Cluster, env: &str) -> Vec<String> {
+    let out = cluster
+        .kubectl(
+            User::Admin,
+            &[
+                "get",
+                "events",
+                "-n",
+                NAMESPACE,
+                "--field-selector",
+                &format!("involvedObject.kind=Environment,involvedObject.name={env}"),
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .expect_ok("kubectl get events");
+    out.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn pinned_revision(cluster: &Cluster, env: &str) -> Option<String> {
+    config_map(cluster, &format!("pinned-{env}")).map(|c| data(&c, "revision").to_owned())
+}
+
+#[test]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
+fn outside_uptime_a_suspended_kustomization_leaves_the_downscaled_deployment_alone_until_extended()
+{
+    let cluster = catalog();
+    Cluster::running(&["downscaler"]);
+    // Names no earlier run used: a deleted Kustomization whose Deployment
+    // is up waits out Flux's health check (no kubelet here: up to its 5m
+    // timeout) before its finalizer prunes, so a rerun would find the old
+    // objects.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 100_000;
+    let (on, off) = (format!("sus-on-{run}"), format!("sus-off-{run}"));
+    let (on, off) = (on.as_str(), off.as_str());
+    // Both ended 30 minutes ago, so GoKubeDownscaler scales them to 0, and
+    // neither is suspended yet (the harness runs serve without
+    // --suspend-outside-uptime): Flux applies spec.replicas: 1 at first.
+    let ended = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30)).to_string();
+    for env in [on, off] {
+        cluster
+            .apply(
+                User::Alice,
+                &environment(env, "[{name: pinned}]", "").replace(
+                    "spec:\n",
+                    &format!("spec:\n  lease: {{until: \"{ended}\"}}\n"),
+                ),
+            )
+            .expect_ok("an Environment whose lease ended");
+    }
+    for env in [on, off] {
+        eventually(
+            &format!(
+                "Flux to apply pinned-{env} and the downscaler to scale it to 0, and Flux to report Ready"
+            ),
+            FLUX,
+            || {
+                (replicas(cluster, &format!("pinned-{env}"))? == 0).then_some(())?;
+                let k = cluster.get("kustomization", &format!("{env}-pinned"))?;
+                (condition(&k, "Ready")?["status"] == "True").then_some(())
+            },
+        );
+        assert_eq!(pinned_revision(cluster, env).as_deref(), Some("initial"));
+        let stored = cluster.get("environment", env).unwrap();
+        assert!(
+            condition(&stored, "Suspended").is_none(),
+            "suspension is off by default: {stored}"
+        );
+    }
+
+    // The Environment turns suspension on: its Kustomization is suspended.
+    let started = std::time::Instant::now();
+    cluster
+        .kubectl(
+            User::Alice,
+            &[
+                "patch",
+                "-n",
+                NAMESPACE,
+                "environment",
+                on,
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"lease":{"suspendOutsideUptime":true}}}"#,
+            ],
+            None,
+        )
+        .expect_ok("spec.lease.suspendOutsideUptime: true");
+    let suspended = eventually("the controller to suspend the Kustomization", QUICK, || {
+        let k = cluster.get("kustomization", &format!("{on}-pinned"))?;
+        (k["spec"]["suspend"] == true).then_some(())?;
+        let env = cluster.get("environment", on)?;
+        let c = condition(&env, "Suspended")?.clone();
+        (c["status"] == "True").then_some((env, c))
+    });
+    eprintln!("suspended {:?} after the patch", started.elapsed());
+    let (env, c) = suspended;
+    assert_eq!(c["reason"], "OutsideUptime", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("until the lease is extended"),
+        "{c}"
+    );
+    let app = &env["status"]["apps"][0];
+    assert_eq!(
+        (app["ready"].as_bool(), app["reason"].as_str()),
+        (Some(true), Some("OutsideUptime")),
+        "a suspended app keeps the verdict Flux last gave: {app}"
+    );
+    eventually("the Suspended Event", QUICK, || {
+        event_reasons(cluster, on)
+            .contains(&"Suspended".to_owned())
+            .then_some(())
+    });
+    let described = cluster
+        .plugin(User::Alice, &["describe", on])
+        .expect_ok("kubectl ephemeral describe");
+    assert!(
+        described
+            .stdout
+            .contains("Suspended:      Yes: outside its lease"),
+        "{}",
+        described.stdout
+    );
+    assert_eq!(
+        cluster
+            .get("kustomization", &format!("{off}-pinned"))
+            .unwrap()["spec"]["suspend"],
+        false,
+        "the other Environment is not suspended"
+    );
+    // An ImagePolicy-free app: nothing else of the Environment changed.
+    let applied_before = cluster
+        .get("kustomization", &format!("{on}-pinned"))
+        .unwrap()["status"]["lastAppliedRevision"]
+        .clone();
+
+    // A new revision of the app in git, and a requested reconcile (what
+    // `flux reconcile` does) on both Kustomizations.
+    let revision = format!(
+        "rev-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let repo = GitClone::new(cluster);
+    repo.write("apps/pinned/configmap.yaml", &pinned_config_map(&revision))
+        .push("pinned: a new revision");
+    for env in [on, off] {
+        cluster
+            .kubectl(
+                User::Admin,
+                &[
+                    "annotate",
+                    "-n",
+                    NAMESPACE,
+                    "--overwrite",
+                    "kustomization",
+                    &format!("{env}-pinned"),
+                    &format!("reconcile.fluxcd.io/requestedAt={revision}"),
+                ],
+                None,
+            )
+            .expect_ok("requesting a reconcile");
+    }
+    // The unsuspended one takes it up (and re-applies replicas: 1, which
+    // the downscaler takes back); meanwhile the suspended one is left alone.
+    let mut on_replicas = Vec::new();
+    let mut off_replicas = Vec::new();
+    eventually(
+        "Flux to apply the new revision to the Environment that is not suspended",
+        FLUX,
+        || {
+            on_replicas.push(replicas(cluster, &format!("pinned-{on}")));
+            off_replicas.push(replicas(cluster, &format!("pinned-{off}")));
+            (pinned_revision(cluster, off)? == revision).then_some(())
+        },
+    );
+    // Three more downscaler scans and git polls.
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_secs(1));
+        on_replicas.push(replicas(cluster, &format!("pinned-{on}")));
+    }
+    eprintln!(
+        "replicas while suspended: {on_replicas:?}; of the unsuspended Environment: {off_replicas:?}"
+    );
+    assert!(
+        on_replicas.iter().all(|r| *r == Some(0)),
+        "Flux put back spec.replicas of the suspended Environment: {on_replicas:?}"
+    );
+    assert_eq!(
+        pinned_revision(cluster, on).as_deref(),
+        Some("initial"),
+        "Flux applied a new revision to the suspended Environment"
+    );
+    assert_eq!(
+        cluster
+            .get("kustomization", &format!("{on}-pinned"))
+            .unwrap()["status"]["lastAppliedRevision"],
+        applied_before,
+        "the suspended Kustomization was not reconciled"
+    );
+
+    // Extending the lease resumes it: Flux applies the new revision and
+    // spec.replicas: 1, and the downscaler keeps it up.
+    let extended = std::time::Instant::now();
+    cluster
+        .plugin(User::Alice, &["extend", on, "--for", "2h"])
+        .expect_ok("kubectl ephemeral extend");
+    eventually(
+        "the controller to resume the Kustomization and Flux to apply the new revision",
+        FLUX,
+        || {
+            let k = cluster.get("kustomization", &format!("{on}-pinned"))?;
+            (k["spec"]["suspend"] == false).then_some(())?;
+            (pinned_revision(cluster, on)? == revision).then_some(())
+        },
+    );
+    eprintln!("resumed and applied {:?} after extend", extended.elapsed());
+    eventually("the Deployment to be scaled back up", FLUX, || {
+        (replicas(cluster, &format!("pinned-{on}"))? == 1).then_some(())
+    });
+    assert_eq!(
+        replicas_after_scans(cluster, &format!("pinned-{on}"), 2),
+        Some(1),
+        "inside its lease the Deployment stays up"
+    );
+    let env = cluster.get("environment", on).unwrap();
+    let c = condition(&env, "Suspended").unwrap();
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("InsideUptime")),
+        "{c}"
+    );
+    eventually("the Resumed Event", QUICK, || {
+        event_reasons(cluster, on)
+            .contains(&"Resumed".to_owned())
+            .then_some(())
+    });
+    for env in [on, off] {
         cluster.delete_environment(env);
     }
 }

@@ -935,7 +935,7 @@ fn granted(objects: &[Value]) -> BTreeSet<Grant> {
         .collect()
 }
 
-/// The permissions the binary needs (README "Installing", RBAC table), exactly.
+/// The permissions the binary needs (docs/operations.md, "RBAC: what each rule is for"), exactly.
 fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
     let mut want = BTreeSet::new();
     let mut add =
@@ -1049,7 +1049,7 @@ fn assert_rbac(objects: &[Value], flavour: Flavour) {
     let missing: Vec<&Grant> = want.difference(&granted).collect();
     assert!(
         extra.is_empty() && missing.is_empty(),
-        "RBAC of {NAMESPACE}/{NAME} in manifests/{} differs from what the binary needs (README, RBAC table)\n\
+        "RBAC of {NAMESPACE}/{NAME} in manifests/{} differs from what the binary needs (docs/operations.md, RBAC table)\n\
          (scope, group, resource, verb, resourceName)\nmore than needed: {extra:#?}\nmissing: {missing:#?}",
         flavour.folder()
     );

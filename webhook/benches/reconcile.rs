@@ -1,29 +1,44 @@
 //! Reconciles 1,000 Environments of 5 apps each (4 Kustomization apps with
 //! image policies and 1 Helm app: 9 children each) against an in-process mock
-//! API server that stores what is applied, twice: a first pass that creates
-//! every child, and a steady-state pass where everything already exists.
-//! Prints wall time, reconciles per second, latency percentiles and peak
-//! memory, and compares with a baseline measured in the same run: the pure
-//! `expand()` of the same Environments.
+//! API server that stores what is applied (with the managed fields of our
+//! field manager, as a real API server records them), in three passes:
+//!
+//! 1. **first**: nothing exists, no watch cache: every child is created;
+//! 2. **steady, LIST per reconcile**: everything exists and each Environment
+//!    carries the status it was given, but the controller has no watch cache
+//!    of the children, so it LISTs them per kind (how every reconcile worked
+//!    before the observe/plan/execute engine, which also re-applied all);
+//! 3. **steady, watch caches**: the children are read from reflector stores
+//!    filled from the mock, as the controller's watches fill them.
+//!
+//! Prints wall time, reconciles per second, latency percentiles, the API
+//! requests per reconcile by verb, and peak memory, and compares with a
+//! baseline measured in the same run: the pure `expand()` of the same
+//! Environments.
 //!
 //! Run: `cargo bench -p ephemeral-webhook --bench reconcile`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ephemeral_core::api::Environment;
 use ephemeral_core::{Catalog, Config, expand};
-use ephemeral_webhook::args::Clock;
 use ephemeral_webhook::catalog::{SharedCatalog, add_documents};
+use ephemeral_webhook::clock::Clock;
+use ephemeral_webhook::controller::children::ChildKind;
 use ephemeral_webhook::controller::reconcile::{self, Context, Settings};
 use ephemeral_webhook::metrics::Metrics;
 use futures::StreamExt;
 use http::{Method, Request, Response};
 use jiff::Timestamp;
 use kube::client::Body;
+use kube::core::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 const ENVIRONMENTS: usize = 1_000;
@@ -79,6 +94,36 @@ spec:
 struct Objects {
     by_name: HashMap<String, BTreeMap<String, Value>>,
     by_environment: HashMap<(String, String), Vec<String>>,
+    /// The last status written per Environment name.
+    statuses: HashMap<String, Value>,
+    /// Requests served, by verb.
+    requests: BTreeMap<&'static str, usize>,
+}
+
+/// fieldsV1 naming every field of `v` (lists atomic), as the API server
+/// records the fields an apply sets.
+fn fields(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (format!("f:{k}"), fields(v)))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+/// The managed-fields entry of a server-side apply of `body` by `ephemeral`.
+fn managed_fields(body: &Value) -> Value {
+    let mut set = body.clone();
+    let m = set.as_object_mut().unwrap();
+    m.remove("apiVersion");
+    m.remove("kind");
+    if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("name");
+        meta.remove("namespace");
+    }
+    json!([{"manager": "ephemeral", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields(&set)}])
 }
 
 type Store = Arc<Mutex<Objects>>;
@@ -128,6 +173,16 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
         return Ok(not_found());
     };
     let mut store = store.lock().unwrap();
+    let verb = match (&parts.method, name, subresource) {
+        (&Method::GET, None, _) => "LIST",
+        (&Method::GET, Some(_), _) => "GET",
+        (&Method::PATCH, Some(_), None) => "APPLY",
+        (&Method::PATCH, Some(_), Some(_)) => "STATUS",
+        (&Method::POST, _, _) => "EVENT",
+        (&Method::DELETE, _, _) => "DELETE",
+        _ => "OTHER",
+    };
+    *store.requests.entry(verb).or_default() += 1;
     let response = match (&parts.method, name, subresource) {
         (&Method::GET, None, _) => {
             let wanted = environment_label(query).unwrap_or_default();
@@ -167,7 +222,9 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
                 ),
                 None => (json!("1"), json!(1)),
             };
+            let managed = managed_fields(&object);
             object["metadata"]["uid"] = json!(format!("uid-{name}"));
+            object["metadata"]["managedFields"] = managed;
             object["metadata"]["resourceVersion"] = rv;
             object["metadata"]["generation"] = generation;
             let response = respond(200, &object);
@@ -182,6 +239,9 @@ async fn serve(store: Store, request: Request<Body>) -> Result<Response<Body>, I
         }
         (&Method::PATCH, Some(name), Some("status")) => {
             let mut object: Value = serde_json::from_slice(&bytes).unwrap();
+            store
+                .statuses
+                .insert(name.to_owned(), object["status"].clone());
             object["metadata"] = json!({"name": name, "namespace": NS});
             object["spec"] = json!({});
             respond(200, &object)
@@ -312,6 +372,65 @@ fn expand_all(envs: &[Arc<Environment>], catalog: &Catalog) -> Run {
     }
 }
 
+/// Prints the requests served since the last call, per reconcile and by
+/// verb, resets the counters and returns them.
+fn print_requests(store: &Store) -> BTreeMap<&'static str, usize> {
+    let requests = std::mem::take(&mut store.lock().unwrap().requests);
+    let total: usize = requests.values().sum();
+    let by_verb: Vec<String> = requests
+        .iter()
+        .map(|(verb, n)| format!("{verb} {:.2}", *n as f64 / ENVIRONMENTS as f64))
+        .collect();
+    println!(
+        "{:<34} requests per reconcile {:.2}: {}",
+        "",
+        total as f64 / ENVIRONMENTS as f64,
+        if by_verb.is_empty() {
+            "none".to_owned()
+        } else {
+            by_verb.join(", ")
+        }
+    );
+    requests
+}
+
+/// The Environments with the status the controller last wrote for each.
+fn with_statuses(envs: &[Arc<Environment>], store: &Store) -> Vec<Arc<Environment>> {
+    let statuses = store.lock().unwrap().statuses.clone();
+    envs.iter()
+        .map(|env| {
+            let mut env = (**env).clone();
+            let status = &statuses[env.metadata.name.as_deref().unwrap()];
+            env.status = Some(serde_json::from_value(status.clone()).expect("a status"));
+            Arc::new(env)
+        })
+        .collect()
+}
+
+/// Reflector stores of every child kind, filled with what the mock holds,
+/// installed as the controller's watches install theirs.
+fn fill_watch_caches(ctx: &Context, store: &Store) {
+    let objects = store.lock().unwrap();
+    for kind in ChildKind::ALL {
+        let ar = kind.api_resource();
+        let collection = format!("/apis/{}/namespaces/{NS}/{}", ar.api_version, ar.plural);
+        let mut writer = Writer::new(ar);
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for object in objects
+            .by_name
+            .get(&collection)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+        {
+            let object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        ctx.children
+            .install(kind, writer.as_reader(), Arc::new(AtomicBool::new(true)));
+    }
+}
+
 fn memory(field: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -368,6 +487,7 @@ fn main() {
 
         let first = reconcile_all(&envs, &ctx).await;
         first.print("reconcile: first (creates all)");
+        print_requests(&store);
         let children: usize = store
             .lock()
             .unwrap()
@@ -376,13 +496,29 @@ fn main() {
             .map(BTreeMap::len)
             .sum();
         assert_eq!(children, ENVIRONMENTS * 9, "every child was applied");
-        let steady = reconcile_all(&envs, &ctx).await;
-        steady.print("reconcile: steady state");
+
+        // The Environments as the watch now delivers them: with their status.
+        let envs = with_statuses(&envs, &store);
+        let listing = reconcile_all(&envs, &ctx).await;
+        listing.print("reconcile: steady, LIST per reconcile");
+        print_requests(&store);
+
+        fill_watch_caches(&ctx, &store);
+        let cached = reconcile_all(&envs, &ctx).await;
+        cached.print("reconcile: steady, watch caches");
+        let requests = print_requests(&store);
+        assert_eq!(
+            requests.get("APPLY").copied().unwrap_or_default()
+                + requests.get("LIST").copied().unwrap_or_default(),
+            0,
+            "a steady state with watch caches lists and applies nothing"
+        );
 
         println!(
-            "ratio (mean latency / baseline mean): first {:.1}x, steady {:.1}x",
+            "ratio (mean latency / baseline mean): first {:.1}x, steady+LIST {:.1}x, steady+caches {:.1}x",
             first.mean() / baseline.mean(),
-            steady.mean() / baseline.mean()
+            listing.mean() / baseline.mean(),
+            cached.mean() / baseline.mean()
         );
         println!(
             "peak memory: VmHWM {} (VmRSS now {})",

@@ -1,5 +1,6 @@
 //! The plain-HTTP admin routes: `/livez`, `/readyz` and `/metrics`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,6 +12,13 @@ use axum::routing::get;
 
 use crate::catalog::SharedCatalog;
 use crate::metrics::Metrics;
+
+/// Settings of the admin server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Plain-HTTP address (`--admin-listen`).
+    pub listen: SocketAddr,
+}
 
 /// What `/readyz` reports on.
 #[derive(Debug, Default)]

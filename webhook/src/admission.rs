@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: parser, both decisions and the patch share private helpers; split once the admission-performance rewrite has landed.
 //! Admission decisions: an `admission.k8s.io/v1` AdmissionReview in, an
 //! [`AdmissionResponse`] out. Pure: no I/O and no clock (time is an argument),
 //! so every decision is unit-testable.
@@ -131,26 +132,34 @@ pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
     }
 }
 
-/// The common case in one pass over the body and no copy of the objects:
-/// `None` whenever anything is off, and [`parse_checked`] then decides (with
-/// the same outcome for every body this accepts) and names the problem.
+/// The common case in one pass over the body, typed as it is read: `None`
+/// whenever anything is off, and [`parse_checked`] then decides (with the
+/// same outcome for every body this accepts) and names the problem.
 fn parse_well_formed(body: &[u8]) -> Option<Review> {
-    let Ok(Value::Object(mut top)) = serde_json::from_slice(body) else {
-        return None;
-    };
-    if top.get("apiVersion")?.as_str()? != REVIEW_API_VERSION
-        || top.get("kind")?.as_str()? != REVIEW_KIND
-    {
+    let MapOnly(top) = serde_json::from_slice::<MapOnly<wire::Review>>(body).ok()?;
+    if top.api_version != REVIEW_API_VERSION || top.kind != REVIEW_KIND {
         return None;
     }
-    let Value::Object(mut request) = top.remove("request")? else {
-        return None;
+    let MapOnly(r) = top.request?;
+    let (object, old_object) = (dynamic_object(r.object)?, dynamic_object(r.old_object)?);
+    let request = AdmissionRequest {
+        types: review_types(),
+        uid: r.uid,
+        kind: r.kind,
+        resource: r.resource,
+        sub_resource: r.sub_resource,
+        request_kind: r.request_kind,
+        request_resource: r.request_resource,
+        request_sub_resource: r.request_sub_resource,
+        name: r.name,
+        namespace: r.namespace,
+        operation: r.operation,
+        user_info: r.user_info,
+        object: None,
+        old_object: None,
+        dry_run: r.dry_run,
+        options: r.options,
     };
-    let object = take_object(&mut request, "object")?;
-    let old_object = take_object(&mut request, "oldObject")?;
-    let mut request: AdmissionRequest<DynamicObject> =
-        serde_json::from_value(Value::Object(request)).ok()?;
-    request.types = review_types();
     Some(Review {
         request,
         object,
@@ -158,12 +167,78 @@ fn parse_well_formed(body: &[u8]) -> Option<Review> {
     })
 }
 
-/// Removes `request[key]`: `Some(None)` when absent or null, `Some(object)`
-/// when kube would read it as a `DynamicObject` (a JSON object whose
-/// `metadata`, if any, is an `ObjectMeta`), `None` otherwise.
-fn take_object(request: &mut serde_json::Map<String, Value>, key: &str) -> Option<Option<Value>> {
+/// The wire form of an AdmissionReview, field for field what kube's
+/// `AdmissionRequest` reads (same names, types, defaults and required
+/// fields), with the objects kept as JSON.
+mod wire {
+    use kube::core::admission::Operation;
+    use kube::core::{GroupVersionKind, GroupVersionResource};
+    use serde_json::Value;
+
+    use super::MapOnly;
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Review {
+        pub api_version: String,
+        pub kind: String,
+        pub request: Option<MapOnly<Request>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Request {
+        pub uid: String,
+        pub kind: GroupVersionKind,
+        pub resource: GroupVersionResource,
+        #[serde(default)]
+        pub sub_resource: Option<String>,
+        #[serde(default)]
+        pub request_kind: Option<GroupVersionKind>,
+        #[serde(default)]
+        pub request_resource: Option<GroupVersionResource>,
+        #[serde(default)]
+        pub request_sub_resource: Option<String>,
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub namespace: Option<String>,
+        pub operation: Operation,
+        pub user_info: k8s_openapi::api::authentication::v1::UserInfo,
+        pub object: Option<Value>,
+        pub old_object: Option<Value>,
+        #[serde(default)]
+        pub dry_run: bool,
+        #[serde(default)]
+        pub options: Option<k8s_openapi::apimachinery::pkg::runtime::RawExtension>,
+    }
+}
+
+/// A `T` read only from a JSON object (derived structs also take arrays).
+struct MapOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// `object` if kube would read it as a `DynamicObject` (a JSON object whose
+/// `metadata`, if any, is an `ObjectMeta`; null is no object), else `None`.
+fn dynamic_object(object: Option<Value>) -> Option<Option<Value>> {
     use serde::Deserialize as _;
-    match request.remove(key) {
+    match object {
         None | Some(Value::Null) => Some(None),
         Some(object) => {
             let Value::Object(fields) = &object else {
@@ -236,8 +311,8 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
     let uid = m.uid.clone()?;
     let mut response = AdmissionResponse::invalid(m.error.to_string());
     response.uid = uid;
-    response.result.code = CODE_BAD_REQUEST;
-    response.result.reason = "BadRequest".to_owned();
+    response.result.code = Refusal::Malformed.code();
+    response.result.reason = Refusal::Malformed.reason().to_owned();
     Some(to_review(response))
 }
 
@@ -247,44 +322,60 @@ pub fn malformed_review(m: &Malformed) -> Option<AdmissionReview<DynamicObject>>
 /// numbers, and `response.patchType` set when there is a patch. Keys come in
 /// sorted order, as they always have.
 pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        256 + response.result.message.len()
-            + response.patch.as_ref().map_or(0, |p| p.len() * 4 / 3),
-    );
-    let review = body::Review {
-        api_version: REVIEW_API_VERSION,
-        kind: REVIEW_KIND,
-        response: body::Response(response),
-    };
-    serde_json::to_writer(&mut out, &review).expect("AdmissionReviews always serialise");
+    use base64::Engine as _;
+    let r = response;
+    let patch_len = r.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
+    let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len);
+    out.extend_from_slice(br#"{"apiVersion":""#);
+    out.extend_from_slice(REVIEW_API_VERSION.as_bytes());
+    out.extend_from_slice(br#"","kind":""#);
+    out.extend_from_slice(REVIEW_KIND.as_bytes());
+    out.extend_from_slice(br#"","response":{"allowed":"#);
+    out.extend_from_slice(if r.allowed { b"true" } else { b"false" });
+    if !r.audit_annotations.is_empty() {
+        let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
+        out.extend_from_slice(br#","auditAnnotations":"#);
+        write_json(&mut out, &sorted);
+    }
+    if let Some(patch) = &r.patch {
+        // Base64 needs no escaping in a JSON string.
+        out.extend_from_slice(br#","patch":""#);
+        let start = out.len();
+        out.resize(start + patch.len().div_ceil(3) * 4, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(patch, &mut out[start..])
+            .expect("the buffer fits the encoding");
+        out.truncate(start + written);
+        out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+    }
+    out.extend_from_slice(br#","status":"#);
+    write_json(&mut out, &body::Status(&r.result));
+    out.extend_from_slice(br#","uid":"#);
+    patch::write_str(&mut out, &r.uid);
+    if let Some(warnings) = &r.warnings {
+        out.extend_from_slice(br#","warnings":["#);
+        for (i, warning) in warnings.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            patch::write_str(&mut out, warning);
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}}");
     out
 }
 
-/// The serialised form of an answer, written directly.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value)
+        .expect("strings, maps of strings and Statuses always serialise");
+}
+
+/// A `Status` as a `serde_json::Value` writes it: keys sorted.
 mod body {
-    use base64::Engine as _;
-    use kube::core::admission::AdmissionResponse;
     use serde::ser::{Serialize, SerializeMap, Serializer};
 
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    pub(super) struct Review<'a> {
-        pub api_version: &'static str,
-        pub kind: &'static str,
-        pub response: Response<'a>,
-    }
-
-    pub(super) struct Response<'a>(pub &'a AdmissionResponse);
-
-    struct Base64<'a>(&'a [u8]);
-
-    impl Serialize for Base64<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
-        }
-    }
-
-    struct Status<'a>(&'a kube::core::Status);
+    pub(super) struct Status<'a>(pub &'a kube::core::Status);
 
     impl Serialize for Status<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -307,28 +398,6 @@ mod body {
             }
             if let Some(summary) = &status.status {
                 map.serialize_entry("status", summary)?;
-            }
-            map.end()
-        }
-    }
-
-    impl Serialize for Response<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let r = self.0;
-            let mut map = s.serialize_map(None)?;
-            map.serialize_entry("allowed", &r.allowed)?;
-            if !r.audit_annotations.is_empty() {
-                let sorted: std::collections::BTreeMap<_, _> = r.audit_annotations.iter().collect();
-                map.serialize_entry("auditAnnotations", &sorted)?;
-            }
-            if let Some(patch) = &r.patch {
-                map.serialize_entry("patch", &Base64(patch))?;
-                map.serialize_entry("patchType", "JSONPatch")?;
-            }
-            map.serialize_entry("status", &Status(&r.result))?;
-            map.serialize_entry("uid", &r.uid)?;
-            if let Some(warnings) = &r.warnings {
-                map.serialize_entry("warnings", warnings)?;
             }
             map.end()
         }
@@ -364,19 +433,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome a response stands for.
-    pub fn of(response: &AdmissionResponse) -> Outcome {
-        if response.allowed {
-            Outcome::Allowed
-        } else if response.result.code == CODE_BAD_REQUEST {
-            Outcome::Invalid
-        } else if response.result.code >= 500 {
-            Outcome::Error
-        } else {
-            Outcome::Denied
-        }
-    }
-
     /// Label value: `allowed`, `denied`, `invalid` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -388,28 +444,78 @@ impl Outcome {
     }
 }
 
-fn deny(
-    request: &AdmissionRequest<DynamicObject>,
-    code: u16,
-    message: String,
-) -> AdmissionResponse {
-    let mut response = AdmissionResponse::from(request).deny(message);
-    response.result.status = Some(StatusSummary::Failure);
-    response.result.code = code;
-    response.result.reason = match code {
-        CODE_FORBIDDEN => "Forbidden",
-        CODE_INVALID => "Invalid",
-        CODE_BAD_REQUEST => "BadRequest",
-        _ => "InternalError",
-    }
-    .to_owned();
-    response
+/// Why a request is refused. One place decides the answer's code and reason
+/// and the metric outcome of each kind of refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request itself is malformed: 400 `BadRequest`, outcome `invalid`.
+    Malformed,
+    /// The Environment breaks a rule: 422 `Invalid`, outcome `denied`.
+    Invalid,
+    /// The requester may not do this: 403 `Forbidden`, outcome `denied`.
+    Forbidden,
+    /// The webhook failed: 500 `InternalError`, outcome `error`.
+    Internal,
 }
 
-fn allow(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+impl Refusal {
+    /// The `status.code` of the answer.
+    pub fn code(self) -> u16 {
+        match self {
+            Refusal::Malformed => CODE_BAD_REQUEST,
+            Refusal::Invalid => CODE_INVALID,
+            Refusal::Forbidden => CODE_FORBIDDEN,
+            Refusal::Internal => CODE_INTERNAL,
+        }
+    }
+
+    /// The `status.reason` of the answer.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "BadRequest",
+            Refusal::Invalid => "Invalid",
+            Refusal::Forbidden => "Forbidden",
+            Refusal::Internal => "InternalError",
+        }
+    }
+
+    /// How the request ended, for metrics and logs.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Refusal::Malformed => Outcome::Invalid,
+            Refusal::Invalid | Refusal::Forbidden => Outcome::Denied,
+            Refusal::Internal => Outcome::Error,
+        }
+    }
+}
+
+/// An admission decision: the answer to send and how the request ended.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    /// The answer (with the patch, if any).
+    pub response: AdmissionResponse,
+    /// How the request ended.
+    pub outcome: Outcome,
+}
+
+fn deny(request: &AdmissionRequest<DynamicObject>, why: Refusal, message: String) -> Decision {
+    let mut response = AdmissionResponse::from(request).deny(message);
+    response.result.status = Some(StatusSummary::Failure);
+    response.result.code = why.code();
+    response.result.reason = why.reason().to_owned();
+    Decision {
+        response,
+        outcome: why.outcome(),
+    }
+}
+
+fn allow(request: &AdmissionRequest<DynamicObject>) -> Decision {
     let mut response = AdmissionResponse::from(request);
     response.result = Status::success();
-    response
+    Decision {
+        response,
+        outcome: Outcome::Allowed,
+    }
 }
 
 fn gvk_text(group: &str, version: &str, kind: &str) -> String {
@@ -505,15 +611,10 @@ fn expansion_untouched(object: &Value, old: &Value) -> bool {
 /// else the requester. Objects without a namespace use `request.namespace`.
 /// Admitting an already admitted object gives no patch. Dry-run requests are
 /// answered the same way.
-pub fn mutate(
-    review: &Review,
-    catalog: &Catalog,
-    config: &Config,
-    now: Timestamp,
-) -> AdmissionResponse {
+pub fn mutate(review: &Review, catalog: &Catalog, config: &Config, now: Timestamp) -> Decision {
     let request = &review.request;
     if let Err(message) = check_kind(review) {
-        return deny(request, CODE_BAD_REQUEST, message);
+        return deny(request, Refusal::Malformed, message);
     }
     if !matches!(request.operation, Operation::Create | Operation::Update) {
         return allow(request);
@@ -528,7 +629,7 @@ pub fn mutate(
     let Some(original) = &review.object else {
         return deny(
             request,
-            CODE_BAD_REQUEST,
+            Refusal::Malformed,
             "request.object: missing on CREATE or UPDATE. Fix: send the object being admitted"
                 .to_owned(),
         );
@@ -549,7 +650,7 @@ pub fn mutate(
     }
     let mut environment = match read_environment(original) {
         Ok(e) => e,
-        Err(message) => return deny(request, CODE_INVALID, message),
+        Err(message) => return deny(request, Refusal::Invalid, message),
     };
     if environment
         .metadata
@@ -569,7 +670,7 @@ pub fn mutate(
     let Some(owner) = owner.filter(|o| !o.is_empty()) else {
         return deny(
             request,
-            CODE_BAD_REQUEST,
+            Refusal::Malformed,
             "request.userInfo.username: empty, so the Environment cannot get an owner. Fix: send authenticated requests".to_owned(),
         );
     };
@@ -577,7 +678,7 @@ pub fn mutate(
     // The Environment only: admission needs none of the Flux objects.
     let admitted = match ephemeral_core::admit(&environment, catalog, config, now, owner) {
         Ok(x) => x,
-        Err(denied) => return deny(request, CODE_INVALID, denied.to_string()),
+        Err(denied) => return deny(request, Refusal::Invalid, denied.to_string()),
     };
 
     let patch = match expansion_patch(original, &admitted.environment) {
@@ -585,22 +686,24 @@ pub fn mutate(
         Err(e) => {
             return deny(
                 request,
-                CODE_INTERNAL,
+                Refusal::Internal,
                 format!("cannot serialise the expanded Environment: {e}"),
             );
         }
     };
-    let mut response = allow(request);
-    if !patch.0.is_empty() {
-        response = match response.with_patch(patch) {
+    let mut decision = allow(request);
+    if let Some(patch) = patch {
+        // kube sets `patchType` only through `with_patch`.
+        decision.response = match decision.response.with_patch(json_patch::Patch(Vec::new())) {
             Ok(r) => r,
-            Err(e) => return deny(request, CODE_INTERNAL, e.to_string()),
+            Err(e) => return deny(request, Refusal::Internal, e.to_string()),
         };
+        decision.response.patch = Some(patch);
     }
     if !admitted.warnings.is_empty() {
-        response.warnings = Some(admitted.warnings);
+        decision.response.warnings = Some(admitted.warnings);
     }
-    response
+    decision
 }
 
 /// The incoming object as an Environment, or the denial message naming the
@@ -619,85 +722,97 @@ fn read_environment(object: &Value) -> Result<Environment, String> {
     })
 }
 
-/// The JSONPatch from the incoming object to the same object with what
-/// expansion owns (the spec and the annotations) replaced by the expanded
-/// Environment's: everything else stays byte-for-byte as received, so the
-/// patch touches nothing else and an admitted object gets an empty patch.
+/// The JSONPatch (its JSON) from the incoming object to the same object with
+/// what expansion owns (the spec and the annotations) replaced by the expanded
+/// Environment's, or `None` when they are equal. Everything else stays
+/// byte-for-byte as received, so the patch touches nothing else and an
+/// admitted object gets no patch.
 ///
-/// It is `json_patch::diff(original, overlaid)`, computed on the two
-/// subtrees that can differ: the diff of an object walks its keys in order,
-/// and `metadata` comes before `spec`.
+/// Written directly (see [`patch`]), it is exactly [`overlay_patch`]
+/// serialised: the diff of an object walks its keys in order, `metadata`
+/// comes before `spec`, and nothing else differs.
 fn expansion_patch(
     original: &Value,
     expanded: &Environment,
-) -> Result<json_patch::Patch, serde_json::Error> {
-    use json_patch::{AddOperation, PatchOperation, ReplaceOperation, jsonptr::PointerBuf};
-    let spec = serde_json::to_value(&expanded.spec)?;
-    let annotations = match &expanded.metadata.annotations {
-        Some(a) => serde_json::to_value(a)?,
-        None => Value::Object(Default::default()),
-    };
-    let at = |tokens: &[&str]| PointerBuf::from_tokens(tokens.iter().copied());
-    let mut ops = Vec::new();
-    match original.get("metadata") {
-        Some(Value::Object(metadata)) => match metadata.get("annotations") {
-            Some(old) => diff_under(&["metadata", "annotations"], old, &annotations, &mut ops),
-            None => ops.push(PatchOperation::Add(AddOperation {
-                path: at(&["metadata", "annotations"]),
-                value: annotations,
-            })),
-        },
-        other => {
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("annotations".to_owned(), annotations);
-            let (path, value) = (at(&["metadata"]), Value::Object(metadata));
-            ops.push(match other {
-                None => PatchOperation::Add(AddOperation { path, value }),
-                Some(_) => PatchOperation::Replace(ReplaceOperation { path, value }),
-            });
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    match write_expansion_patch(original, expanded) {
+        Ok(patch) => Ok(patch),
+        Err(patch::Unsupported) => {
+            let patch = overlay_patch(original, expanded)?;
+            Ok((!patch.0.is_empty())
+                .then(|| serde_json::to_vec(&patch))
+                .transpose()?)
         }
     }
-    match original.get("spec") {
-        Some(old) => diff_under(&["spec"], old, &spec, &mut ops),
-        None => ops.push(PatchOperation::Add(AddOperation {
-            path: at(&["spec"]),
-            value: spec,
-        })),
-    }
-    Ok(json_patch::Patch(ops))
 }
 
-/// Appends to `ops` the diff from `old` to `new`, both at `tokens`.
-fn diff_under(
-    tokens: &[&str],
-    old: &Value,
-    new: &Value,
-    ops: &mut Vec<json_patch::PatchOperation>,
-) {
-    use json_patch::PatchOperation;
-    ops.extend(json_patch::diff(old, new).0.into_iter().map(|mut op| {
-        let path = match &mut op {
-            PatchOperation::Add(o) => &mut o.path,
-            PatchOperation::Remove(o) => &mut o.path,
-            PatchOperation::Replace(o) => &mut o.path,
-            PatchOperation::Move(o) => &mut o.path,
-            PatchOperation::Copy(o) => &mut o.path,
-            PatchOperation::Test(o) => &mut o.path,
-        };
-        for token in tokens.iter().rev() {
-            path.push_front(*token);
+fn write_expansion_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<Option<Vec<u8>>, patch::Unsupported> {
+    #[derive(serde::Serialize)]
+    struct Metadata<'a> {
+        annotations: &'a std::collections::BTreeMap<String, String>,
+    }
+    let Value::Object(top) = original else {
+        return Ok(None);
+    };
+    let no_annotations = Default::default();
+    let annotations = expanded
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap_or(&no_annotations);
+    let mut w = patch::PatchWriter::new();
+    w.at("metadata", |w| match top.get("metadata") {
+        Some(Value::Object(metadata)) => {
+            w.at("annotations", |w| match metadata.get("annotations") {
+                Some(old) => w.diff(old, annotations),
+                None => w.add(annotations),
+            })
         }
-        op
-    }));
+        None => w.add(&Metadata { annotations }),
+        Some(_) => w.replace(&Metadata { annotations }),
+    })?;
+    w.at("spec", |w| match top.get("spec") {
+        Some(old) => w.diff(old, &expanded.spec),
+        None => w.add(&expanded.spec),
+    })?;
+    Ok(w.finish())
+}
+
+/// The reference for [`expansion_patch`]: `json_patch::diff` of the incoming
+/// object and its copy with spec and annotations replaced.
+fn overlay_patch(
+    original: &Value,
+    expanded: &Environment,
+) -> Result<json_patch::Patch, serde_json::Error> {
+    let mut result = original.clone();
+    let spec = serde_json::to_value(&expanded.spec)?;
+    let annotations =
+        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default())?;
+    if let Value::Object(top) = &mut result {
+        top.insert("spec".to_owned(), spec);
+        let metadata = top
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !metadata.is_object() {
+            *metadata = Value::Object(Default::default());
+        }
+        if let Value::Object(metadata) = metadata {
+            metadata.insert("annotations".to_owned(), annotations);
+        }
+    }
+    Ok(json_patch::diff(original, &result))
 }
 
 /// The validating decision for an Environment: UPDATE and DELETE only by its
 /// owner (annotation `ephemeral.io/owner` of the old object) or an admin, and
 /// only admins may change the owner. CREATE is allowed.
-pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
+pub fn validate(review: &Review, access: &Access) -> Decision {
     let request = &review.request;
     if let Err(message) = check_kind(review) {
-        return deny(request, CODE_BAD_REQUEST, message);
+        return deny(request, Refusal::Malformed, message);
     }
     let verb = match request.operation {
         Operation::Update => "update",
@@ -707,7 +822,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     let Some(old) = &review.old_object else {
         return deny(
             request,
-            CODE_BAD_REQUEST,
+            Refusal::Malformed,
             format!(
                 "request.oldObject: missing on {}. Fix: send the stored object as oldObject",
                 verb.to_uppercase()
@@ -724,7 +839,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     let Some(owner) = owner else {
         return deny(
             request,
-            CODE_FORBIDDEN,
+            Refusal::Forbidden,
             format!(
                 "{field}: Environment {name} has no owner, so only an admin may {verb} it ({}), and '{user}' is not one. Fix: ask an admin to {verb} it",
                 access.describe_admins()
@@ -734,7 +849,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     if owner != user {
         return deny(
             request,
-            CODE_FORBIDDEN,
+            Refusal::Forbidden,
             format!(
                 "{field}: Environment {name} is owned by '{owner}'; only its owner or an admin ({}) may {verb} it, and '{user}' is neither. Fix: ask '{owner}' or an admin to {verb} it",
                 access.describe_admins()
@@ -746,7 +861,7 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
         if new_owner != Some(owner) {
             return deny(
                 request,
-                CODE_FORBIDDEN,
+                Refusal::Forbidden,
                 format!(
                     "{field}: only an admin ({}) may change the owner of Environment {name} from '{owner}' to {}. Fix: keep {OWNER_ANNOTATION}: {owner}, or ask an admin to hand the Environment over",
                     access.describe_admins(),
@@ -757,6 +872,8 @@ pub fn validate(review: &Review, access: &Access) -> AdmissionResponse {
     }
     allow(request)
 }
+
+mod patch;
 
 #[cfg(test)]
 mod tests;

@@ -1,28 +1,28 @@
 //! Flags of `ephemeral-webhook serve` (each with an `EPHEMERAL_*` environment
-//! variable) and their checked form, [`Settings`].
+//! variable) and their checked form, [`ServeSettings`]: each subsystem's own
+//! settings. Only this module knows about flags; the runtime modules only
+//! see their settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use jiff::Timestamp;
 
-use ephemeral_core::Config;
 use ephemeral_core::config::{ConfigArgs, ConfigError};
 
+use crate::admin::AdminSettings;
 use crate::admission::Access;
 use crate::certs::CertSettings;
-use crate::tls::{TlsFiles, TlsSource};
-
-/// How logs are written (to stderr).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use crate::clock::Clock;
+use crate::controller;
+use crate::leader::ElectionConfig;
+use crate::lifecycle::ShutdownSettings;
+use crate::logging::{LogFormat, LogSettings};
+use crate::serve::{CertificateSource, ControllerSettings, ServeSettings, WebhookSettings};
+use crate::server::AdmissionSettings;
+use crate::tls::{FileSettings, TlsFiles};
 
 /// The flags of `ephemeral-webhook serve`.
 #[derive(Clone, Debug, Args)]
@@ -84,10 +84,11 @@ pub struct ServeArgs {
     pub cert_secret: String,
 
     /// Self-managed certificates: the Service in --namespace the API server
-    /// calls; the certificate is valid for <svc>, <svc>.<ns>, <svc>.<ns>.svc
-    /// and <svc>.<ns>.svc.cluster.local.
+    /// calls; the certificate is valid for `<svc>`, `<svc>.<ns>`,
+    /// `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`.
     #[arg(
         long,
+        help = "Self-managed certificates: the Service in --namespace the API server calls; the certificate is valid for <svc>, <svc>.<ns>, <svc>.<ns>.svc and <svc>.<ns>.svc.cluster.local",
         env = "EPHEMERAL_SERVICE_NAME",
         default_value = "ephemeral-webhook",
         value_name = "NAME"
@@ -126,6 +127,17 @@ pub struct ServeArgs {
     /// (only the replica holding --leader-election-lease reconciles).
     #[arg(long, env = "EPHEMERAL_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub controller: bool,
+
+    /// Suspend the Flux Kustomizations and HelmReleases of an Environment
+    /// while it is outside its lease (`spec.suspend: true`), and resume them
+    /// when the lease is extended or its schedule's window opens, so Flux does
+    /// not re-apply `spec.replicas` over GoKubeDownscaler and does not upgrade
+    /// a release that is scaled to zero. ImagePolicies keep resolving.
+    ///
+    /// An Environment's `spec.lease.suspendOutsideUptime` overrides this
+    /// either way.
+    #[arg(long, env = "EPHEMERAL_SUSPEND_OUTSIDE_UPTIME", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub suspend_outside_uptime: bool,
 
     /// The coordination.k8s.io/v1 Lease (in --namespace) whose holder
     /// (--pod-name) runs the controller, so several replicas are safe.
@@ -213,6 +225,14 @@ pub struct ServeArgs {
     pub shutdown_delay: Duration,
 
     /// Log format. The level comes from RUST_LOG (default: info).
+    ///
+    /// At info the webhook writes one line per admission request that it
+    /// patched or refused, and per CREATE or DELETE it let through; UPDATEs
+    /// let through unchanged (most traffic: controllers writing status and
+    /// finalizers) log at debug. For the most admission throughput, set
+    /// RUST_LOG=warn,ephemeral_webhook::controller=info (no per-request lines;
+    /// docs/benchmarks.md, Admission, shows the difference); to trace every request,
+    /// RUST_LOG=info,ephemeral_webhook::server=debug.
     #[arg(long, env = "EPHEMERAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
@@ -234,11 +254,14 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Files when both are given (clap makes sure one never comes alone),
     /// else self-managed certificates with checked names.
-    fn tls_source(&self) -> Result<TlsSource, ConfigError> {
+    fn certificates(&self) -> Result<CertificateSource, ConfigError> {
         if let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) {
-            return Ok(TlsSource::Files(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
+            return Ok(CertificateSource::Files(FileSettings {
+                files: TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
             }));
         }
         let label = |flag: &'static str, value: &str| {
@@ -267,7 +290,7 @@ impl ServeArgs {
                 None => Ok(value),
             }
         };
-        Ok(TlsSource::SelfManaged(CertSettings {
+        Ok(CertificateSource::SelfManaged(CertSettings {
             namespace: label("namespace", &self.namespace)?,
             secret_name: subdomain("cert-secret", &self.cert_secret)?,
             service_name: label("service-name", &self.service_name)?,
@@ -303,62 +326,6 @@ fn host_name() -> String {
         .unwrap_or_else(|| "ephemeral-webhook".to_owned())
 }
 
-/// Where "now" comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Clock {
-    /// The system clock.
-    System,
-    /// A fixed time (`--fixed-now`).
-    Fixed(Timestamp),
-}
-
-impl Clock {
-    /// The current time according to this clock.
-    pub fn now(self) -> Timestamp {
-        match self {
-            Clock::System => Timestamp::now(),
-            Clock::Fixed(t) => t,
-        }
-    }
-}
-
-/// Checked settings of the server.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// HTTPS admission address.
-    pub listen: SocketAddr,
-    /// Plain-HTTP admin address.
-    pub admin_listen: SocketAddr,
-    /// Certificate and key: files, or self-managed.
-    pub tls: TlsSource,
-    /// Whether the admission webhook runs.
-    pub webhook: bool,
-    /// Whether the controller runs.
-    pub controller: bool,
-    /// Name of the leader-election Lease.
-    pub leader_election_lease: String,
-    /// Certificate poll interval.
-    pub tls_reload_interval: Duration,
-    /// Who counts as admin.
-    pub access: Access,
-    /// Static catalog directory, if any.
-    pub catalog_dir: Option<PathBuf>,
-    /// Request body limit.
-    pub max_body_bytes: usize,
-    /// Grace period on shutdown.
-    pub shutdown_grace: Duration,
-    /// Not-ready-but-serving delay on shutdown.
-    pub shutdown_delay: Duration,
-    /// The clock.
-    pub clock: Clock,
-    /// Expansion policy.
-    pub config: Config,
-    /// Namespace of the process's own objects (Lease, certificate Secret).
-    pub namespace: String,
-    /// This replica's identity.
-    pub pod_name: String,
-}
-
 impl ServeArgs {
     fn halves(&self) -> Result<(), ConfigError> {
         if !self.webhook && !self.controller {
@@ -380,39 +347,63 @@ impl ServeArgs {
         Ok(())
     }
 
-    /// Checks the flags.
-    pub fn to_settings(&self) -> Result<Settings, ConfigError> {
+    /// Checks the flags and builds each subsystem's settings.
+    pub fn to_settings(&self) -> Result<ServeSettings, ConfigError> {
         self.halves()?;
-        Ok(Settings {
-            listen: self.listen,
-            admin_listen: self.admin_listen,
-            tls: self.tls_source()?,
-            webhook: self.webhook,
-            controller: self.controller,
-            leader_election_lease: self.leader_election_lease.trim().to_owned(),
-            tls_reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
-            access: Access {
-                admin_groups: self
-                    .admin_groups
-                    .iter()
-                    .map(|g| g.trim())
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                controller_service_account: self.controller_service_account.trim().to_owned(),
+        let namespace = self.namespace.trim().to_owned();
+        let pod_name = self
+            .pod_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(host_name);
+        // Checked even with --webhook=false, as before the settings were split.
+        let certificates = self.certificates()?;
+        let webhook = match self.webhook {
+            true => Some(WebhookSettings {
+                admission: AdmissionSettings {
+                    listen: self.listen,
+                    access: Access {
+                        admin_groups: self
+                            .admin_groups
+                            .iter()
+                            .map(|g| g.trim())
+                            .filter(|g| !g.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                        controller_service_account: self
+                            .controller_service_account
+                            .trim()
+                            .to_owned(),
+                    },
+                    max_body_bytes: self.max_body_bytes,
+                },
+                certificates,
+            }),
+            false => None,
+        };
+        let controller = self.controller.then(|| ControllerSettings {
+            election: ElectionConfig::new(&namespace, self.leader_election_lease.trim(), &pod_name),
+            tuning: controller::Settings {
+                suspend_outside_uptime: self.suspend_outside_uptime,
+                ..controller::Settings::default()
             },
+        });
+        Ok(ServeSettings {
+            admin: AdminSettings {
+                listen: self.admin_listen,
+            },
+            webhook,
+            controller,
             catalog_dir: self.catalog_dir.clone(),
-            max_body_bytes: self.max_body_bytes,
-            shutdown_grace: self.shutdown_grace,
-            shutdown_delay: self.shutdown_delay,
+            shutdown: ShutdownSettings {
+                delay: self.shutdown_delay,
+                grace: self.shutdown_grace,
+            },
+            log: LogSettings {
+                format: self.log_format,
+            },
+            policy: self.policy.to_config()?,
             clock: self.fixed_now.map_or(Clock::System, Clock::Fixed),
-            config: self.policy.to_config()?,
-            namespace: self.namespace.trim().to_owned(),
-            pod_name: self
-                .pod_name
-                .clone()
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(host_name),
         })
     }
 }
@@ -444,20 +435,23 @@ mod tests {
     #[test]
     fn defaults() {
         let s = parse(&[]).unwrap().to_settings().unwrap();
-        assert_eq!(s.listen.to_string(), "0.0.0.0:8443");
-        assert_eq!(s.admin_listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(s.max_body_bytes, 1_048_576);
-        assert_eq!(s.shutdown_grace, Duration::from_secs(10));
-        assert_eq!(s.shutdown_delay, Duration::ZERO);
+        let admission = &s.webhook.as_ref().unwrap().admission;
+        let election = &s.controller.as_ref().unwrap().election;
+        assert_eq!(admission.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(s.admin.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(admission.max_body_bytes, 1_048_576);
+        assert_eq!(s.shutdown.grace, Duration::from_secs(10));
+        assert_eq!(s.shutdown.delay, Duration::ZERO);
         assert_eq!(s.clock, Clock::System);
-        assert_eq!(s.namespace, "ephemeral-system");
-        assert!(!s.pod_name.is_empty());
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(election.namespace, "ephemeral-system");
+        assert!(!election.identity.is_empty());
         assert_eq!(
-            s.access.admin_groups,
+            admission.access.admin_groups,
             vec!["system:masters", "system:serviceaccounts:kube-system"]
         );
         assert_eq!(
-            s.access.controller_service_account,
+            admission.access.controller_service_account,
             "system:serviceaccount:ephemeral-system:ephemeral-webhook"
         );
     }
@@ -478,13 +472,15 @@ mod tests {
         .unwrap()
         .to_settings()
         .unwrap();
-        assert_eq!(s.access.admin_groups, vec!["a", "b", "c"]);
-        assert_eq!(s.shutdown_grace, Duration::from_secs(90));
+        let admission = &s.webhook.as_ref().unwrap().admission;
+        assert_eq!(admission.access.admin_groups, vec!["a", "b", "c"]);
+        assert_eq!(s.shutdown.grace, Duration::from_secs(90));
+        assert!(s.controller.is_none());
         assert_eq!(
             s.clock.now(),
             "2026-11-21T10:00:00Z".parse::<Timestamp>().unwrap()
         );
-        assert_eq!(s.config.lease.maximum, jiff::SignedDuration::from_hours(24));
+        assert_eq!(s.policy.lease.maximum, jiff::SignedDuration::from_hours(24));
     }
 
     fn parse_only(args: &[&str]) -> Result<ServeArgs, clap::Error> {
@@ -495,15 +491,19 @@ mod tests {
 
     #[test]
     fn certificate_files_or_self_managed() {
-        let s = parse(&[]).unwrap().to_settings().unwrap();
-        let TlsSource::Files(files) = s.tls else {
-            panic!("both files given: {:?}", s.tls);
+        let certificates =
+            |args: ServeArgs| args.to_settings().unwrap().webhook.unwrap().certificates;
+        let CertificateSource::Files(files) = certificates(parse(&[]).unwrap()) else {
+            panic!("both files given");
         };
-        assert_eq!((files.cert, files.key), ("c.pem".into(), "k.pem".into()));
+        assert_eq!(
+            (files.files.cert, files.files.key),
+            ("c.pem".into(), "k.pem".into())
+        );
+        assert_eq!(files.reload_interval, Duration::from_secs(5));
 
-        let s = parse_only(&[]).unwrap().to_settings().unwrap();
-        let TlsSource::SelfManaged(certs) = s.tls else {
-            panic!("no files: self-managed, got {:?}", s.tls);
+        let CertificateSource::SelfManaged(certs) = certificates(parse_only(&[]).unwrap()) else {
+            panic!("no files: self-managed");
         };
         assert_eq!(
             certs,
@@ -515,21 +515,20 @@ mod tests {
                 extra_names: Vec::new(),
             }
         );
-        let s = parse_only(&[
-            "--namespace",
-            "hooks",
-            "--cert-secret",
-            "hooks.tls",
-            "--service-name",
-            "admission",
-            "--webhook-configuration",
-            "hooks.example.com",
-        ])
-        .unwrap()
-        .to_settings()
-        .unwrap();
-        let TlsSource::SelfManaged(certs) = s.tls else {
-            panic!("{:?}", s.tls);
+        let CertificateSource::SelfManaged(certs) = certificates(
+            parse_only(&[
+                "--namespace",
+                "hooks",
+                "--cert-secret",
+                "hooks.tls",
+                "--service-name",
+                "admission",
+                "--webhook-configuration",
+                "hooks.example.com",
+            ])
+            .unwrap(),
+        ) else {
+            panic!("no files: self-managed");
         };
         assert_eq!(certs.server_name(), "admission.hooks.svc");
         assert_eq!(certs.secret_name, "hooks.tls");
@@ -568,9 +567,25 @@ mod tests {
     #[test]
     fn halves_and_leader_election() {
         let s = parse(&[]).unwrap().to_settings().unwrap();
-        assert!(s.webhook && s.controller);
-        assert_eq!(s.leader_election_lease, "ephemeral-controller");
-        assert!(matches!(s.tls, TlsSource::Files(_)));
+        assert!(s.webhook.is_some() && s.controller.is_some());
+        let election = s.controller.unwrap().election;
+        assert_eq!(election.name, "ephemeral-controller");
+        assert!(matches!(
+            s.webhook.unwrap().certificates,
+            CertificateSource::Files(_)
+        ));
+        for (flag, on) in [
+            ("--suspend-outside-uptime", true),
+            ("--suspend-outside-uptime=true", true),
+            ("--suspend-outside-uptime=false", false),
+        ] {
+            let s = parse(&[flag]).unwrap().to_settings().unwrap();
+            assert_eq!(
+                s.controller.unwrap().tuning.suspend_outside_uptime,
+                on,
+                "{flag}"
+            );
+        }
         let s = parse(&[
             "--controller=false",
             "--webhook",
@@ -580,15 +595,19 @@ mod tests {
         .unwrap()
         .to_settings()
         .unwrap();
-        assert!(s.webhook && !s.controller);
-        assert_eq!(s.leader_election_lease, "mine");
+        assert!(s.webhook.is_some() && s.controller.is_none());
+        let s = parse(&["--leader-election-lease", " mine "])
+            .unwrap()
+            .to_settings()
+            .unwrap();
+        assert_eq!(s.controller.unwrap().election.name, "mine");
         // The controller alone needs no TLS files (and makes no certificates:
         // serve skips the TLS source when the webhook is off).
         let s = parse_only(&["--webhook=false"])
             .unwrap()
             .to_settings()
             .unwrap();
-        assert!(!s.webhook && s.controller);
+        assert!(s.webhook.is_none() && s.controller.is_some());
         let err = parse_only(&["--webhook=false", "--controller=false"])
             .unwrap()
             .to_settings()

@@ -1,11 +1,10 @@
 //! `ephemeral-webhook`: the in-cluster component of kubectl-ephemeral.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ephemeral_webhook::args::{LogFormat, ServeArgs};
+use ephemeral_webhook::args::ServeArgs;
 
 /// Admission webhook and controller for kubectl-ephemeral Environments.
 #[derive(Parser, Debug)]
@@ -36,22 +35,9 @@ enum Command {
     Serve(Box<ServeArgs>),
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = args.to_settings()?;
-    init_logging(args.log_format);
+    ephemeral_webhook::logging::init(settings.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,22 +1,83 @@
-//! `ephemeral-webhook serve`: wires the catalog, TLS, the admission and admin
-//! servers and shutdown together.
+//! `ephemeral-webhook serve`: the wiring. Builds each subsystem from its own
+//! settings (the catalog, the certificates, the admission and admin servers,
+//! the controller) and runs them as the tasks of one [`Tasks`] lifecycle.
+//! The choice between certificate files ([`crate::tls`]) and self-managed
+//! certificates ([`crate::certs`]) is made here, so neither module knows the
+//! other's settings.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::Handle;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use axum_server::tls_rustls::RustlsConfig;
+use ephemeral_core::Config;
+use tokio::sync::oneshot;
 
-use crate::admin::{self, AdminState, Readiness};
-use crate::args::{Clock, Settings};
+use crate::admin::{self, AdminSettings, AdminState, Readiness};
 use crate::catalog::{self, CatalogError, SharedCatalog};
+use crate::certs::CertSettings;
 use crate::certs::manager::CertManager;
+use crate::clock::Clock;
 use crate::controller;
 use crate::leader::ElectionConfig;
+use crate::lifecycle::{Shutdown, ShutdownSettings, Signals, TaskError, Tasks};
+use crate::logging::LogSettings;
 use crate::metrics::Metrics;
-use crate::server::{self, AdmissionState};
-use crate::tls::{Reloader, TlsSource};
+use crate::server::{self, AdmissionSettings, AdmissionState};
+use crate::tls::{self, Reloader};
+
+/// Everything `serve` runs, each subsystem with its own settings.
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    /// The admin server.
+    pub admin: AdminSettings,
+    /// The admission webhook (`None`: `--webhook=false`).
+    pub webhook: Option<WebhookSettings>,
+    /// The controller and its leader election (`None`: `--controller=false`).
+    pub controller: Option<ControllerSettings>,
+    /// Load the catalog once from this directory instead of watching it.
+    pub catalog_dir: Option<PathBuf>,
+    /// Shutdown timing.
+    pub shutdown: ShutdownSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// The Environment policy, shared by admission and the controller.
+    pub policy: Config,
+    /// Where "now" comes from, shared by admission and the controller.
+    pub clock: Clock,
+}
+
+/// The admission webhook: its server and where its certificate comes from.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// The HTTPS server.
+    pub admission: AdmissionSettings,
+    /// Its certificate.
+    pub certificates: CertificateSource,
+}
+
+/// Where the admission server's certificate comes from.
+#[derive(Clone, Debug)]
+pub enum CertificateSource {
+    /// PEM files (`--tls-cert-file`, `--tls-key-file`), re-read when they change.
+    Files(tls::FileSettings),
+    /// Self-managed: generated, kept in a Secret and renewed by
+    /// [`crate::certs`], served from memory.
+    SelfManaged(CertSettings),
+}
+
+/// The controller and the Lease that lets one replica run it.
+#[derive(Clone, Debug)]
+pub struct ControllerSettings {
+    /// The leader Lease; its identity is also the Events' reporter instance.
+    pub election: ElectionConfig,
+    /// The controller's timing.
+    pub tuning: controller::Settings,
+}
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +108,9 @@ pub enum ServeError {
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
-    /// A server stopped with an error.
-    #[error("{what} server failed: {source}")]
-    Server {
-        /// Which server.
-        what: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// A task stopped serve.
+    #[error(transparent)]
+    Task(#[from] TaskError),
 }
 
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<std::net::TcpListener, ServeError> {
@@ -65,48 +121,38 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<std::net::TcpListe
         .map_err(err)
 }
 
-/// SIGTERM and SIGINT.
-struct Signals {
-    term: Signal,
-    int: Signal,
+/// Runs an axum-server until it fails or `stop` resolves, then lets its
+/// connections finish for at most `grace`.
+async fn serve_until(
+    server: impl Future<Output = std::io::Result<()>>,
+    handle: Handle<SocketAddr>,
+    stop: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let mut server = pin!(server);
+    tokio::select! {
+        r = &mut server => return r,
+        () = stop => {}
+    }
+    handle.graceful_shutdown(Some(grace));
+    server.await
 }
 
-impl Signals {
-    fn new() -> Result<Signals, ServeError> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate()).map_err(ServeError::Signal)?,
-            int: signal(SignalKind::interrupt()).map_err(ServeError::Signal)?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
-    }
+/// Runs the webhook until SIGTERM or SIGINT (see [`run_until`]).
+pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
+    let signals = Signals::new().map_err(ServeError::Signal)?;
+    run_until(settings, signals.recv()).await
 }
 
-fn task_result(
-    what: &'static str,
-    r: Result<std::io::Result<()>, tokio::task::JoinError>,
+/// Runs the webhook until `stop` resolves (with its reason) or a task stops,
+/// then shuts down gracefully: readiness turns 503, admission keeps being
+/// served for the shutdown delay, then no new connections are accepted and
+/// in-flight requests get the grace period to finish, while the controller
+/// stops; the admin server stops last.
+pub async fn run_until(
+    settings: ServeSettings,
+    stop: impl Future<Output = &'static str>,
 ) -> Result<(), ServeError> {
-    match r {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(source)) => Err(ServeError::Server { what, source }),
-        Err(join) => Err(ServeError::Server {
-            what,
-            source: std::io::Error::other(join.to_string()),
-        }),
-    }
-}
-
-/// Runs the webhook until SIGTERM or SIGINT, then shuts down gracefully:
-/// readiness turns 503, admission keeps being served for `shutdown_delay`,
-/// then no new connections are accepted and in-flight requests get
-/// `shutdown_grace` to finish, while the controller stops.
-pub async fn run(settings: Settings) -> Result<(), ServeError> {
-    let mut signals = Signals::new()?;
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
     let catalog = SharedCatalog::new();
@@ -114,12 +160,11 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         tracing::warn!(%now, "--fixed-now is set: the clock is frozen (for tests and demos only)");
     }
 
-    let admin_listener = bind(settings.admin_listen, "admin").await?;
-    let listener = match settings.webhook {
-        true => Some(bind(settings.listen, "admission").await?),
-        false => None,
+    let admin_listener = bind(settings.admin.listen, "admin").await?;
+    let admission_listener = match &settings.webhook {
+        Some(webhook) => Some(bind(webhook.admission.listen, "admission").await?),
+        None => None,
     };
-
     if let Some(dir) = &settings.catalog_dir {
         let loaded = catalog::load_dir(dir)?;
         tracing::info!(dir = %dir.display(), templates_and_bundles = loaded.len(), "catalog loaded from files");
@@ -127,178 +172,242 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         catalog.mark_synced();
     }
     // The controller always needs the cluster; the webhook only without --catalog-dir.
-    let client = match (&settings.catalog_dir, settings.controller) {
-        (Some(_), false) => None,
+    let client = match (&settings.catalog_dir, &settings.controller) {
+        (Some(_), None) => None,
         _ => Some(kube::Client::try_default().await?),
     };
-    if let (None, Some(client)) = (&settings.catalog_dir, &client) {
-        tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
-        tokio::spawn(catalog::watch(client.clone(), catalog.clone()));
-    }
 
-    let admin_handle: Handle<SocketAddr> = Handle::new();
-    let admin_server = axum_server::from_tcp(admin_listener)
-        .map_err(|source| ServeError::Listen {
-            addr: settings.admin_listen,
+    // Self-managed certificates need a client even when nothing else does.
+    let certificates = match settings.webhook.as_ref().map(|w| &w.certificates) {
+        Some(CertificateSource::Files(files)) => Some(Certificates::Files(files.clone())),
+        Some(CertificateSource::SelfManaged(certs)) => {
+            let client = match &client {
+                Some(client) => client.clone(),
+                None => kube::Client::try_default()
+                    .await
+                    .map_err(ServeError::CertClient)?,
+            };
+            Some(Certificates::SelfManaged(Box::new(CertManager::new(
+                client,
+                certs.clone(),
+            ))))
+        }
+        None => None,
+    };
+    let admin_server =
+        axum_server::from_tcp(admin_listener).map_err(|source| ServeError::Listen {
+            addr: settings.admin.listen,
             what: "admin",
             source,
-        })?
-        .handle(admin_handle.clone())
-        .serve(
-            admin::router(AdminState {
-                readiness: readiness.clone(),
-                catalog: catalog.clone(),
-                metrics: metrics.clone(),
-            })
-            .into_make_service(),
+        })?;
+
+    // Nothing fallible after this point: every exit goes through the tasks.
+    let mut tasks = Tasks::new();
+    if let (None, Some(client)) = (&settings.catalog_dir, &client) {
+        tracing::info!("watching AppTemplates, AppBundles and GitRepositories");
+        tasks.spawn_until_shutdown(
+            "catalog watch",
+            catalog::watch(client.clone(), catalog.clone()),
         );
-    let mut admin_task = tokio::spawn(admin_server);
-    tracing::info!(addr = %settings.admin_listen, "admin server listening");
+    }
 
-    let controller = match &client {
-        Some(client) if settings.controller => {
-            let recorder = kube::runtime::events::Recorder::new(
-                client.clone(),
-                kube::runtime::events::Reporter {
-                    controller: "ephemeral-controller".into(),
-                    instance: Some(settings.pod_name.clone()),
-                },
-            );
-            let ctx = controller::Context::new(
-                client.clone(),
-                catalog.clone(),
-                Arc::new(settings.config.clone()),
-                settings.clock,
-                recorder,
-                metrics.clone(),
-                controller::Settings::default(),
-            );
-            let election = ElectionConfig::new(
-                &settings.namespace,
-                &settings.leader_election_lease,
-                &settings.pod_name,
-            );
-            tracing::info!(lease = %settings.leader_election_lease, namespace = %settings.namespace, identity = %settings.pod_name, "controller enabled: campaigning for the leader Lease");
-            Some(controller::start(client.clone(), Arc::new(ctx), election))
-        }
-        _ => None,
+    let admin_state = AdminState {
+        readiness: readiness.clone(),
+        catalog: catalog.clone(),
+        metrics: metrics.clone(),
     };
-    let stop_controller = |grace: Duration| async move {
-        if let Some(c) = controller {
-            c.stop(grace).await;
-        }
-    };
+    tasks.spawn_final("admin server", move |others_stopped| {
+        let handle = Handle::new();
+        let server = admin_server
+            .handle(handle.clone())
+            .serve(admin::router(admin_state).into_make_service());
+        serve_until(
+            server,
+            handle,
+            others_stopped.cancelled_owned(),
+            Duration::from_secs(1),
+        )
+    });
+    tracing::info!(addr = %settings.admin.listen, "admin server listening");
 
-    let Some(listener) = listener else {
-        // The controller alone (--webhook=false): ready once the catalog synced.
-        readiness.set_tls_not_needed();
-        let result = tokio::select! {
-            name = signals.recv() => {
-                tracing::info!(signal = name, "shutting down");
-                readiness.set_shutting_down();
-                Ok(())
-            }
-            r = &mut admin_task => {
-                stop_controller(settings.shutdown_grace).await;
-                return task_result("admin", r);
-            }
-        };
-        stop_controller(settings.shutdown_grace).await;
-        admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
-        let admin = task_result("admin", admin_task.await);
-        return result.and(admin);
-    };
+    if let (Some(controller), Some(client)) = (&settings.controller, &client) {
+        spawn_controller(
+            &mut tasks,
+            &settings,
+            controller.clone(),
+            client,
+            &catalog,
+            &metrics,
+        );
+    }
 
-    // Readiness waits for this: files that load, or self-managed certificates
-    // stored and trusted by the webhook configurations (errors retried).
-    let tls_ready = async {
-        Ok::<_, ServeError>(match &settings.tls {
-            TlsSource::Files(files) => {
-                Reloader::wait_and_run(files.clone(), settings.tls_reload_interval, metrics.clone())
-                    .await
+    match (settings.webhook.clone(), admission_listener, certificates) {
+        (Some(webhook), Some(listener), Some(certificates)) => {
+            let (tx, certificate) = oneshot::channel();
+            match certificates {
+                Certificates::Files(files) => {
+                    spawn_file_certificates(&mut tasks, files, tx, metrics.clone());
+                }
+                Certificates::SelfManaged(manager) => {
+                    spawn_self_managed(&mut tasks, *manager, tx, metrics.clone());
+                }
             }
-            TlsSource::SelfManaged(certs) => {
-                let client = match &client {
-                    Some(client) => client.clone(),
-                    None => kube::Client::try_default()
-                        .await
-                        .map_err(ServeError::CertClient)?,
-                };
-                CertManager::new(client, certs.clone())
-                    .start(metrics.clone())
-                    .await
-            }
-        })
-    };
-    let tls_config = tokio::select! {
-        config = tls_ready => match config {
-            Ok(config) => config,
-            Err(error) => {
-                stop_controller(settings.shutdown_grace).await;
-                admin_handle.shutdown();
-                return Err(error);
-            }
-        },
-        name = signals.recv() => {
-            tracing::info!(signal = name, "stopping before the TLS certificate was loaded");
-            stop_controller(settings.shutdown_grace).await;
-            admin_handle.shutdown();
-            return Ok(());
-        }
-    };
-
-    let handle: Handle<SocketAddr> = Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls_config)
-        .map_err(|source| ServeError::Listen {
-            addr: settings.listen,
-            what: "admission",
-            source,
-        })?
-        .handle(handle.clone())
-        .serve(
-            server::router(AdmissionState {
+            let state = AdmissionState {
                 catalog,
-                config: Arc::new(settings.config.clone()),
-                access: Arc::new(settings.access.clone()),
+                config: Arc::new(settings.policy.clone()),
+                access: Arc::new(webhook.admission.access.clone()),
                 clock: settings.clock,
                 metrics,
-                max_body_bytes: settings.max_body_bytes,
-            })
-            .into_make_service(),
-        );
-    let mut server_task = tokio::spawn(server);
-    readiness.set_tls_loaded();
-    tracing::info!(addr = %settings.listen, "admission server listening (HTTPS)");
-
-    let result = tokio::select! {
-        name = signals.recv() => {
-            tracing::info!(signal = name, delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, connections = handle.connection_count(), "shutting down");
-            readiness.set_shutting_down();
-            // Admission drains while the controller stops, not one after the other.
-            let drain = async {
-                if !settings.shutdown_delay.is_zero() {
-                    tracing::info!(delay = ?settings.shutdown_delay, "not ready; still serving until endpoints are updated");
-                    tokio::time::sleep(settings.shutdown_delay).await;
-                }
-                handle.graceful_shutdown(Some(settings.shutdown_grace));
-                let r = task_result("admission", server_task.await);
-                tracing::info!("admission server stopped");
-                r
+                max_body_bytes: webhook.admission.max_body_bytes,
             };
-            let (r, ()) = tokio::join!(drain, stop_controller(settings.shutdown_grace));
-            admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
-            let admin = task_result("admin", admin_task.await);
-            return r.and(admin);
+            let admission = Admission {
+                listener,
+                addr: webhook.admission.listen,
+                state,
+                certificate,
+                readiness: readiness.clone(),
+                shutdown: settings.shutdown,
+                token: tasks.shutdown(),
+            };
+            tasks.spawn("admission server", admission.run());
         }
-        r = &mut server_task => task_result("admission", r),
-        r = &mut admin_task => {
-            handle.shutdown();
-            stop_controller(settings.shutdown_grace).await;
-            return task_result("admin", r);
-        }
-    };
-    stop_controller(settings.shutdown_grace).await;
-    admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
-    let admin = task_result("admin", admin_task.await);
-    result.and(admin)
+        // The controller alone (--webhook=false): ready once the catalog synced.
+        _ => readiness.set_tls_not_needed(),
+    }
+
+    tasks
+        .run(stop, || readiness.set_shutting_down())
+        .await
+        .map_err(ServeError::from)
+}
+
+/// The certificate source, ready to run.
+enum Certificates {
+    Files(tls::FileSettings),
+    SelfManaged(Box<CertManager>),
+}
+
+fn spawn_controller(
+    tasks: &mut Tasks,
+    settings: &ServeSettings,
+    controller: ControllerSettings,
+    client: &kube::Client,
+    catalog: &SharedCatalog,
+    metrics: &Arc<Metrics>,
+) {
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "ephemeral-controller".into(),
+            instance: Some(controller.election.identity.clone()),
+        },
+    );
+    let ctx = controller::Context::new(
+        client.clone(),
+        catalog.clone(),
+        Arc::new(settings.policy.clone()),
+        settings.clock,
+        recorder,
+        metrics.clone(),
+        controller.tuning,
+    );
+    let election = controller.election;
+    tracing::info!(lease = %election.name, namespace = %election.namespace, identity = %election.identity, "controller enabled: campaigning for the leader Lease");
+    let (client, shutdown, grace) = (client.clone(), tasks.shutdown(), settings.shutdown.grace);
+    tasks.spawn("controller", async move {
+        let running = controller::start(client, Arc::new(ctx), election);
+        shutdown.cancelled().await;
+        // Concurrently with the admission server's delay and drain.
+        running.stop(grace).await;
+        tracing::info!("controller stopped and Lease released");
+        Ok::<_, std::convert::Infallible>(())
+    });
+}
+
+/// Waits until the files make a valid pair, hands the configuration to the
+/// admission server, then re-reads them until shutdown.
+fn spawn_file_certificates(
+    tasks: &mut Tasks,
+    files: tls::FileSettings,
+    ready: oneshot::Sender<RustlsConfig>,
+    metrics: Arc<Metrics>,
+) {
+    tasks.spawn_until_shutdown("certificate file reloader", async move {
+        let reloader = Reloader::wait(files.files, files.reload_interval).await;
+        let _ = ready.send(reloader.live());
+        reloader.run(files.reload_interval, metrics).await;
+    });
+}
+
+/// Makes sure the Secret and the webhooks' caBundle are in place (retrying),
+/// hands the configuration to the admission server, then renews until shutdown.
+fn spawn_self_managed(
+    tasks: &mut Tasks,
+    manager: CertManager,
+    ready: oneshot::Sender<RustlsConfig>,
+    metrics: Arc<Metrics>,
+) {
+    tasks.spawn_until_shutdown("self-managed certificates", async move {
+        let (tls, issued) = manager.ready().await;
+        let _ = ready.send(tls.live());
+        manager.run(tls, issued, metrics).await;
+    });
+}
+
+/// The admission server task: waits for its certificate, serves, and on
+/// shutdown keeps admitting (not ready) for the delay, then drains.
+struct Admission {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    state: AdmissionState,
+    certificate: oneshot::Receiver<RustlsConfig>,
+    readiness: Arc<Readiness>,
+    shutdown: ShutdownSettings,
+    token: Shutdown,
+}
+
+impl Admission {
+    async fn run(self) -> std::io::Result<()> {
+        let Admission {
+            listener,
+            addr,
+            state,
+            certificate,
+            readiness,
+            shutdown,
+            token,
+        } = self;
+        let config = tokio::select! {
+            config = certificate => match config {
+                Ok(config) => config,
+                // The certificate task stopped; it reports why, and serve stops.
+                Err(_) => {
+                    token.cancelled().await;
+                    return Ok(());
+                }
+            },
+            () = token.cancelled() => {
+                tracing::info!("stopping before the TLS certificate was loaded");
+                return Ok(());
+            }
+        };
+        let handle: Handle<SocketAddr> = Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, config)?
+            .handle(handle.clone())
+            .serve(server::router(state).into_make_service());
+        readiness.set_tls_loaded();
+        tracing::info!(%addr, "admission server listening (HTTPS)");
+        let connections = handle.clone();
+        let stop = async move {
+            token.cancelled().await;
+            tracing::info!(delay = ?shutdown.delay, grace = ?shutdown.grace, connections = connections.connection_count(), "admission server: shutting down after the delay");
+            if !shutdown.delay.is_zero() {
+                tracing::info!(delay = ?shutdown.delay, "not ready; still serving until endpoints are updated");
+                tokio::time::sleep(shutdown.delay).await;
+            }
+        };
+        let result = serve_until(server, handle, stop, shutdown.grace).await;
+        tracing::info!("admission server stopped");
+        result
+    }
 }

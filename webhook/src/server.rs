@@ -21,12 +21,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ephemeral_core::Config;
 use futures::StreamExt;
-use kube::core::admission::AdmissionResponse;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
-use crate::admission::{self, Access, Outcome};
-use crate::args::Clock;
+use crate::admission::{self, Access, Decision, Outcome};
 use crate::catalog::SharedCatalog;
+use crate::clock::Clock;
 use crate::metrics::{Endpoint, Metrics};
+
+/// Settings of the admission server.
+#[derive(Clone, Debug)]
+pub struct AdmissionSettings {
+    /// HTTPS address (`--listen`).
+    pub listen: std::net::SocketAddr,
+    /// Who counts as admin.
+    pub access: Access,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
 
 /// What the admission handlers share.
 #[derive(Clone, Debug)]
@@ -183,7 +195,7 @@ impl AdmissionState {
                 return (response, Outcome::Invalid);
             }
         };
-        let response = match endpoint {
+        let decision = match endpoint {
             Endpoint::Mutate => admission::mutate(
                 &review,
                 &self.catalog.snapshot(),
@@ -192,23 +204,58 @@ impl AdmissionState {
             ),
             Endpoint::Validate => admission::validate(&review, &self.access),
         };
-        let outcome = Outcome::of(&response);
-        let r = &review.request;
-        tracing::info!(
-            endpoint = endpoint.as_str(),
-            uid = %r.uid,
-            operation = ?r.operation,
-            namespace = r.namespace.as_deref().unwrap_or_default(),
-            name = %r.name,
-            user = r.user_info.username.as_deref().unwrap_or_default(),
-            dry_run = r.dry_run,
-            outcome = outcome.as_str(),
-            code = response.result.code,
-            patched = response.patch.is_some(),
-            message = %response.result.message,
-            "admission"
-        );
-        (json(StatusCode::OK, &response), outcome)
+        log_admission(endpoint, &review.request, &decision);
+        (json(StatusCode::OK, &decision.response), decision.outcome)
+    }
+}
+
+/// One structured line per admission request: at `info` when the webhook
+/// changed (patched) or refused something, or let a CREATE or DELETE through;
+/// at `debug` for the bulk of the traffic, UPDATEs it let through untouched
+/// (status, finalizer and label writes of controllers). The fields are
+/// formatted only when the level is enabled (`RUST_LOG`).
+fn log_admission(
+    endpoint: Endpoint,
+    request: &AdmissionRequest<DynamicObject>,
+    decision: &Decision,
+) {
+    let response = &decision.response;
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                endpoint = endpoint.as_str(),
+                uid = request.uid.as_str(),
+                operation = operation_str(&request.operation),
+                namespace = request.namespace.as_deref().unwrap_or_default(),
+                name = request.name.as_str(),
+                user = request.user_info.username.as_deref().unwrap_or_default(),
+                dry_run = request.dry_run,
+                outcome = decision.outcome.as_str(),
+                code = response.result.code,
+                patched = response.patch.is_some(),
+                message = response.result.message.as_str(),
+                "admission"
+            )
+        };
+    }
+    let routine = decision.outcome == Outcome::Allowed
+        && response.patch.is_none()
+        && request.operation == Operation::Update;
+    if routine {
+        line!(tracing::Level::DEBUG);
+    } else {
+        line!(tracing::Level::INFO);
+    }
+}
+
+/// The operation as the API server spells it.
+fn operation_str(operation: &Operation) -> &'static str {
+    match operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
     }
 }
 

@@ -2,7 +2,7 @@
 //! and key, held in a [`LiveTls`] whose configuration can be swapped while the
 //! server runs. The PEM comes either from files, re-read by a [`Reloader`]
 //! when they change, or from memory (the self-managed certificates of
-//! [`crate::certs`]). New handshakes use the new certificate; open connections
+//! `certs`, which builds on this module). New handshakes use the new certificate; open connections
 //! keep theirs. A pair that does not load is logged and the previous one kept.
 
 use std::path::{Path, PathBuf};
@@ -158,14 +158,13 @@ impl LiveTls {
     }
 }
 
-/// Where the admission server's certificate comes from.
+/// Certificate files and how often they are re-read.
 #[derive(Clone, Debug)]
-pub enum TlsSource {
-    /// PEM files (`--tls-cert-file`, `--tls-key-file`), re-read when they change.
-    Files(TlsFiles),
-    /// Self-managed: generated, kept in a Secret and renewed by
-    /// [`crate::certs`], served from memory.
-    SelfManaged(crate::certs::CertSettings),
+pub struct FileSettings {
+    /// The files.
+    pub files: TlsFiles,
+    /// How often they are checked for changes.
+    pub reload_interval: Duration,
 }
 
 /// The certificate and key files.
@@ -252,33 +251,26 @@ impl Reloader {
     }
 
     /// Waits until the files make a valid pair (logging why not every
-    /// `interval`), then polls them every `interval` in the background.
-    /// Returns the configuration the server accepts connections with.
-    pub async fn wait_and_run(
-        files: TlsFiles,
-        interval: Duration,
-        metrics: Arc<Metrics>,
-    ) -> RustlsConfig {
-        let reloader = loop {
+    /// `interval`); the returned reloader serves that pair.
+    pub async fn wait(files: TlsFiles, interval: Duration) -> Reloader {
+        loop {
             let attempt = {
                 let files = files.clone();
                 tokio::task::spawn_blocking(move || Reloader::start(files)).await
             };
             match attempt {
-                Ok(Ok(r)) => break r,
+                Ok(Ok(r)) => return r,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "TLS certificate not loadable yet; retrying")
                 }
                 Err(error) => tracing::error!(%error, "TLS loader failed; retrying"),
             }
             tokio::time::sleep(interval).await;
-        };
-        let live = reloader.live();
-        tokio::spawn(reloader.run(interval, metrics));
-        live
+        }
     }
 
-    /// Polls every `interval` until the process ends.
+    /// Polls every `interval`; never returns unless the blocking poll itself
+    /// fails (its caller stops it by dropping it).
     pub async fn run(mut self, interval: Duration, metrics: Arc<Metrics>) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

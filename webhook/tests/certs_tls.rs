@@ -9,13 +9,13 @@ use std::sync::Arc;
 use axum_server::tls_rustls::RustlsConfig;
 use ephemeral_e2e::webhook::{handshake, post_request, response_of, review, send};
 use ephemeral_webhook::admission::Access;
-use ephemeral_webhook::args::Clock;
 use ephemeral_webhook::catalog::SharedCatalog;
 use ephemeral_webhook::certs::CertSettings;
 use ephemeral_webhook::certs::inspect::{Decision, decide};
 use ephemeral_webhook::certs::manager::CertManager;
 use ephemeral_webhook::certs::pki::{Material, issue, renew_leaf};
 use ephemeral_webhook::certs::secret;
+use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::metrics::Metrics;
 use ephemeral_webhook::server::{self, AdmissionState};
 use ephemeral_webhook::tls::LiveTls;
@@ -272,7 +272,8 @@ async fn start_serves_the_certificate_it_stored_once_the_secret_is_written() {
     });
 
     let manager = CertManager::new(kube::Client::new(service, "default"), settings());
-    let tls = manager.start(Arc::new(Metrics::new())).await;
+    let (live, _issued) = manager.ready().await;
+    let tls = live.live();
     let stored = stored_rx.await.unwrap();
     let ca_pem = String::from_utf8(
         base64::Engine::decode(

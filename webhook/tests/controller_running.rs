@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemeral_core::Config;
-use ephemeral_webhook::args::Clock;
 use ephemeral_webhook::catalog::SharedCatalog;
+use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::controller::{self, Context, Settings};
 use ephemeral_webhook::leader::ElectionConfig;
 use ephemeral_webhook::metrics::Metrics;

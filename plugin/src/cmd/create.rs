@@ -51,18 +51,21 @@ pub fn build(args: &CreateArgs, namespace: &str, clock: &Clock) -> Result<Enviro
     if let Some(branch) = &args.source_branch {
         env.spec.source_branch = Some(branch.clone());
     }
-    let expire_after = env.spec.lease.as_ref().and_then(|l| l.expire_after.clone());
+    let kept = env.spec.lease.clone().unwrap_or_default();
+    let (expire_after, suspend_outside_uptime) = (kept.expire_after, kept.suspend_outside_uptime);
     if let Some(schedule) = &args.schedule {
         env.spec.lease = Some(Lease {
             schedule: Some(schedule.clone()),
             until: None,
             expire_after,
+            suspend_outside_uptime,
         });
     } else if let Some(until) = lease_end(&args.lease, clock)? {
         env.spec.lease = Some(Lease {
             until: Some(rfc3339_utc(until)),
             schedule: None,
             expire_after,
+            suspend_outside_uptime,
         });
     }
     if env.spec.apps.is_empty() && env.spec.bundles.is_empty() {

@@ -247,6 +247,18 @@ pub fn text(d: &Described, clock: &Clock) -> String {
     };
     field(&mut s, "Ready", &ready);
     field(&mut s, "Apps ready", &summary::ready_apps(env));
+    if let Some(suspended) = env
+        .status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == "Suspended"))
+    {
+        let text = match (suspended.status.as_str(), suspended.message.as_str()) {
+            ("True", m) if !m.is_empty() => format!("Yes: {m}"),
+            ("True", _) => "Yes".to_owned(),
+            _ => "No (suspended outside uptime; inside it now)".to_owned(),
+        };
+        field(&mut s, "Suspended", &text);
+    }
 
     s.push_str("\nApps:\n");
     for app in &env.spec.apps {

@@ -65,7 +65,7 @@ async fn create_posts_with_the_field_manager_and_summarises_the_admitted_object(
                 .query(&[("fieldManager", "kubectl-ephemeral")])
                 .body("application/json", sent())
                 .ok(admitted_alice())
-                // What the webhook says about the branch (README's example).
+                // What the webhook says about the branch (docs/user-guide.md's example).
                 .warning(r#"299 - "spec.apps[0].branch: imageTagPrefix sanitised from 'feature/new-basket' to 'feature-new-basket'""#),
         ],
     )

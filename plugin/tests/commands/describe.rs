@@ -139,3 +139,43 @@ async fn source_branch_bundles_helm_apps_and_each_apps_ready_reason_and_message(
     .await;
     insta::assert_snapshot!(text);
 }
+
+#[tokio::test]
+async fn a_suspended_environment_says_until_when() {
+    let mut shop = with_status(
+        admitted(
+            "shop",
+            "carol",
+            json!({"apps": [{"name": "web"}],
+                "lease": {"schedule": "Mon-Fri 07:00-19:00 Europe/London", "suspendOutsideUptime": true}}),
+        ),
+        json!([
+            {"name": "web", "kind": "Kustomization", "ready": true, "imageTag": "main-9e1d4c2-1763712000", "reason": "OutsideUptime",
+             "message": "suspended until 2026-11-23T07:00:00Z; Flux last reported ReconciliationSucceeded: Applied revision: main@sha1:5d41402a"}]),
+        "2026-11-21T19:00:00Z",
+    );
+    shop["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "Suspended", "status": "True", "reason": "OutsideUptime",
+            "message": "outside its lease: the apps' Kustomizations and HelmReleases are suspended (spec.suspend: true) until 2026-11-23T07:00:00Z, so Flux does not scale them back up; ImagePolicies keep resolving",
+            "observedGeneration": 1, "lastTransitionTime": "2026-11-21T09:00:05Z"}));
+    let fields = events_query("shop");
+    let text = describe(
+        "shop",
+        vec![
+            expect("GET", format!("{ENVS}/shop")).ok(shop),
+            expect("GET", INGRESSES)
+                .query(&[("labelSelector", "ephemeral.io/environment=shop")])
+                .ok(json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressList", "metadata": {}, "items": []})),
+            expect("GET", EVENTS)
+                .query(&[(fields[0].0, fields[0].1.as_str())])
+                .ok(json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
+                    {"metadata": {"name": "e1", "namespace": "ephemeral"}, "involvedObject": {"kind": "Environment", "name": "shop"},
+                     "type": "Normal", "reason": "Suspended", "message": "outside its lease: the apps' Kustomizations and HelmReleases are suspended (spec.suspend: true) until 2026-11-23T07:00:00Z, so Flux does not scale them back up; ImagePolicies keep resolving",
+                     "lastTimestamp": "2026-11-21T09:00:05Z", "source": {"component": "ephemeral"}}]})),
+        ],
+    )
+    .await;
+    insta::assert_snapshot!(text);
+}

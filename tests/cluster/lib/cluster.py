@@ -579,17 +579,41 @@ def start_flux(bins):
     return procs
 
 
-def start_downscaler(bins):
+DOWNSCALER_HEALTH_PORT = 8081  # fixed in GoKubeDownscaler v1.3.4
+
+
+def port_busy(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError:
+            return True
+    return False
+
+
+def start_downscaler(bins, api_port):
     """GoKubeDownscaler, as a separate process, over the test namespace: a
-    5 s scan, no grace period, Deployments only."""
-    proc = start("downscaler", [
+    5 s scan, no grace period, Deployments only. Its health server always
+    binds :8081; when that is taken (another cluster's downscaler on this
+    host), it runs in its own network namespace, reaching the API server
+    through lib/netns_relay.py."""
+    argv = [
         bins["downscaler"] / "kubedownscaler",
         "-k", STATE / "admin.kubeconfig",
         "-interval=5s",
         "-grace-period=0s",
         f"-namespace={TEST_NAMESPACE}",
         "-include-resources=deployments",
-    ])
+    ]
+    if port_busy(DOWNSCALER_HEALTH_PORT) and run(["unshare", "-n", "true"], check=False).returncode == 0:
+        log(f"port {DOWNSCALER_HEALTH_PORT} is taken: the downscaler runs in its own network namespace")
+        sock = STATE / "downscaler-api.sock"
+        relay = [sys.executable, HERE / "netns_relay.py"]
+        start("downscaler-relay", [*relay, "outside", sock, api_port])
+        wait_for("the downscaler's API relay", sock.exists, None, 10, 0.1)
+        argv = ["unshare", "-n", *relay, "inside", sock, api_port, "--", *argv]
+    proc = start("downscaler", argv)
     # It has no readiness endpoint: its first scan is logged.
     wait_for("the downscaler's first scan",
              lambda: "scan" in (LOGS / "downscaler.log").read_text(errors="replace").lower(),
@@ -722,7 +746,7 @@ def up(args):
         start_flux(bins)
         log(f"Flux ready ({time.time() - t0:.0f}s)")
     if args.downscaler:
-        start_downscaler(bins)
+        start_downscaler(bins, api_port)
         log(f"GoKubeDownscaler scanning {TEST_NAMESPACE} ({time.time() - t0:.0f}s)")
     if args.with_ephemeral:
         _, listen, admin, target = start_ephemeral(server)

@@ -2,6 +2,21 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// The answer of [`super::mutate`]; tests of the outcome call it directly.
+fn mutate(
+    review: &Review,
+    catalog: &Catalog,
+    config: &Config,
+    now: Timestamp,
+) -> AdmissionResponse {
+    super::mutate(review, catalog, config, now).response
+}
+
+/// The answer of [`super::validate`].
+fn validate(review: &Review, access: &Access) -> AdmissionResponse {
+    super::validate(review, access).response
+}
+
 const NOW: &str = "2026-11-21T10:00:00Z";
 const UPTIME_TODAY: &str = "2026-11-21T10:00:00+00:00-2026-11-21T19:00:00+00:00";
 
@@ -381,7 +396,10 @@ fn wrong_kind_is_denied_with_400() {
         "request.kind: this webhook admits only ephemeral.io/v1alpha1 Environment, not apps/v1 Deployment. Fix: register the webhook for environments.ephemeral.io only"
     );
     assert_eq!(validate(&review(&value), &access()).result.code, 400);
-    assert_eq!(Outcome::of(&response), Outcome::Invalid);
+    let decision = super::mutate(&review(&value), &catalog(), &Config::default(), now());
+    assert_eq!(decision.outcome, Outcome::Invalid);
+    let decision = super::validate(&review(&value), &access());
+    assert_eq!(decision.outcome, Outcome::Invalid);
 }
 
 #[test]
@@ -427,13 +445,21 @@ fn invalid_prefix_is_denied_with_422() {
         json!({"name": "alice-checkout", "namespace": "ephemeral"}),
         json!({"apps": [{"name": "checkout", "imageTagPrefix": "-bad"}]}),
     );
-    let response = mutate_json(&review_json("CREATE", "alice", &[], Some(object), None));
+    let response = mutate_json(&review_json(
+        "CREATE",
+        "alice",
+        &[],
+        Some(object.clone()),
+        None,
+    ));
     assert_denied(
         &response,
         422,
         "spec.apps[0].imageTagPrefix: '-bad' is not a valid image tag prefix: it starts with '-' (a tag starts with a letter, digit or '_'). Fix: use the form [A-Za-z0-9_][A-Za-z0-9_.-]* of at most 76 characters, or set branch and let the webhook derive the prefix",
     );
-    assert_eq!(Outcome::of(&response), Outcome::Denied);
+    let review = review(&review_json("CREATE", "alice", &[], Some(object), None));
+    let decision = super::mutate(&review, &catalog(), &Config::default(), now());
+    assert_eq!(decision.outcome, Outcome::Denied);
 }
 
 #[test]
@@ -776,28 +802,6 @@ fn reference_body(response: &AdmissionResponse) -> String {
     serde_json::to_string(&value).unwrap()
 }
 
-/// The patch as it used to be made: the diff of the whole object and its
-/// copy with spec and annotations replaced.
-fn reference_patch(original: &Value, expanded: &Environment) -> json_patch::Patch {
-    let mut result = original.clone();
-    let spec = serde_json::to_value(&expanded.spec).unwrap();
-    let annotations =
-        serde_json::to_value(expanded.metadata.annotations.clone().unwrap_or_default()).unwrap();
-    if let Value::Object(top) = &mut result {
-        top.insert("spec".to_owned(), spec);
-        let metadata = top
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if !metadata.is_object() {
-            *metadata = Value::Object(Default::default());
-        }
-        if let Value::Object(metadata) = metadata {
-            metadata.insert("annotations".to_owned(), annotations);
-        }
-    }
-    json_patch::diff(original, &result)
-}
-
 /// Reviews that exercise every kind of answer.
 fn sample_reviews() -> Vec<Value> {
     let mut with_annotations = lightweight();
@@ -931,13 +935,154 @@ fn the_patch_is_the_diff_of_the_whole_object() {
         };
         originals.push(o);
     }
+    originals.push(json!("not an object"));
     for original in &originals {
+        let reference = overlay_patch(original, &environment).unwrap();
+        let reference = (!reference.0.is_empty()).then(|| serde_json::to_vec(&reference).unwrap());
+        let written = write_expansion_patch(original, &environment).unwrap();
         assert_eq!(
-            expansion_patch(original, &environment).unwrap(),
-            reference_patch(original, &environment),
+            written.as_deref().map(String::from_utf8_lossy),
+            reference.as_deref().map(String::from_utf8_lossy),
             "{original}"
         );
+        assert_eq!(expansion_patch(original, &environment).unwrap(), reference);
     }
+}
+
+/// A small deterministic generator of JSON documents that differ in every
+/// way a diff cares about.
+struct Documents(u64);
+
+impl Documents {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn key(&mut self) -> String {
+        [
+            "a", "b", "apps", "spec", "x/y", "t~0", "é", "\"q\"", "", "10",
+        ][self.below(10) as usize]
+            .to_owned()
+    }
+
+    fn value(&mut self, depth: u32) -> Value {
+        let kinds = if depth == 0 { 5 } else { 7 };
+        match self.below(kinds) {
+            0 => Value::Null,
+            1 => json!(self.below(2) == 0),
+            2 => match self.below(4) {
+                0 => json!(self.below(3)),
+                1 => json!(-(self.below(3) as i64) - 1),
+                2 => json!(self.below(3) as f64 + 0.5),
+                _ => json!(1.0),
+            },
+            3 | 4 => json!(["", "main", "feature/x", "a\nb", "~"][self.below(5) as usize]),
+            5 => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
+            _ => Value::Object(
+                (0..self.below(5))
+                    .map(|_| (self.key(), self.value(depth - 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `value` with a few random changes.
+    fn mutate(&mut self, value: &Value, depth: u32) -> Value {
+        if self.below(6) == 0 {
+            return self.value(depth);
+        }
+        match value {
+            Value::Array(items) => {
+                let mut items: Vec<Value> = items
+                    .iter()
+                    .map(|v| self.mutate(v, depth.saturating_sub(1)))
+                    .collect();
+                match self.below(3) {
+                    0 => items.truncate(self.below(items.len() as u64 + 1) as usize),
+                    1 => items.push(self.value(depth.saturating_sub(1))),
+                    _ => {}
+                }
+                Value::Array(items)
+            }
+            Value::Object(map) => {
+                let mut kept = serde_json::Map::new();
+                for (k, v) in map {
+                    if self.below(5) != 0 {
+                        let v = self.mutate(v, depth.saturating_sub(1));
+                        kept.insert(k.clone(), v);
+                    }
+                }
+                let mut map = kept;
+                if self.below(2) == 0 {
+                    map.insert(self.key(), self.value(depth.saturating_sub(1)));
+                }
+                Value::Object(map)
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+#[test]
+fn written_diffs_are_json_patch_diffs_byte_for_byte() {
+    let mut docs = Documents(0x9e37_79b9_7f4a_7c15);
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for _ in 0..5000 {
+        let left = docs.value(4);
+        let right = docs.mutate(&left, 4);
+        let mut writer = patch::PatchWriter::new();
+        writer.at("spec", |w| w.diff(&left, &right)).unwrap();
+        let written = writer.finish();
+        let mut reference = json_patch::diff(&left, &right);
+        for op in &mut reference.0 {
+            let path = match op {
+                json_patch::PatchOperation::Add(o) => &mut o.path,
+                json_patch::PatchOperation::Remove(o) => &mut o.path,
+                json_patch::PatchOperation::Replace(o) => &mut o.path,
+                _ => unreachable!("diff makes add, remove and replace only"),
+            };
+            path.push_front("spec");
+        }
+        let reference =
+            (!reference.0.is_empty()).then(|| serde_json::to_string(&reference).unwrap());
+        for kind in [
+            r#""op":"add""#,
+            r#""op":"remove""#,
+            r#""op":"replace""#,
+            "~1",
+            "~0",
+            r#"\""#,
+        ] {
+            if reference.as_ref().is_some_and(|r| r.contains(kind)) {
+                *seen.entry(kind).or_default() += 1;
+            }
+        }
+        *seen.entry("no op").or_default() += usize::from(reference.is_none());
+        assert_eq!(
+            written.map(|w| String::from_utf8(w).unwrap()),
+            reference,
+            "{left} -> {right}"
+        );
+    }
+    // Every kind of op, escaped path and no-op case came up, many times.
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert!(seen.values().all(|n| *n >= 50), "{seen:?}");
+}
+
+#[test]
+fn shapes_the_writer_does_not_model_are_refused() {
+    let mut writer = patch::PatchWriter::new();
+    let keyed_by_numbers: std::collections::BTreeMap<u8, u8> = [(1, 2)].into();
+    assert!(writer.at("spec", |w| w.add(&keyed_by_numbers)).is_err());
+    assert!(writer.at("spec", |w| w.add(&1.5f32)).is_err());
 }
 
 /// What a parse gives, comparably.
@@ -995,6 +1140,56 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
         r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":null}"#.into(),
     );
     bodies.push("[]".into());
+    // Shapes a typed reader might take differently from a `Value`: repeated
+    // keys, arrays for objects, extra and missing fields, escapes.
+    let base = review_json("CREATE", "alice", &[], Some(lightweight()), None).to_string();
+    let request_at = base.find(r#""request":{"#).unwrap() + r#""request":{"#.len();
+    let insert = |text: &str| format!("{}{text}{}", &base[..request_at], &base[request_at..]);
+    bodies.push(insert(r#""uid":"first","#));
+    bodies.push(insert(r#""operation":"DELETE","#));
+    bodies.push(insert(r#""unknown":{"deep":[1,2,{"x":null}]},"#));
+    bodies.push(insert(r#""namespace":null,"#));
+    bodies.push(insert(
+        r#""options":{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"},"#,
+    ));
+    bodies.push(base.replacen(r#"{"apiVersion""#, r#"{"apiVersion":"x","apiVersion""#, 1));
+    bodies.push(base.replace(
+        r#""name":"alice-checkout""#,
+        r#""name":"alice-\u0063heckout""#,
+    ));
+    bodies.push(format!(r#"{base:?}"#));
+    let review = review_json("CREATE", "alice", &[], Some(lightweight()), None);
+    let mut as_array = review.clone();
+    as_array["request"] = json!([
+        review["request"]["uid"],
+        review["request"]["kind"],
+        review["request"]["resource"]
+    ]);
+    bodies.push(as_array.to_string());
+    let mut user_as_array = review.clone();
+    user_as_array["request"]["userInfo"] = json!(["alice"]);
+    bodies.push(user_as_array.to_string());
+    let mut uid_number = review.clone();
+    uid_number["request"]["uid"] = json!(7);
+    bodies.push(uid_number.to_string());
+    let mut no_user = review.clone();
+    no_user["request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("userInfo");
+    bodies.push(no_user.to_string());
+    let mut no_name = review.clone();
+    no_name["request"].as_object_mut().unwrap().remove("name");
+    bodies.push(no_name.to_string());
+    let mut object_array = review.clone();
+    object_array["request"]["object"] = json!([1]);
+    bodies.push(object_array.to_string());
+    bodies.push(format!(
+        r#"[{}, {}, {}]"#,
+        json!(REVIEW_API_VERSION),
+        json!(REVIEW_KIND),
+        review["request"]
+    ));
     for body in &bodies {
         let fast = parse_well_formed(body.as_bytes());
         let checked = parsed(parse_checked(body.as_bytes()));
@@ -1005,6 +1200,17 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
     }
     // The common case takes the fast path; what it refuses is named by the checked reader.
     assert!(parse_well_formed(bodies[0].as_bytes()).is_some());
+    for extra in [
+        r#""unknown":{"deep":[1,2,{"x":null}]},"#,
+        r#""options":{"apiVersion":"meta.k8s.io/v1","kind":"CreateOptions"},"#,
+    ] {
+        assert!(
+            parse_well_formed(insert(extra).as_bytes()).is_some(),
+            "{extra}"
+        );
+    }
+    // A repeated key is left to the checked reader (the last one wins there).
+    assert!(parse_well_formed(insert(r#""uid":"first","#).as_bytes()).is_none());
     let refused = parse_review(bodies[sample_reviews().len()].as_bytes()).unwrap_err();
     assert!(
         refused
@@ -1012,5 +1218,50 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
             .to_string()
             .starts_with("AdmissionReview request is malformed: invalid type: integer `5`"),
         "{refused:?}"
+    );
+}
+
+#[test]
+fn each_refusal_has_one_code_reason_and_outcome() {
+    let table: Vec<(u16, &str, &str)> = [
+        Refusal::Malformed,
+        Refusal::Invalid,
+        Refusal::Forbidden,
+        Refusal::Internal,
+    ]
+    .iter()
+    .map(|r| (r.code(), r.reason(), r.outcome().as_str()))
+    .collect();
+    assert_eq!(
+        table,
+        [
+            (400, "BadRequest", "invalid"),
+            (422, "Invalid", "denied"),
+            (403, "Forbidden", "denied"),
+            (500, "InternalError", "error"),
+        ]
+    );
+}
+
+#[test]
+fn validate_outcomes_match_the_answers() {
+    let bodies = sample_reviews();
+    for body in &bodies {
+        let review = review(body);
+        let decision = super::validate(&review, &access());
+        assert_eq!(
+            decision.response.allowed,
+            decision.outcome == Outcome::Allowed,
+            "{body}"
+        );
+        if decision.response.result.code == 403 {
+            assert_eq!(decision.outcome, Outcome::Denied, "{body}");
+        }
+    }
+    assert!(
+        bodies
+            .iter()
+            .any(|b| super::validate(&review(b), &access()).response.result.code == 403),
+        "the samples include a refusal"
     );
 }

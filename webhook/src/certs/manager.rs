@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
 use jiff::Timestamp;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -247,10 +246,10 @@ impl CertManager {
         Ok(())
     }
 
-    /// Retries [`CertManager::ensure`] with backoff until it succeeds, then
-    /// keeps the certificates renewed in the background. Returns the live
-    /// TLS configuration, which follows every renewal.
-    pub async fn start(self, metrics: Arc<Metrics>) -> RustlsConfig {
+    /// Retries [`CertManager::ensure`] with backoff until it succeeds.
+    /// Returns the TLS configuration to serve (hand it to
+    /// [`CertManager::run`] to follow renewals) and what was issued.
+    pub async fn ready(&self) -> (LiveTls, Issued) {
         let mut failures = 0u32;
         let (issued, tls) = loop {
             let attempt = self.ensure(Timestamp::now()).await.and_then(|issued| {
@@ -272,14 +271,13 @@ impl CertManager {
             }
         };
         tracing::info!(secret = %self.settings.secret_ref(), renew_at = %issued.renew_at, "serving the self-managed certificate");
-        let live = tls.live();
-        tokio::spawn(self.run(tls, issued, metrics));
-        live
+        (tls, issued)
     }
 
     /// The renewal loop: a round at `renew_at` and every [`RESYNC`]; a new
-    /// serving certificate is swapped into `tls`.
-    async fn run(self, mut tls: LiveTls, mut current: Issued, metrics: Arc<Metrics>) {
+    /// serving certificate is swapped into `tls`. Never returns: its caller
+    /// stops it by dropping it.
+    pub async fn run(&self, mut tls: LiveTls, mut current: Issued, metrics: Arc<Metrics>) {
         let mut failures = 0u32;
         loop {
             tokio::time::sleep(next_delay(Timestamp::now(), current.renew_at, failures)).await;

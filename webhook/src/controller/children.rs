@@ -10,6 +10,9 @@ use serde_json::Value;
 use ephemeral_core::flux::{FluxObject, ImagePolicy};
 use ephemeral_core::prefix::BuildTag;
 
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "ephemeral";
+
 /// The four Flux kinds an Environment expands into: the core's one kind
 /// table (kind, apiVersion, plural), shared with the plugin.
 pub use ephemeral_core::kinds::FluxKind as ChildKind;
@@ -73,7 +76,7 @@ pub fn prune_set<'a>(
 /// (an apply body of this field manager), so applying it would change
 /// nothing: every field of `desired` has its value in `stored` (lists
 /// compared item by item), and every field the stored managed fields of
-/// [`FIELD_MANAGER`](super::reconcile::FIELD_MANAGER)'s apply name is still
+/// [`FIELD_MANAGER`]'s apply name is still
 /// in `desired` (a field dropped from the expansion must be applied away).
 /// Without that managed-fields entry the answer is no. `apiVersion` and
 /// `kind` are not compared (list items may lack them).
@@ -84,7 +87,7 @@ pub fn manages(stored: &DynamicObject, desired: &Value) -> bool {
         .iter()
         .flatten()
         .find(|m| {
-            m.manager.as_deref() == Some(super::reconcile::FIELD_MANAGER)
+            m.manager.as_deref() == Some(FIELD_MANAGER)
                 && m.operation.as_deref() == Some("Apply")
                 && m.subresource.as_deref().unwrap_or_default().is_empty()
         })
@@ -147,6 +150,34 @@ fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
 /// Flux's verdict on `object`.
 pub fn health(object: &DynamicObject) -> Health {
     ephemeral_core::ready::health(object.metadata.generation, object.data.get("status"))
+}
+
+/// Whether Flux has started reconciling the current generation of `object`
+/// (its status, or one of its conditions, observed it): from then on,
+/// suspending it does not stop that run.
+pub fn flux_started(object: &DynamicObject) -> bool {
+    let Some(generation) = object.metadata.generation else {
+        return true;
+    };
+    let observed = |v: &Value| {
+        v.get("observedGeneration")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g >= generation)
+    };
+    object.data.get("status").is_some_and(observed)
+        || object
+            .data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(observed))
+}
+
+/// The verdict Flux last gave on `object`, whatever generation it was for:
+/// Flux does not reconcile a suspended object, so its Ready condition stays
+/// as it last was while its generation moved on (suspending it was a spec
+/// change).
+pub fn last_verdict(object: &DynamicObject) -> Health {
+    ephemeral_core::ready::last_verdict(object.data.get("status"))
 }
 
 /// The image tag an existing app child deploys: its Kustomization's
@@ -325,6 +356,10 @@ mod tests {
         let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
         assert!(!stale.ready, "Ready for an older generation is not ready");
         assert_eq!(stale.reason.as_deref(), Some("Progressing"));
+        let last =
+            last_verdict(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        assert!(last.ready, "a suspended object keeps its last verdict");
+        assert_eq!(last.reason.as_deref(), Some("ReconciliationSucceeded"));
         let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})).object);
         assert!(!none.ready);
         assert_eq!(

@@ -54,10 +54,22 @@
 //! - A wanted child of a kind the API server does not serve (Flux without
 //!   its image automation CRDs, say) stalls the Environment
 //!   (`FluxKindNotServed`) before anything is applied or pruned.
+//! - Suspension outside uptime (`--suspend-outside-uptime`, overridden by
+//!   `spec.lease.suspendOutsideUptime`) is the plan's decision, from the
+//!   lease state at the real "now" ([`status::Suspension::of`], the one
+//!   definition), not the expansion's: an Environment the webhook never
+//!   admitted is expanded as of its creation, and `render` cannot know the
+//!   flag. Outside the lease the Kustomizations and HelmReleases are applied
+//!   with `spec.suspend: true` (ImagePolicies untouched), inside with the
+//!   expansion's `false`. A child is suspended only once Flux has started
+//!   reconciling its current generation (a lease cut short changes the
+//!   uptime substitution, which Flux must apply first); meanwhile
+//!   `Suspended` is False with reason `Suspending`. A suspended app keeps
+//!   the Ready verdict Flux last gave, whatever generation it was for.
 //! - Event reasons: `Created`, `Updated`, `Pruned` (children, one Event per
 //!   reconcile listing them), `Ready`, `LeaseExpired`, `NotAdmitted`,
 //!   `ExpansionFailed`, `ChildConflict`, `FluxKindNotServed`, `Expired`
-//!   (deleted).
+//!   (deleted), `Suspended`, `Resumed`.
 
 pub mod children;
 pub mod plan;

@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: one pure planning function and the helpers it reads in order; splitting it would scatter one decision.
 //! What one reconcile should do, decided from what was observed: the
 //! Environment, the catalog, the children in the cluster (with the tags
 //! their ImagePolicies resolved) and the time. Pure: no API, expanded once.
@@ -21,7 +22,7 @@ use ephemeral_core::names::child_name;
 use ephemeral_core::{Catalog, Config, expand_observing};
 
 use super::children::{self, ChildKind, Existing};
-use super::status::{self, Admission, Observation, Outcome};
+use super::status::{self, Admission, Observation, Outcome, Suspension};
 use super::timing::{self, LeaseState};
 
 /// The owner an Environment that the webhook never admitted is expanded for.
@@ -44,6 +45,9 @@ pub struct Input<'a> {
     pub children: &'a [Existing],
     /// The kinds the API server does not serve (no children of them exist).
     pub unserved: &'a BTreeSet<ChildKind>,
+    /// Whether apps are suspended outside uptime unless the Environment's
+    /// `spec.lease.suspendOutsideUptime` says otherwise.
+    pub suspend_outside_uptime: bool,
     /// Now.
     pub now: Timestamp,
 }
@@ -55,6 +59,9 @@ pub struct Plan {
     pub admission: Admission,
     /// The lease, when it could be read.
     pub lease: Option<LeaseState>,
+    /// Whether the Kustomizations and HelmReleases are applied suspended
+    /// (None when stalled: nothing is applied).
+    pub suspension: Option<Suspension>,
     /// Converge or stall.
     pub step: Step,
 }
@@ -87,6 +94,9 @@ pub struct Converge {
     pub prune: Vec<Existing>,
     /// Per app: its child and the tag it deploys, in spec order.
     pub apps: Vec<AppPlan>,
+    /// `Kind/name` of the app children to be suspended that are not yet:
+    /// Flux first takes up their current spec.
+    pub suspending: Vec<String>,
 }
 
 /// One server-side apply.
@@ -170,6 +180,7 @@ pub fn plan(input: Input<'_>) -> Plan {
         config,
         children: observed,
         unserved,
+        suspend_outside_uptime,
         now,
     } = input;
     let uid = uid(env);
@@ -200,6 +211,7 @@ pub fn plan(input: Input<'_>) -> Plan {
     let stall = |admission, stall| Plan {
         admission,
         lease: stored_lease(),
+        suspension: None,
         step: Step::Stall(stall),
     };
     let expansion = match expanded {
@@ -243,13 +255,36 @@ pub fn plan(input: Input<'_>) -> Plan {
         let namespace = env.namespace().unwrap_or_default();
         return stall(admission, conflict(&conflicts, &namespace));
     }
+    let lease_spec = expansion.environment.spec.lease.as_ref();
+    let lease = lease_spec.and_then(|l| timing::lease_state(l, now).ok());
+    let suspension = Suspension::of(
+        lease_spec.and_then(|l| l.suspend_outside_uptime),
+        suspend_outside_uptime,
+        lease.as_ref(),
+    );
+    let mut suspending = Vec::new();
     let apply = expansion
         .objects
         .iter()
         .filter_map(|o| {
             let (kind, name) = (ChildKind::of(o), children::name_of(o));
-            let body = o.to_value();
+            let mut body = o.to_value();
             let current = find(kind, name).map(|e| e.object.clone());
+            // The expansion writes `suspend: false`; outside uptime the
+            // app kinds are suspended (ImagePolicies keep resolving), once
+            // Flux has taken up their current spec.
+            if kind.is_app() && suspension.is_suspended() {
+                match suspend_now(current.as_ref(), &body) {
+                    SuspendStep::Suspend => body["spec"]["suspend"] = Value::Bool(true),
+                    SuspendStep::Wait => {
+                        suspending.push(format!("{}/{name}", kind.as_str()));
+                        return None;
+                    }
+                    SuspendStep::ApplyFirst => {
+                        suspending.push(format!("{}/{name}", kind.as_str()));
+                    }
+                }
+            }
             match &current {
                 Some(stored) if children::manages(stored, &body) => None,
                 _ => Some(Apply {
@@ -290,16 +325,52 @@ pub fn plan(input: Input<'_>) -> Plan {
             }
         })
         .collect();
-    let lease = expansion
-        .environment
-        .spec
-        .lease
-        .as_ref()
-        .and_then(|l| timing::lease_state(l, now).ok());
     Plan {
         admission,
         lease,
-        step: Step::Converge(Converge { apply, prune, apps }),
+        suspension: Some(suspension),
+        step: Step::Converge(Converge {
+            apply,
+            prune,
+            apps,
+            suspending,
+        }),
+    }
+}
+
+/// What to do with an app child that is to be suspended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SuspendStep {
+    /// Apply it with `spec.suspend: true`.
+    Suspend,
+    /// Apply its new spec unsuspended first: Flux must apply the spec that
+    /// carries the ended lease's uptime (a lease cut short changes the
+    /// `downscaler_uptime` substitution), or the workloads keep an uptime
+    /// that holds them up.
+    ApplyFirst,
+    /// Leave it: Flux has not started reconciling its current generation.
+    Wait,
+}
+
+/// Whether an app child with the wanted (unsuspended) `body` can be
+/// suspended now. A child not created yet, or already suspended, is
+/// (applied) suspended; one whose spec differs is first applied as it is;
+/// one whose current generation Flux has not taken up yet waits (once Flux
+/// has started a run, suspending it does not stop that run).
+fn suspend_now(current: Option<&DynamicObject>, body: &Value) -> SuspendStep {
+    let Some(stored) = current else {
+        return SuspendStep::Suspend;
+    };
+    if stored.data.pointer("/spec/suspend") == Some(&Value::Bool(true)) {
+        return SuspendStep::Suspend;
+    }
+    if !children::manages(stored, body) {
+        return SuspendStep::ApplyFirst;
+    }
+    if children::flux_started(stored) {
+        SuspendStep::Suspend
+    } else {
+        SuspendStep::Wait
     }
 }
 
@@ -417,8 +488,14 @@ pub fn status(
                         })
                         .map(children::health)
                         .unwrap_or_default();
-                    let next = match (&app.follows, &app.image_tag) {
-                        (Some(prefix), None) => AppStatus {
+                    let suspended = plan.suspension.as_ref().filter(|s| {
+                        s.is_suspended()
+                            && !c
+                                .suspending
+                                .contains(&format!("{}/{}", app.kind.as_str(), app.child))
+                    });
+                    let next = match (&app.follows, &app.image_tag, suspended) {
+                        (Some(prefix), None, _) => AppStatus {
                             name: app.name.clone(),
                             kind: app.kind.as_str().to_owned(),
                             ready: false,
@@ -428,6 +505,35 @@ pub fn status(
                             )),
                             image_tag: None,
                         },
+                        // Flux does not reconcile a suspended object: the
+                        // app keeps the verdict Flux last gave.
+                        (_, _, Some(s)) => {
+                            let last = applied_now
+                                .or_else(|| {
+                                    observed
+                                        .iter()
+                                        .find(|e| e.kind == app.kind && e.name() == app.child)
+                                        .map(|e| &e.object)
+                                })
+                                .map(children::last_verdict)
+                                .unwrap_or_default();
+                            let said = match (&last.reason, &last.message) {
+                                (Some(r), Some(m)) => format!("{r}: {m}"),
+                                (Some(t), None) | (None, Some(t)) => t.clone(),
+                                (None, None) => "nothing".into(),
+                            };
+                            AppStatus {
+                                name: app.name.clone(),
+                                kind: app.kind.as_str().to_owned(),
+                                ready: last.ready,
+                                reason: Some(status::OUTSIDE_UPTIME.into()),
+                                message: Some(format!(
+                                    "suspended {}; Flux last reported {said}",
+                                    s.until_text()
+                                )),
+                                image_tag: app.image_tag.clone(),
+                            }
+                        }
                         _ => AppStatus {
                             name: app.name.clone(),
                             kind: app.kind.as_str().to_owned(),
@@ -448,6 +554,7 @@ pub fn status(
                     match previous {
                         Some(p)
                             if health.rerunning
+                                && suspended.is_none()
                                 && applied_now.is_none()
                                 && p.ready
                                 && p.image_tag == next.image_tag =>
@@ -469,6 +576,18 @@ pub fn status(
         outcome,
         apps,
         lease,
+        suspension: match (stall, &plan.step) {
+            (None, Step::Converge(c)) => match &plan.suspension {
+                Some(Suspension::Suspended { until }) if !c.suspending.is_empty() => {
+                    Some(Suspension::Suspending {
+                        until: *until,
+                        waiting: c.suspending.clone(),
+                    })
+                }
+                other => other.clone(),
+            },
+            _ => None,
+        },
     })
 }
 
@@ -574,6 +693,7 @@ spec:
             config: &Config::default(),
             children,
             unserved: &BTreeSet::new(),
+            suspend_outside_uptime: false,
             now: now(),
         })
     }
@@ -792,6 +912,7 @@ spec:
             config: &Config::default(),
             children: &children,
             unserved: &BTreeSet::new(),
+            suspend_outside_uptime: false,
             now: now(),
         });
         let Step::Stall(stall) = &p.step else {
@@ -800,5 +921,342 @@ spec:
         assert_eq!(stall.reason, "ExpansionFailed");
         let status = status(&p, None, &env, &children, &BTreeMap::new(), now());
         assert_eq!(status.apps.len(), 2);
+    }
+
+    // ------------------------------------------------ suspension outside uptime
+
+    /// An Environment with a Kustomization app (with an ImagePolicy), a
+    /// HelmRelease app and a lease until 19:00, admitted at 09:00.
+    fn suspendable(suspend: Option<bool>) -> Environment {
+        let mut lease = json!({"until": "2026-11-21T19:00:00Z"});
+        if let Some(on) = suspend {
+            lease["suspendOutsideUptime"] = json!(on);
+        }
+        let light: Environment = serde_json::from_value(json!({
+            "apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "alice", "namespace": "shop", "uid": UID, "generation": 1,
+                         "creationTimestamp": "2026-11-21T09:00:00Z"},
+            "spec": {"apps": [
+                {"name": "checkout"},
+                {"name": "chart", "helm": {"chart": "podinfo",
+                    "sourceRef": {"kind": "HelmRepository", "name": "charts", "namespace": "flux-system"}}}
+            ], "lease": lease}
+        }))
+        .unwrap();
+        let at = "2026-11-21T09:00:00Z".parse().unwrap();
+        let mut env = ephemeral_core::expand(&light, &catalog(), &Config::default(), at, "alice")
+            .unwrap()
+            .environment;
+        env.metadata.uid = Some(UID.into());
+        env
+    }
+
+    /// 20:00: an hour after the lease ended.
+    fn evening() -> Timestamp {
+        "2026-11-21T20:00:00Z".parse().unwrap()
+    }
+
+    fn run_at(env: &Environment, children: &[Existing], flag: bool, now: Timestamp) -> Plan {
+        plan(Input {
+            env,
+            catalog: &catalog(),
+            config: &Config::default(),
+            children,
+            unserved: &BTreeSet::new(),
+            suspend_outside_uptime: flag,
+            now,
+        })
+    }
+
+    /// `Kind/name: suspend` of each applied body.
+    fn suspends(p: &Plan) -> Vec<String> {
+        converge(p)
+            .apply
+            .iter()
+            .map(|a| format!("{}: {}", a.display_name(), a.body["spec"]["suspend"]))
+            .collect()
+    }
+
+    /// The plan's applies stored as the API server would, each Ready as of
+    /// the generation Flux last reconciled (1).
+    fn store(p: &Plan, previous: &[Existing]) -> Vec<Existing> {
+        let mut out: Vec<Existing> = previous.to_vec();
+        for a in &converge(p).apply {
+            let mut next = stored(a.kind, &a.body, ready("Applied revision: main@sha1:abc"));
+            if let Some(old) = out
+                .iter()
+                .position(|e| e.kind == a.kind && e.name() == a.name)
+            {
+                // A spec change: the generation moves on, Flux's status stays.
+                next.object.metadata.generation =
+                    out[old].object.metadata.generation.map(|g| g + 1);
+                next.object.data["status"] = out[old].object.data["status"].clone();
+                out[old] = next;
+            } else {
+                out.push(next);
+            }
+        }
+        out
+    }
+
+    fn suspended_condition(s: &EnvironmentStatus) -> Option<(String, String, String)> {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Suspended")
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    }
+
+    #[test]
+    fn suspension_is_off_by_default() {
+        let env = suspendable(None);
+        let p = run_at(&env, &[], false, evening());
+        assert_eq!(p.suspension, Some(Suspension::Off));
+        assert!(
+            suspends(&p).iter().all(|s| s.ends_with(": false")),
+            "{:?}",
+            suspends(&p)
+        );
+        let children = store(&p, &[]);
+        let status = status(&p, None, &env, &children, &BTreeMap::new(), evening());
+        assert_eq!(suspended_condition(&status), None);
+        assert!(applied(&run_at(&env, &children, false, evening())).is_empty());
+    }
+
+    #[test]
+    fn the_flag_suspends_kustomizations_and_helm_releases_only_outside_uptime() {
+        let env = suspendable(None);
+        // Inside uptime: applied as expanded, not suspended.
+        let inside = run_at(&env, &[], true, now());
+        assert_eq!(inside.suspension, Some(Suspension::Resumed));
+        let children = store(&inside, &[]);
+        let up = status(&inside, None, &env, &children, &BTreeMap::new(), now());
+        let (on, reason, _) = suspended_condition(&up).unwrap();
+        assert_eq!((on.as_str(), reason.as_str()), ("False", "InsideUptime"));
+        let mut env = env.clone();
+        env.status = Some(up);
+        // The lease ended: only the app kinds are applied, suspended.
+        let outside = run_at(&env, &children, true, evening());
+        assert_eq!(
+            outside.suspension,
+            Some(Suspension::Suspended { until: None })
+        );
+        assert_eq!(
+            suspends(&outside),
+            [
+                "Kustomization/alice-checkout: true",
+                "HelmRelease/alice-chart: true"
+            ]
+        );
+        let children = store(&outside, &children);
+        let down = status(&outside, None, &env, &children, &BTreeMap::new(), evening());
+        let (on, reason, message) = suspended_condition(&down).unwrap();
+        assert_eq!((on.as_str(), reason.as_str()), ("True", "OutsideUptime"));
+        assert!(message.contains("until the lease is extended"), "{message}");
+        // Flux keeps the Ready it last reported; so does each app.
+        let chart = down.apps.iter().find(|a| a.name == "chart").unwrap();
+        assert!(chart.ready, "{chart:?}");
+        assert_eq!(chart.reason.as_deref(), Some("OutsideUptime"));
+        assert!(
+            chart.message.as_deref().unwrap().ends_with(
+                "Flux last reported ReconciliationSucceeded: Applied revision: main@sha1:abc"
+            ),
+            "{chart:?}"
+        );
+        let reasons: Vec<String> = status::notices(env.status.as_ref(), &down)
+            .into_iter()
+            .map(|n| n.reason)
+            .collect();
+        assert!(reasons.contains(&"Suspended".to_owned()), "{reasons:?}");
+        // Steady state: nothing more to apply, the same status.
+        env.status = Some(down.clone());
+        let again = run_at(&env, &children, true, evening());
+        assert_eq!(applied(&again), Vec::<String>::new());
+        let same = status(&again, None, &env, &children, &BTreeMap::new(), evening());
+        assert_eq!(same, down, "nothing to write");
+        assert!(status::notices(Some(&down), &same).is_empty());
+    }
+
+    #[test]
+    fn extending_the_lease_resumes() {
+        let env = suspendable(None);
+        let outside = run_at(&env, &[], true, evening());
+        let children = store(&outside, &[]);
+        let mut env = env.clone();
+        env.status = Some(status(
+            &outside,
+            None,
+            &env,
+            &children,
+            &BTreeMap::new(),
+            evening(),
+        ));
+        env.spec.lease.as_mut().unwrap().until = Some("2026-11-21T23:00:00Z".into());
+        let resumed = run_at(&env, &children, true, evening());
+        assert_eq!(resumed.suspension, Some(Suspension::Resumed));
+        assert_eq!(
+            suspends(&resumed),
+            [
+                "Kustomization/alice-checkout: false",
+                "HelmRelease/alice-chart: false"
+            ]
+        );
+        let children = store(&resumed, &children);
+        let next = status(&resumed, None, &env, &children, &BTreeMap::new(), evening());
+        let (on, _, _) = suspended_condition(&next).unwrap();
+        assert_eq!(on, "False");
+        let reasons: Vec<String> = status::notices(env.status.as_ref(), &next)
+            .into_iter()
+            .map(|n| n.reason)
+            .collect();
+        assert_eq!(reasons, ["Resumed"]);
+    }
+
+    #[test]
+    fn a_schedule_is_suspended_until_its_next_window() {
+        let mut env = suspendable(Some(true));
+        let lease = env.spec.lease.as_mut().unwrap();
+        lease.until = None;
+        lease.schedule = Some("Mon-Fri 07:00-19:00 UTC".into());
+        // Saturday 2026-11-21: down until Monday 07:00.
+        let p = run_at(&env, &[], false, evening());
+        let until: Timestamp = "2026-11-23T07:00:00Z".parse().unwrap();
+        assert_eq!(
+            p.suspension,
+            Some(Suspension::Suspended { until: Some(until) })
+        );
+        let children = store(&p, &[]);
+        let s = status(&p, None, &env, &children, &BTreeMap::new(), evening());
+        assert!(
+            suspended_condition(&s)
+                .unwrap()
+                .2
+                .contains("until 2026-11-23T07:00:00Z"),
+            "{s:?}"
+        );
+        // Monday 07:00: the window opens, and the apps are resumed.
+        let monday = run_at(&env, &children, false, until);
+        assert_eq!(monday.suspension, Some(Suspension::Resumed));
+        assert_eq!(applied(&monday).len(), 2);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_flag_both_ways() {
+        let on = suspendable(Some(true));
+        let p = run_at(&on, &[], false, evening());
+        assert!(suspends(&p)[0].ends_with("true"), "{:?}", suspends(&p));
+        let off = suspendable(Some(false));
+        let p = run_at(&off, &[], true, evening());
+        assert_eq!(p.suspension, Some(Suspension::Off));
+        assert!(suspends(&p).iter().all(|s| s.ends_with(": false")));
+        // Turning it off while suspended resumes, and says so.
+        let children = store(&run_at(&on, &[], false, evening()), &[]);
+        let mut env = on.clone();
+        env.status = Some(status(
+            &run_at(&on, &children, false, evening()),
+            None,
+            &on,
+            &children,
+            &BTreeMap::new(),
+            evening(),
+        ));
+        env.spec.lease.as_mut().unwrap().suspend_outside_uptime = Some(false);
+        let p = run_at(&env, &children, true, evening());
+        assert_eq!(applied(&p).len(), 2);
+        let next = status(&p, None, &env, &children, &BTreeMap::new(), evening());
+        assert_eq!(suspended_condition(&next), None);
+        let reasons: Vec<String> = status::notices(env.status.as_ref(), &next)
+            .into_iter()
+            .map(|n| n.reason)
+            .collect();
+        assert_eq!(reasons, ["Resumed"]);
+    }
+
+    #[test]
+    fn a_suspended_app_never_reconciled_is_not_ready_and_nothing_progresses() {
+        let env = suspendable(None);
+        let p = run_at(&env, &[], true, evening());
+        let mut children = store(&p, &[]);
+        for c in &mut children {
+            c.object.data["status"] = json!({});
+        }
+        let s = status(&p, None, &env, &children, &BTreeMap::new(), evening());
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Suspended")
+        );
+        assert!(
+            ready.message.contains("suspended outside uptime"),
+            "{ready:?}"
+        );
+        assert!(
+            !s.conditions.iter().any(|c| c.type_ == "Reconciling"),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_lease_cut_short_is_applied_and_taken_up_by_flux_before_it_is_suspended() {
+        let env = suspendable(None);
+        let inside = run_at(&env, &[], true, now());
+        let children = store(&inside, &[]);
+        // Cut short at 09:30: the uptime substitution changes with it.
+        let mut env = env.clone();
+        env.spec.lease.as_mut().unwrap().until = Some("2026-11-21T09:30:00Z".into());
+        let first = run_at(&env, &children, true, now());
+        assert_eq!(
+            suspends(&first),
+            [
+                "Kustomization/alice-checkout: false",
+                "HelmRelease/alice-chart: false"
+            ],
+            "the new uptime first, unsuspended"
+        );
+        assert_eq!(
+            converge(&first).suspending,
+            ["Kustomization/alice-checkout", "HelmRelease/alice-chart"]
+        );
+        let mut children = store(&first, &children);
+        let s = status(&first, None, &env, &children, &BTreeMap::new(), now());
+        let (on, reason, message) = suspended_condition(&s).unwrap();
+        assert_eq!((on.as_str(), reason.as_str()), ("False", "Suspending"));
+        assert!(
+            message.contains("waiting for Kustomization/alice-checkout"),
+            "{message}"
+        );
+        // Flux has not taken up generation 2 yet: nothing to do.
+        let waiting = run_at(&env, &children, true, now());
+        assert_eq!(applied(&waiting), Vec::<String>::new());
+        assert_eq!(converge(&waiting).suspending.len(), 2);
+        // Flux starts its run (Reconciling at generation 2): now suspend.
+        for c in children.iter_mut().filter(|c| c.kind.is_app()) {
+            c.object.data["status"]["conditions"] = json!([
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "observedGeneration": 2},
+                {"type": "Ready", "status": "Unknown", "reason": "Progressing", "observedGeneration": 2}]);
+        }
+        let suspend = run_at(&env, &children, true, now());
+        assert_eq!(
+            suspends(&suspend),
+            [
+                "Kustomization/alice-checkout: true",
+                "HelmRelease/alice-chart: true"
+            ]
+        );
+        assert!(converge(&suspend).suspending.is_empty());
+    }
+
+    #[test]
+    fn a_child_created_outside_uptime_is_created_suspended() {
+        let env = suspendable(Some(true));
+        let p = run_at(&env, &[], false, evening());
+        assert!(converge(&p).suspending.is_empty());
+        assert_eq!(
+            suspends(&p),
+            [
+                "Kustomization/alice-checkout: true",
+                "ImagePolicy/alice-checkout: false",
+                "HelmRelease/alice-chart: true"
+            ]
+        );
     }
 }

@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: the executor with its Context and child stores; split once the suspension work on the controller has landed.
 //! The reconciler: one Environment in; its Flux children applied and pruned,
 //! its status written and Events published. The decisions are made by the
 //! pure modules beside this one; this one talks to the API.
@@ -24,13 +25,12 @@ use super::children::{self, ChildKind, Existing};
 use super::plan::{self, Plan, Stall, Step};
 use super::status::{self, Notice, Severity};
 use super::timing;
-use crate::args::Clock;
 use crate::backoff::{Backoff, Failures, random_unit};
 use crate::catalog::SharedCatalog;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 
-/// The field manager of every server-side apply the controller makes.
-pub const FIELD_MANAGER: &str = "ephemeral";
+pub use super::children::FIELD_MANAGER;
 pub use super::plan::UNADMITTED_OWNER;
 
 /// Why a reconcile failed. Nothing is pruned or deleted after a failure.
@@ -97,6 +97,9 @@ pub struct Settings {
     pub unsynced_retry: Duration,
     /// Backoff after failures.
     pub backoff: Backoff,
+    /// Suspend the Kustomizations and HelmReleases of an Environment outside
+    /// its lease unless it says otherwise (`--suspend-outside-uptime`).
+    pub suspend_outside_uptime: bool,
 }
 
 impl Default for Settings {
@@ -106,6 +109,7 @@ impl Default for Settings {
             stalled_retry: Duration::from_secs(60),
             unsynced_retry: Duration::from_secs(1),
             backoff: Backoff::default(),
+            suspend_outside_uptime: false,
         }
     }
 }
@@ -400,6 +404,7 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
         config: &ctx.config,
         children: &observed,
         unserved: &unserved,
+        suspend_outside_uptime: ctx.settings.suspend_outside_uptime,
         now,
     });
     // Execute.

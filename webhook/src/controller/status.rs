@@ -5,6 +5,9 @@
 //! `Stalled` are present only while true (kstatus' "abnormal-true" rule).
 //! Two more explain the rest: `Admitted` (False when the admission webhook
 //! never saw the Environment) and `LeaseActive` (False once the lease ended).
+//! `Suspended` is present while suspension outside uptime is on for the
+//! Environment: True (reason `OutsideUptime`) while its Kustomizations and
+//! HelmReleases are suspended, False (reason `InsideUptime`) otherwise.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -25,6 +28,75 @@ pub mod types {
     pub const ADMITTED: &str = "Admitted";
     /// Whether the lease is running.
     pub const LEASE_ACTIVE: &str = "LeaseActive";
+    /// Whether the apps' Flux objects are suspended outside uptime.
+    pub const SUSPENDED: &str = "Suspended";
+}
+
+/// The reason of the `Suspended` condition, and of each suspended app.
+pub const OUTSIDE_UPTIME: &str = "OutsideUptime";
+/// The reason of the `Suspended` condition when it is False.
+pub const INSIDE_UPTIME: &str = "InsideUptime";
+/// The reason of the `Suspended` condition while Flux takes up the current
+/// spec of app children before they are suspended.
+pub const SUSPENDING: &str = "Suspending";
+/// The reason of the `Ready` condition when not every app is ready while
+/// suspended (nothing progresses until the apps are resumed).
+pub const SUSPENDED_REASON: &str = "Suspended";
+
+/// Whether the Environment's Kustomizations and HelmReleases are suspended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Suspension {
+    /// Suspension outside uptime is off for the Environment: `spec.suspend`
+    /// stays false, as expanded.
+    Off,
+    /// On, and the Environment is inside its lease: not suspended.
+    Resumed,
+    /// On, and the Environment is outside its lease: suspended until this
+    /// moment (the schedule's next window), or None: until the lease is
+    /// extended.
+    Suspended {
+        /// When the apps are resumed, if the lease says.
+        until: Option<Timestamp>,
+    },
+    /// On, outside the lease, but some app children are not suspended yet:
+    /// Flux first takes up their current spec (with the ended lease's
+    /// uptime). Only in a status, never in a plan.
+    Suspending {
+        /// When the apps are resumed, if the lease says.
+        until: Option<Timestamp>,
+        /// `Kind/name` of the children not suspended yet.
+        waiting: Vec<String>,
+    },
+}
+
+impl Suspension {
+    /// The one definition: suspension is on when the Environment's
+    /// `spec.lease.suspendOutsideUptime` says so, else when the controller's
+    /// flag does; the apps are suspended when it is on and the (readable)
+    /// lease is not active now. An unreadable lease never suspends.
+    pub fn of(override_: Option<bool>, flag: bool, lease: Option<&LeaseState>) -> Suspension {
+        match (override_.unwrap_or(flag), lease) {
+            (false, _) => Suspension::Off,
+            (true, Some(l)) if !l.active => Suspension::Suspended {
+                until: l.next_change,
+            },
+            (true, _) => Suspension::Resumed,
+        }
+    }
+
+    /// Whether the apps' Flux objects get `spec.suspend: true`.
+    pub fn is_suspended(&self) -> bool {
+        matches!(self, Suspension::Suspended { .. })
+    }
+
+    /// "until <time>" or "until the lease is extended".
+    pub fn until_text(&self) -> String {
+        match self {
+            Suspension::Suspended { until: Some(t) }
+            | Suspension::Suspending { until: Some(t), .. } => format!("until {t}"),
+            _ => "until the lease is extended (kubectl ephemeral extend)".into(),
+        }
+    }
 }
 
 /// Whether the admission webhook saw the Environment.
@@ -72,6 +144,9 @@ pub struct Observation<'a> {
     pub apps: Vec<AppStatus>,
     /// The lease, when it could be read.
     pub lease: Option<LeaseState>,
+    /// Whether the apps are suspended; None when nothing was applied (a
+    /// stall), so the children and the `Suspended` condition are as they were.
+    pub suspension: Option<Suspension>,
 }
 
 fn condition(
@@ -131,6 +206,15 @@ pub fn compute(o: &Observation<'_>) -> EnvironmentStatus {
                 "AppsReady",
                 summary.clone(),
             ));
+        }
+        Outcome::Applied if o.suspension.as_ref().is_some_and(Suspension::is_suspended) => {
+            // Flux does not reconcile a suspended object: nothing progresses
+            // until the apps are resumed.
+            let message = format!(
+                "{summary}; suspended outside uptime, so Flux does not reconcile {}",
+                waiting_for(&o.apps)
+            );
+            conditions.push(condition(o, types::READY, false, SUSPENDED_REASON, message));
         }
         Outcome::Applied => {
             let message = format!("{summary}; waiting for {}", waiting_for(&o.apps));
@@ -200,6 +284,39 @@ pub fn compute(o: &Observation<'_>) -> EnvironmentStatus {
                 },
             ),
         });
+    }
+    match &o.suspension {
+        Some(Suspension::Off) => {}
+        Some(Suspension::Resumed) => conditions.push(condition(
+            o,
+            types::SUSPENDED,
+            false,
+            INSIDE_UPTIME,
+            "inside its lease: Flux reconciles the apps' Kustomizations and HelmReleases".into(),
+        )),
+        Some(s @ Suspension::Suspended { .. }) => conditions.push(condition(
+            o,
+            types::SUSPENDED,
+            true,
+            OUTSIDE_UPTIME,
+            format!(
+                "outside its lease: the apps' Kustomizations and HelmReleases are suspended (spec.suspend: true) {}, so Flux does not scale them back up; ImagePolicies keep resolving",
+                s.until_text()
+            ),
+        )),
+        Some(s @ Suspension::Suspending { waiting, .. }) => conditions.push(condition(
+            o,
+            types::SUSPENDED,
+            false,
+            SUSPENDING,
+            format!(
+                "outside its lease: suspending the apps' Kustomizations and HelmReleases {} once Flux has taken up their current spec; waiting for {}",
+                s.until_text(),
+                waiting.join(", ")
+            ),
+        )),
+        // Nothing was applied: the children are suspended as they were.
+        None => conditions.extend(find(o.previous, types::SUSPENDED).cloned()),
     }
     EnvironmentStatus {
         conditions,
@@ -272,6 +389,26 @@ pub fn notices(previous: Option<&EnvironmentStatus>, next: &EnvironmentStatus) -
             note: c.message.clone(),
         });
     }
+    if let Some(c) = became(types::SUSPENDED, "True") {
+        out.push(Notice {
+            severity: Severity::Normal,
+            reason: "Suspended".into(),
+            note: c.message.clone(),
+        });
+    }
+    let suspended = |s: Option<&EnvironmentStatus>| {
+        find(s, types::SUSPENDED).is_some_and(|c| c.status == "True")
+    };
+    if suspended(previous) && !suspended(Some(next)) {
+        out.push(Notice {
+            severity: Severity::Normal,
+            reason: "Resumed".into(),
+            note: match find(Some(next), types::SUSPENDED) {
+                Some(c) => c.message.clone(),
+                None => "suspension outside uptime is now off for this Environment: Flux reconciles the apps' Kustomizations and HelmReleases again".into(),
+            },
+        });
+    }
     out
 }
 
@@ -318,6 +455,7 @@ mod tests {
                 end: Some(at("2026-11-21T19:00:00Z")),
                 next_change: Some(at("2026-11-21T19:00:00Z")),
             }),
+            suspension: Some(Suspension::Off),
         }
     }
 
@@ -454,5 +592,91 @@ mod tests {
         );
         let reasons: Vec<String> = notices(None, &s).into_iter().map(|n| n.reason).collect();
         assert_eq!(reasons, ["Ready", "NotAdmitted", "LeaseExpired"]);
+    }
+
+    #[test]
+    fn suspension_is_the_environments_choice_else_the_flags_and_needs_a_readable_ended_lease() {
+        let up = LeaseState {
+            active: true,
+            end: Some(at("2026-11-21T19:00:00Z")),
+            next_change: Some(at("2026-11-21T19:00:00Z")),
+        };
+        let down = LeaseState {
+            active: false,
+            end: None,
+            next_change: Some(at("2026-11-23T07:00:00Z")),
+        };
+        let suspended = Suspension::Suspended {
+            until: Some(at("2026-11-23T07:00:00Z")),
+        };
+        for (override_, flag, lease, want) in [
+            (None, false, Some(&down), Suspension::Off),
+            (None, true, Some(&down), suspended.clone()),
+            (None, true, Some(&up), Suspension::Resumed),
+            (Some(false), true, Some(&down), Suspension::Off),
+            (Some(true), false, Some(&down), suspended.clone()),
+            (Some(true), false, None, Suspension::Resumed),
+        ] {
+            assert_eq!(
+                Suspension::of(override_, flag, lease),
+                want,
+                "{override_:?} {flag} {lease:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn suspended_and_resumed_are_conditions_and_events() {
+        let mut o = obs(None, "2026-11-21T20:00:00Z", vec![app("checkout", true)]);
+        o.suspension = Some(Suspension::Resumed);
+        let inside = compute(&o);
+        let c = cond(&inside, "Suspended").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", INSIDE_UPTIME)
+        );
+        assert!(notices(None, &inside).iter().all(|n| n.reason != "Resumed"));
+
+        let mut o = obs(
+            Some(&inside),
+            "2026-11-21T20:00:00Z",
+            vec![app("checkout", true)],
+        );
+        o.suspension = Some(Suspension::Suspended { until: None });
+        let outside = compute(&o);
+        let c = cond(&outside, "Suspended").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", OUTSIDE_UPTIME)
+        );
+        assert!(c.message.contains("until the lease is extended"), "{c:?}");
+        let reasons: Vec<String> = notices(Some(&inside), &outside)
+            .into_iter()
+            .map(|n| n.reason)
+            .collect();
+        assert_eq!(reasons, ["Suspended"]);
+        assert_eq!(cond(&outside, "Ready").unwrap().status, "True");
+
+        // A stall applies nothing: the condition stays as it was.
+        let mut o = obs(Some(&outside), "2026-11-21T20:05:00Z", vec![]);
+        o.suspension = None;
+        o.outcome = Outcome::Stalled {
+            reason: "ExpansionFailed",
+            message: "gone".into(),
+        };
+        let stalled = compute(&o);
+        assert_eq!(cond(&stalled, "Suspended"), cond(&outside, "Suspended"));
+
+        let mut o = obs(
+            Some(&outside),
+            "2026-11-21T21:00:00Z",
+            vec![app("checkout", true)],
+        );
+        o.suspension = Some(Suspension::Off);
+        let off = compute(&o);
+        assert!(cond(&off, "Suspended").is_none(), "absent when off");
+        let resumed = notices(Some(&outside), &off);
+        assert_eq!(resumed.len(), 1);
+        assert_eq!(resumed[0].reason, "Resumed");
     }
 }
