@@ -89,7 +89,7 @@ impl Suspension {
         matches!(self, Suspension::Suspended { .. })
     }
 
-    /// "until <time>" or "until the lease is extended".
+    /// `until <time>` or `until the lease is extended`.
     pub fn until_text(&self) -> String {
         match self {
             Suspension::Suspended { until: Some(t) }
