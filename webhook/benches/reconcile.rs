@@ -28,7 +28,7 @@ use ephemeral_core::api::Environment;
 use ephemeral_core::{Catalog, Config, expand};
 use ephemeral_webhook::catalog::{SharedCatalog, add_documents};
 use ephemeral_webhook::clock::Clock;
-use ephemeral_webhook::controller::children::ChildKind;
+use ephemeral_webhook::controller::children::{ChildKind, trim_for_cache};
 use ephemeral_webhook::controller::reconcile::{self, Context, Settings};
 use ephemeral_webhook::metrics::Metrics;
 use futures::StreamExt;
@@ -422,13 +422,23 @@ fn fill_watch_caches(ctx: &Context, store: &Store) {
             .into_iter()
             .flat_map(BTreeMap::values)
         {
-            let object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            let mut object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            trim_for_cache(&mut object);
             writer.apply_watcher_event(&watcher::Event::InitApply(object));
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
         ctx.children
             .install(kind, writer.as_reader(), Arc::new(AtomicBool::new(true)));
     }
+}
+
+/// A `/proc/self/status` figure in KiB (0 when unreadable).
+fn kib(field: &str) -> i64 {
+    memory(field)
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap_or_default()
 }
 
 fn memory(field: &str) -> String {
@@ -503,7 +513,16 @@ fn main() {
         listing.print("reconcile: steady, LIST per reconcile");
         print_requests(&store);
 
+        let before_caches = kib("VmRSS:");
         fill_watch_caches(&ctx, &store);
+        let caches = kib("VmRSS:") - before_caches;
+        println!(
+            "{:<34} watch caches of {} children: +{:.1} MiB RSS ({:.1} KiB per child)",
+            "",
+            ENVIRONMENTS * 9,
+            caches as f64 / 1024.0,
+            caches as f64 / (ENVIRONMENTS * 9) as f64
+        );
         let cached = reconcile_all(&envs, &ctx).await;
         cached.print("reconcile: steady, watch caches");
         let requests = print_requests(&store);

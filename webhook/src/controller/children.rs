@@ -180,6 +180,27 @@ pub fn last_verdict(object: &DynamicObject) -> Health {
     ephemeral_core::ready::last_verdict(object.data.get("status"))
 }
 
+/// The `status` fields the controller reads of a child (Ready and
+/// observedGeneration for health, `latestRef` for a policy's tag).
+const STATUS_READ: [&str; 3] = ["observedGeneration", "conditions", "latestRef"];
+
+/// Trims a watched child to what the controller reads before it goes into
+/// the watch cache: our own apply's managed-fields entry (for [`manages`])
+/// and the status fields in `STATUS_READ`. Flux's inventory and history and
+/// its controllers' managed fields are most of a stored child's size.
+pub fn trim_for_cache(object: &mut DynamicObject) {
+    if let Some(entries) = &mut object.metadata.managed_fields {
+        entries.retain(|m| {
+            m.manager.as_deref() == Some(FIELD_MANAGER)
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref().unwrap_or_default().is_empty()
+        });
+    }
+    if let Some(Value::Object(status)) = object.data.get_mut("status") {
+        status.retain(|k, _| STATUS_READ.contains(&k.as_str()));
+    }
+}
+
 /// The image tag an existing app child deploys: its Kustomization's
 /// `postBuild.substitute.image_tag`, or its HelmRelease's
 /// `values.ephemeral.image_tag`.
@@ -471,5 +492,36 @@ mod tests {
         let ar = ChildKind::ImagePolicy.api_resource();
         assert_eq!(ar.plural, "imagepolicies");
         assert!(ChildKind::Kustomization.is_app() && !ChildKind::ImagePolicy.is_app());
+    }
+
+    #[test]
+    fn the_watch_cache_keeps_what_the_controller_reads() {
+        let mut object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "alice-web", "namespace": "shop", "generation": 2, "managedFields": [
+                {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
+                {"manager": "kustomize-controller", "operation": "Update", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
+                {"manager": FIELD_MANAGER, "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {}}
+            ]},
+            "spec": {"path": "./apps/web", "postBuild": {"substitute": {"image_tag": "main-abc1-17"}}},
+            "status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}],
+                       "inventory": {"entries": [{"id": "x", "v": "v1"}]}, "history": [{"digest": "sha256:1"}],
+                       "lastAppliedRevision": "main@sha1:abc"}
+        }))
+        .unwrap();
+        let health_before = health(&object);
+        trim_for_cache(&mut object);
+        let managed = object.metadata.managed_fields.as_ref().unwrap();
+        assert_eq!(managed.len(), 1);
+        assert_eq!(managed[0].manager.as_deref(), Some(FIELD_MANAGER));
+        assert_eq!(
+            object.data["status"],
+            json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}]})
+        );
+        assert_eq!(health(&object), health_before);
+        assert_eq!(
+            object.data["spec"]["postBuild"]["substitute"]["image_tag"],
+            "main-abc1-17"
+        );
     }
 }

@@ -135,6 +135,7 @@ pub async fn run(
             owned.clone(),
         )
         .default_backoff()
+        .modify(children::trim_for_cache)
         .inspect(move |event| match event {
             Err(error) if crate::catalog::is_not_served(error) => {
                 healthy.store(false, Ordering::Release);
