@@ -209,6 +209,27 @@ impl Cluster {
         .expect_ok("deleting an earlier run's Environment");
     }
 
+    /// Asks Flux to reconcile Kustomization `name` in the test namespace now
+    /// (what `flux reconcile` does): the `reconcile.fluxcd.io/requestedAt`
+    /// annotation set to `token`, which Flux echoes as
+    /// `status.lastHandledReconcileAt`.
+    pub fn request_reconcile(&self, name: &str, token: &str) {
+        self.kubectl(
+            User::Admin,
+            &[
+                "annotate",
+                "-n",
+                NAMESPACE,
+                "--overwrite",
+                "kustomization",
+                name,
+                &format!("reconcile.fluxcd.io/requestedAt={token}"),
+            ],
+            None,
+        )
+        .expect_ok("requesting a Flux reconcile");
+    }
+
     /// Pushes `tags` of `repository` to the cluster's registry.
     pub fn push_tags(&self, repository: &str, tags: &[&str]) {
         let script = workspace_root().join("tests/cluster/lib/push-tag");

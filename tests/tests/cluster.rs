@@ -726,21 +726,7 @@ fn measure_a_status_change(cluster: &Cluster, start: usize) -> bool {
         .unwrap()
         .as_secs()
         .to_string();
-    cluster
-        .kubectl(
-            User::Admin,
-            &[
-                "annotate",
-                "-n",
-                NAMESPACE,
-                "--overwrite",
-                "kustomization",
-                "calm-shop",
-                &format!("reconcile.fluxcd.io/requestedAt={at}"),
-            ],
-            None,
-        )
-        .expect_ok("requesting a Flux reconcile of calm-shop");
+    cluster.request_reconcile("calm-shop", &at);
     eventually("Flux to handle the request", FLUX, || {
         let k = cluster.get("kustomization", "calm-shop")?;
         (k["status"]["lastHandledReconcileAt"] == at.as_str()).then_some(())
@@ -1277,21 +1263,7 @@ fn outside_uptime_a_suspended_kustomization_leaves_the_downscaled_deployment_alo
     repo.write("apps/pinned/configmap.yaml", &pinned_config_map(&revision))
         .push("pinned: a new revision");
     for env in [on, off] {
-        cluster
-            .kubectl(
-                User::Admin,
-                &[
-                    "annotate",
-                    "-n",
-                    NAMESPACE,
-                    "--overwrite",
-                    "kustomization",
-                    &format!("{env}-pinned"),
-                    &format!("reconcile.fluxcd.io/requestedAt={revision}"),
-                ],
-                None,
-            )
-            .expect_ok("requesting a reconcile");
+        cluster.request_reconcile(&format!("{env}-pinned"), &revision);
     }
     // The unsuspended one takes it up (and re-applies replicas: 1, which
     // the downscaler takes back); meanwhile the suspended one is left alone.
