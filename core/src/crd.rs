@@ -4,10 +4,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api::{AppBundle, AppTemplate, Environment};
+use crate::set::EnvironmentSet;
 
-/// The three CRDs: Environment, AppTemplate, AppBundle.
+/// The four CRDs: Environment, AppTemplate, AppBundle, EnvironmentSet.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Environment::crd(), AppTemplate::crd(), AppBundle::crd()]
+    vec![
+        Environment::crd(),
+        AppTemplate::crd(),
+        AppBundle::crd(),
+        EnvironmentSet::crd(),
+    ]
 }
 
 /// File name under `manifests/crds/` for a CRD.

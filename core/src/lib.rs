@@ -26,6 +26,7 @@ pub mod prefix;
 pub mod ready;
 pub mod schedule;
 mod schema;
+pub mod set;
 
 pub use api::{AppBundle, AppTemplate, Environment};
 pub use catalog::Catalog;
