@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use ephemeral_e2e::mock_api::{self, Exchange, Sent, expect, failure};
 use ephemeral_e2e::rbac::Grants;
 use ephemeral_webhook::certs::manager::CertManager;
 use ephemeral_webhook::certs::pki::{Issued, issue};
 use ephemeral_webhook::certs::{CertError, CertSettings, secret};
-use http::{Method, Request, Response};
-use http_body_util::BodyExt;
+use http::Method;
 use jiff::{SignedDuration, Timestamp};
-use kube::client::Body;
 use serde_json::{Value, json};
 
 const SECRET: &str = "/api/v1/namespaces/ephemeral-system/secrets/ephemeral-webhook-tls";
@@ -39,40 +38,14 @@ fn now() -> Timestamp {
     "2026-11-21T10:00:00Z".parse().unwrap()
 }
 
-/// One expected request and the answer to it.
-struct Step {
-    method: Method,
-    uri: String,
-    status: u16,
-    reply: Reply,
-}
-
-enum Reply {
-    Json(Value),
-    /// The request body with `metadata.resourceVersion` set, as the API
-    /// server answers a create or replace.
-    Echo(&'static str),
-}
-
-/// What the webhook sent.
-#[derive(Debug)]
-struct Sent {
-    content_type: Option<String>,
-    body: Option<Value>,
-}
-
-fn step(method: Method, uri: impl Into<String>, status: u16, reply: Value) -> Step {
-    Step {
-        method,
-        uri: uri.into(),
-        status,
-        reply: Reply::Json(reply),
-    }
+/// One expected request (its URI with the query) and the answer to it.
+fn step(method: Method, uri: impl Into<String>, status: u16, reply: Value) -> Exchange {
+    expect(method, uri).answer(status, reply)
 }
 
 /// Reads of both webhook configurations, each already trusting `ca`: no
 /// patch follows.
-fn configurations_trusting(ca: &str) -> [Step; 2] {
+fn configurations_trusting(ca: &str) -> [Exchange; 2] {
     [
         step(
             Method::GET,
@@ -95,73 +68,16 @@ fn configurations_trusting(ca: &str) -> [Step; 2] {
     ]
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
-
-/// Runs `scenario` against a mocked API server that expects exactly `steps`;
-/// returns the scenario's result and what was sent at each step.
-async fn run<T>(steps: Vec<Step>, scenario: impl AsyncFnOnce(CertManager) -> T) -> (T, Vec<Sent>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let grants = Grants::self_managed();
-    let server = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        for (i, step) in steps.into_iter().enumerate() {
-            let (request, reply) = handle.next_request().await.unwrap_or_else(|| {
-                panic!(
-                    "step {i}: expected {} {}, but no further request came",
-                    step.method, step.uri
-                )
-            });
-            assert_eq!(
-                (request.method(), request.uri().to_string()),
-                (&step.method, step.uri.clone()),
-                "step {i}"
-            );
-            let content_type = request
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .map(|v| v.to_str().unwrap().to_owned());
-            // What the code calls, the manifests must grant.
-            if let Err(e) = grants.allow(
-                request.method().as_str(),
-                &request.uri().to_string(),
-                content_type.as_deref(),
-            ) {
-                panic!("step {i}: {e}");
-            }
-            let bytes = request.into_body().collect().await.unwrap().to_bytes();
-            let body: Option<Value> =
-                (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap());
-            let answer = match step.reply {
-                Reply::Json(v) => v,
-                Reply::Echo(version) => {
-                    let mut v = body.clone().unwrap();
-                    v["metadata"]["resourceVersion"] = json!(version);
-                    v
-                }
-            };
-            sent.push(Sent { content_type, body });
-            reply.send_response(
-                Response::builder()
-                    .status(step.status)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-        if let Some((request, _)) = handle.next_request().await {
-            panic!(
-                "unexpected extra request: {} {}",
-                request.method(),
-                request.uri()
-            );
-        }
-        sent
-    });
-    let manager = CertManager::new(kube::Client::new(service, "default"), settings());
-    let result = scenario(manager).await;
+/// Runs `scenario` against a mocked API server that expects exactly `steps`
+/// and checks each against the RBAC of `manifests/default`; returns the
+/// scenario's result and what was sent at each step.
+async fn run<T>(
+    steps: Vec<Exchange>,
+    scenario: impl AsyncFnOnce(CertManager) -> T,
+) -> (T, Vec<Sent>) {
+    let (client, api) = mock_api::client();
+    let server = api.checking_rbac(Grants::self_managed()).play(steps);
+    let result = scenario(CertManager::new(client, settings())).await;
     let sent = server
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
@@ -236,18 +152,13 @@ async fn an_absent_secret_is_created_and_both_configurations_trust_its_ca() {
                 Method::GET,
                 SECRET,
                 404,
-                status(
+                failure(
                     404,
                     "NotFound",
                     "secrets \"ephemeral-webhook-tls\" not found",
                 ),
             ),
-            Step {
-                method: Method::POST,
-                uri: SECRETS.to_owned(),
-                status: 201,
-                reply: Reply::Echo("1"),
-            },
+            expect(Method::POST, SECRETS).echo(201, "1"),
             step(
                 Method::GET,
                 MUTATING,
@@ -386,13 +297,13 @@ async fn losing_the_create_race_reuses_the_winners_secret() {
                 Method::GET,
                 SECRET,
                 404,
-                status(404, "NotFound", "not found"),
+                failure(404, "NotFound", "not found"),
             ),
             step(
                 Method::POST,
                 SECRETS,
                 409,
-                status(
+                failure(
                     409,
                     "AlreadyExists",
                     "secrets \"ephemeral-webhook-tls\" already exists",
@@ -430,7 +341,7 @@ async fn a_due_certificate_is_replaced_with_the_read_version_and_a_conflict_re_r
                 Method::PUT,
                 format!("{SECRET}{WRITE_QUERY}"),
                 409,
-                status(409, "Conflict", "the object has been modified"),
+                failure(409, "Conflict", "the object has been modified"),
             ),
             step(Method::GET, SECRET, 200, secret_json(&theirs, "42", true)),
         ]
@@ -474,12 +385,7 @@ async fn a_renewal_that_wins_is_served_and_needs_no_configuration_patch() {
     let (issued, sent) = run(
         vec![
             step(Method::GET, SECRET, 200, secret_json(&old, "41", true)),
-            Step {
-                method: Method::PUT,
-                uri: format!("{SECRET}{WRITE_QUERY}"),
-                status: 200,
-                reply: Reply::Echo("43"),
-            },
+            expect(Method::PUT, format!("{SECRET}{WRITE_QUERY}")).echo(200, "43"),
         ]
         .into_iter()
         .chain(configurations_trusting(&ca))
@@ -497,7 +403,7 @@ async fn a_renewal_that_wins_is_served_and_needs_no_configuration_patch() {
 #[tokio::test]
 async fn api_errors_are_returned_and_nothing_further_is_done() {
     let (result, _) = run(
-        vec![step(Method::GET, SECRET, 403, status(403, "Forbidden", "secrets \"ephemeral-webhook-tls\" is forbidden: User \"system:serviceaccount:ephemeral-system:ephemeral-webhook\" cannot get resource \"secrets\""))],
+        vec![step(Method::GET, SECRET, 403, failure(403, "Forbidden", "secrets \"ephemeral-webhook-tls\" is forbidden: User \"system:serviceaccount:ephemeral-system:ephemeral-webhook\" cannot get resource \"secrets\""))],
         async |m| m.ensure(now()).await,
     )
     .await;
@@ -525,7 +431,7 @@ async fn api_errors_are_returned_and_nothing_further_is_done() {
                 Method::PUT,
                 format!("{SECRET}{WRITE_QUERY}"),
                 500,
-                status(500, "InternalError", "etcdserver: request timed out"),
+                failure(500, "InternalError", "etcdserver: request timed out"),
             ),
         ],
         async |m| m.ensure(now()).await,
@@ -561,7 +467,7 @@ async fn api_errors_are_returned_and_nothing_further_is_done() {
                 Method::PATCH,
                 format!("{MUTATING}{WRITE_QUERY}"),
                 422,
-                status(
+                failure(
                     422,
                     "Invalid",
                     "the server rejected our request due to an error in our request",
@@ -624,13 +530,13 @@ async fn missing_webhook_configurations_are_skipped_until_they_exist() {
                 Method::GET,
                 MUTATING,
                 404,
-                status(404, "NotFound", "not found"),
+                failure(404, "NotFound", "not found"),
             ),
             step(
                 Method::GET,
                 VALIDATING,
                 404,
-                status(404, "NotFound", "not found"),
+                failure(404, "NotFound", "not found"),
             ),
         ],
         async |m| m.ensure(now()).await,
@@ -659,7 +565,7 @@ async fn a_secret_that_keeps_changing_is_given_up_after_four_rounds() {
             Method::PUT,
             format!("{SECRET}{WRITE_QUERY}"),
             409,
-            status(409, "Conflict", "the object has been modified"),
+            failure(409, "Conflict", "the object has been modified"),
         ));
     }
     let (result, _) = run(steps, async |m| m.ensure_secret(now()).await).await;

@@ -4,24 +4,23 @@
 
 use std::time::Duration;
 
+use ephemeral_e2e::mock_api::{self, Call, MockApi, failure};
+use ephemeral_e2e::rbac::Grants;
 use ephemeral_webhook::leader::{ElectionConfig, Elector};
-use http::{Method, Request, Response};
+use http::Method;
 use jiff::Timestamp;
-use kube::client::Body;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ephemeral-system/leases";
 const NOW: &str = "2026-11-21T10:00:00Z";
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-type Respond = tower_test::mock::SendResponse<Response<Body>>;
-
-fn setup(config: ElectionConfig) -> (Elector, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+fn setup(config: ElectionConfig) -> (Elector, MockApi) {
+    let (client, api) = mock_api::client();
+    // What the elector calls, the manifests must grant.
     (
-        Elector::new(kube::Client::new(service, "default"), config),
-        handle,
+        Elector::new(client, config),
+        api.checking_rbac(Grants::self_managed()),
     )
 }
 
@@ -29,40 +28,14 @@ fn config() -> ElectionConfig {
     ElectionConfig::new("ephemeral-system", "ephemeral-controller", "pod-a")
 }
 
-async fn next(handle: &mut Handle, method: Method, path: &str) -> (Value, Respond) {
-    let (request, respond) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
-        .expect("client alive");
-    assert_eq!((request.method(), request.uri().path()), (&method, path));
-    // What the elector calls, the manifests must grant.
-    if let Err(e) = ephemeral_e2e::rbac::Grants::self_managed().allow(
-        request.method().as_str(),
-        &request.uri().to_string(),
-        None,
-    ) {
-        panic!("{method} {path}: {e}");
-    }
-    let bytes = request.into_body().collect_bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (body, respond)
-}
-
-fn reply(respond: Respond, code: u16, body: &Value) {
-    respond.send_response(
-        Response::builder()
-            .status(code)
-            .body(Body::from(serde_json::to_vec(body).unwrap()))
-            .unwrap(),
-    );
+/// The next request, which must be `method path`: its body and the call to answer.
+async fn next(api: &mut MockApi, method: Method, path: &str) -> (Value, Call) {
+    let call = api.next(method, path).await;
+    (call.body.clone().unwrap_or(Value::Null), call)
 }
 
 fn status(code: u16, reason: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason})
+    failure(code, reason, reason)
 }
 
 fn lease(holder: &str, renewed: &str, rv: &str) -> Value {
@@ -86,14 +59,14 @@ async fn a_missing_lease_is_created_for_us() {
         &format!("{PATH}/ephemeral-controller"),
     )
     .await;
-    reply(r, 404, &status(404, "NotFound"));
+    r.reply(404, &status(404, "NotFound"));
     let (body, r) = next(&mut api, Method::POST, PATH).await;
     assert_eq!(body["metadata"]["name"], "ephemeral-controller");
     assert_eq!(body["spec"]["holderIdentity"], "pod-a");
     assert_eq!(body["spec"]["leaseDurationSeconds"], 15);
     assert_eq!(body["spec"]["leaseTransitions"], 0);
     assert_eq!(body["spec"]["renewTime"], body["spec"]["acquireTime"]);
-    reply(r, 201, &body);
+    r.reply(201, &body);
     assert!(task.await.unwrap().unwrap());
 }
 
@@ -107,9 +80,9 @@ async fn a_live_lease_of_another_replica_is_followed_without_writing() {
         &format!("{PATH}/ephemeral-controller"),
     )
     .await;
-    reply(r, 200, &lease("pod-b", "2026-11-21T09:59:55.000000Z", "7"));
+    r.reply(200, &lease("pod-b", "2026-11-21T09:59:55.000000Z", "7"));
     assert!(!task.await.unwrap().unwrap());
-    let more = tokio::time::timeout(Duration::from_millis(100), api.next_request()).await;
+    let more = tokio::time::timeout(Duration::from_millis(100), api.next_any()).await;
     assert!(!matches!(more, Ok(Some(_))), "a follower does not write");
 }
 
@@ -123,7 +96,7 @@ async fn an_expired_lease_is_taken_over_with_optimistic_concurrency_and_a_lost_r
         &format!("{PATH}/ephemeral-controller"),
     )
     .await;
-    reply(r, 200, &lease("pod-b", "2026-11-21T09:59:40.000000Z", "7"));
+    r.reply(200, &lease("pod-b", "2026-11-21T09:59:40.000000Z", "7"));
     let (body, r) = next(
         &mut api,
         Method::PUT,
@@ -137,7 +110,7 @@ async fn an_expired_lease_is_taken_over_with_optimistic_concurrency_and_a_lost_r
     assert_eq!(body["spec"]["holderIdentity"], "pod-a");
     assert_eq!(body["spec"]["leaseTransitions"], 3);
     // Another replica wrote first.
-    reply(r, 409, &status(409, "Conflict"));
+    r.reply(409, &status(409, "Conflict"));
     assert!(!task.await.unwrap().unwrap());
 }
 
@@ -151,7 +124,7 @@ async fn the_holder_renews_keeping_its_acquire_time() {
         &format!("{PATH}/ephemeral-controller"),
     )
     .await;
-    reply(r, 200, &lease("pod-a", "2026-11-21T09:59:58.000000Z", "8"));
+    r.reply(200, &lease("pod-a", "2026-11-21T09:59:58.000000Z", "8"));
     let (body, r) = next(
         &mut api,
         Method::PUT,
@@ -163,7 +136,7 @@ async fn the_holder_renews_keeping_its_acquire_time() {
     assert_eq!(body["spec"]["acquireTime"], "2026-11-21T09:00:00.000000Z");
     assert_eq!(body["spec"]["renewTime"], "2026-11-21T10:00:00.000000Z");
     assert_eq!(body["spec"]["leaseTransitions"], 2);
-    reply(r, 200, &body);
+    r.reply(200, &body);
     assert!(task.await.unwrap().unwrap());
 }
 
@@ -181,11 +154,11 @@ async fn the_leader_steps_down_when_it_cannot_renew_and_releases_on_shutdown() {
     let get = format!("{PATH}/ephemeral-controller");
 
     let (_, r) = next(&mut api, Method::GET, &get).await;
-    reply(r, 404, &status(404, "NotFound"));
+    r.reply(404, &status(404, "NotFound"));
     let (body, r) = next(&mut api, Method::POST, PATH).await;
     let mut held = body.clone();
     held["metadata"]["resourceVersion"] = json!("1");
-    reply(r, 201, &held);
+    r.reply(201, &held);
     leading.wait_for(|l| *l).await.unwrap();
 
     // The API server is unreachable: still leading within the renew deadline,
@@ -193,7 +166,7 @@ async fn the_leader_steps_down_when_it_cannot_renew_and_releases_on_shutdown() {
     let started = std::time::Instant::now();
     while *leading.borrow() {
         let (_, r) = next(&mut api, Method::GET, &get).await;
-        reply(r, 500, &status(500, "InternalError"));
+        r.reply(500, &status(500, "InternalError"));
     }
     let stepped_down = started.elapsed();
     assert!(
@@ -203,20 +176,20 @@ async fn the_leader_steps_down_when_it_cannot_renew_and_releases_on_shutdown() {
 
     // It wins the Lease back, then shuts down and gives it up.
     let (_, r) = next(&mut api, Method::GET, &get).await;
-    reply(r, 200, &held);
+    r.reply(200, &held);
     let (body, r) = next(&mut api, Method::PUT, &get).await;
-    reply(r, 200, &body);
+    r.reply(200, &body);
     leading.wait_for(|l| *l).await.unwrap();
     shutdown_tx.send(true).unwrap();
     let (_, r) = next(&mut api, Method::GET, &get).await;
-    reply(r, 200, &body);
+    r.reply(200, &body);
     let (released, r) = next(&mut api, Method::PUT, &get).await;
     assert!(
         released["spec"].get("holderIdentity").is_none(),
         "{released}"
     );
     assert_eq!(released["spec"]["leaseDurationSeconds"], 1);
-    reply(r, 200, &released);
+    r.reply(200, &released);
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .unwrap()
@@ -241,12 +214,12 @@ async fn a_renewal_that_hangs_steps_the_leader_down_by_the_renew_deadline() {
     let get = format!("{PATH}/ephemeral-controller");
 
     let (_, r) = next(&mut api, Method::GET, &get).await;
-    reply(r, 404, &status(404, "NotFound"));
+    r.reply(404, &status(404, "NotFound"));
     let (body, r) = next(&mut api, Method::POST, PATH).await;
     let mut held = body.clone();
     held["metadata"]["resourceVersion"] = json!("1");
     let acquired = std::time::Instant::now();
-    reply(r, 201, &held);
+    r.reply(201, &held);
     leading.wait_for(|l| *l).await.unwrap();
 
     // The next renewal's GET is never answered.
@@ -264,16 +237,16 @@ async fn a_renewal_that_hangs_steps_the_leader_down_by_the_renew_deadline() {
 
     // Once the API answers again it wins the Lease back.
     let (_, r) = next(&mut api, Method::GET, &get).await;
-    reply(r, 200, &held);
+    r.reply(200, &held);
     let (body, r) = next(&mut api, Method::PUT, &get).await;
     assert_eq!(body["spec"]["holderIdentity"], "pod-a");
-    reply(r, 200, &body);
+    r.reply(200, &body);
     leading.wait_for(|l| *l).await.unwrap();
     shutdown_tx.send(true).unwrap();
     let (_, r) = next(&mut api, Method::GET, &get).await;
-    reply(r, 200, &body);
+    r.reply(200, &body);
     let (released, r) = next(&mut api, Method::PUT, &get).await;
-    reply(r, 200, &released);
+    r.reply(200, &released);
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .unwrap()

@@ -1,17 +1,16 @@
-//! A mocked API server (kube-rs's tower-test pattern) that plays a named
-//! scenario: each expected request is checked (method, path, query,
-//! content type, body) and answered in order; a missing or extra request fails.
-//! The client has the plugin's warning layer, so `Warning` headers of the
+//! The commands against the test kit's mocked API server
+//! ([`ephemeral_e2e::mock_api`]), which plays a named scenario: each expected
+//! request is checked (method, path, query, content type, body) and answered
+//! in order; a missing or extra request fails. The client has the plugin's warning layer, so `Warning` headers of the
 //! answers reach the transcript's stderr as they would the terminal's.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use ephemeral_core::{Config, Environment, expand};
-use http::{Request, Response};
-use kube::client::{Body, ClientBuilder};
+pub use ephemeral_e2e::mock_api::{Exchange, expect};
+use kube::client::ClientBuilder;
 use kubectl_ephemeral::cmd::{Ctx, Notes};
 use kubectl_ephemeral::error::Error;
 use kubectl_ephemeral::input::Input;
@@ -21,76 +20,6 @@ use serde_json::{Value, json};
 
 /// The time every scenario runs at: Saturday 2026-11-21, 12:00 UTC.
 pub const NOW: &str = "2026-11-21T12:00:00Z";
-
-/// One request the command must make, and the answer it gets.
-pub struct Exchange {
-    method: &'static str,
-    path: String,
-    query: BTreeMap<String, String>,
-    content_type: Option<&'static str>,
-    body: Option<Value>,
-    status: u16,
-    warnings: Vec<&'static str>,
-    response: Value,
-}
-
-/// Expects `METHOD path` with no query.
-pub fn expect(method: &'static str, path: impl Into<String>) -> Exchange {
-    Exchange {
-        method,
-        path: path.into(),
-        query: BTreeMap::new(),
-        content_type: None,
-        body: None,
-        status: 200,
-        warnings: Vec::new(),
-        response: json!({}),
-    }
-}
-
-impl Exchange {
-    /// Also expects these query parameters (and no others).
-    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.query = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self
-    }
-
-    /// Also expects this JSON body with this content type.
-    pub fn body(mut self, content_type: &'static str, body: Value) -> Self {
-        self.content_type = Some(content_type);
-        self.body = Some(body);
-        self
-    }
-
-    /// Answers 200 with this object.
-    pub fn ok(mut self, response: Value) -> Self {
-        self.response = response;
-        self
-    }
-
-    /// Adds a `Warning` header with this value (as it goes on the wire,
-    /// e.g. `299 - "text"`) to the answer; call again for several headers.
-    pub fn warning(mut self, value: &'static str) -> Self {
-        self.warnings.push(value);
-        self
-    }
-
-    /// Answers with a `Status` failure.
-    pub fn fail(mut self, code: u16, reason: &str, message: &str, name: Option<&str>) -> Self {
-        self.status = code;
-        let mut status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": message, "reason": reason, "code": code});
-        status["details"] = match name {
-            Some(n) => json!({"name": n, "group": "ephemeral.io", "kind": "environments"}),
-            None => json!({}),
-        };
-        self.response = status;
-        self
-    }
-}
 
 /// A fixed clock in UTC.
 pub fn clock() -> Clock {
@@ -147,61 +76,8 @@ where
     F: FnOnce(Ctx, Vec<u8>) -> Fut,
     Fut: Future<Output = (Result<Notes, Error>, Vec<u8>)>,
 {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        for (i, ex) in exchanges.into_iter().enumerate() {
-            let what = format!("request {} ({} {})", i + 1, ex.method, ex.path);
-            let Some((request, send)) = handle.next_request().await else {
-                panic!("{what} was expected, but the command made no more requests");
-            };
-            assert_eq!(request.method().as_str(), ex.method, "{what}: method");
-            assert_eq!(request.uri().path(), ex.path, "{what}: path");
-            let query: BTreeMap<String, String> = request
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (k.to_owned(), decode(v))
-                })
-                .collect();
-            assert_eq!(query, ex.query, "{what}: query");
-            if let Some(ct) = ex.content_type {
-                assert_eq!(
-                    request
-                        .headers()
-                        .get(http::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok()),
-                    Some(ct),
-                    "{what}: content type"
-                );
-            }
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            if let Some(expected) = ex.body {
-                let body: Value = serde_json::from_slice(&bytes).expect("a JSON body");
-                assert_eq!(body, expected, "{what}: body");
-            }
-            let mut response = Response::builder()
-                .status(ex.status)
-                .header("content-type", "application/json");
-            for warning in ex.warnings {
-                response = response.header(http::header::WARNING, warning);
-            }
-            let response = response
-                .body(Body::from(serde_json::to_vec(&ex.response).unwrap()))
-                .unwrap();
-            send.send_response(response);
-        }
-        if let Some((request, _)) = handle.next_request().await {
-            panic!(
-                "unexpected extra request: {} {}",
-                request.method(),
-                request.uri()
-            );
-        }
-    });
+    let (svc, api) = ephemeral_e2e::mock_api::pair();
+    let server = api.play(exchanges);
     let shown = Buffer::default();
     let client = ClientBuilder::new(svc, "default")
         .with_layer(&warnings::layer(Warnings::new(shown.clone(), false)))
@@ -223,30 +99,6 @@ where
         out: String::from_utf8(out).unwrap(),
         warnings,
     }
-}
-
-fn decode(v: &str) -> String {
-    let mut out = Vec::new();
-    let bytes = v.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// The example catalog.
