@@ -149,7 +149,7 @@ type Respond = tower_test::mock::SendResponse<Response<Body>>;
 /// The mocked API server: hands out the reconcile's requests one by one.
 struct ApiServer {
     handle: Handle,
-    schemas: Option<Schemas>,
+    schemas: Schemas,
 }
 
 /// One request as received.
@@ -318,9 +318,7 @@ impl ApiServer {
             body["metadata"]["labels"]["ephemeral.io/environment"],
             "alice"
         );
-        if let Some(schemas) = &self.schemas {
-            schemas.assert_valid(&body);
-        }
+        self.schemas.assert_valid(&body);
         let mut stored = body.clone();
         stored["metadata"]["uid"] = json!(format!("uid-{kind}-{name}"));
         stored["metadata"]["resourceVersion"] = json!(rv);
@@ -345,12 +343,10 @@ impl ApiServer {
         assert_eq!(r.body["kind"], "Environment");
         let status = r.body["status"].clone();
         let _: EnvironmentStatus = serde_json::from_value(status.clone()).unwrap();
-        if let Some(schemas) = &self.schemas {
-            let mut env = r.body.clone();
-            env["metadata"] = json!({"name": "alice", "namespace": NS});
-            env["spec"] = json!({});
-            schemas.assert_valid(&env);
-        }
+        let mut env = r.body.clone();
+        env["metadata"] = json!({"name": "alice", "namespace": NS});
+        env["spec"] = json!({});
+        self.schemas.assert_valid(&env);
         let mut stored = r.body.clone();
         stored["metadata"] = json!({"name": "alice", "namespace": NS, "uid": UID});
         stored["spec"] = json!({});
