@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: a serde Serializer into a flat tree (the trait's many methods are required boilerplate) and the diff walk over it; apart they would share every private type.
 //! The JSONPatch of a mutation, written straight to its JSON bytes.
 //!
 //! [`PatchWriter::diff`] writes what

@@ -1,5 +1,8 @@
 use serde_json::{Value, json};
 
+use kube::core::admission::AdmissionResponse;
+use kube::core::response::StatusSummary;
+
 use super::*;
 
 /// The answer of [`super::mutate`]; tests of the outcome call it directly.

@@ -1,0 +1,247 @@
+//! Reading an AdmissionReview: one typed pass over the request body, or a
+//! precise account of why it cannot be read ([`Malformed`]).
+
+use kube::core::admission::AdmissionRequest;
+use kube::core::{DynamicObject, TypeMeta};
+use serde_json::Value;
+
+use super::{REVIEW_API_VERSION, REVIEW_KIND};
+
+/// An AdmissionReview that could be read.
+#[derive(Clone, Debug)]
+pub struct Review {
+    /// The request, typed.
+    pub request: AdmissionRequest<DynamicObject>,
+    /// `request.object` exactly as received (the base of the JSONPatch).
+    pub object: Option<Value>,
+    /// `request.oldObject` exactly as received.
+    pub old_object: Option<Value>,
+}
+
+/// Why a request body is not a usable AdmissionReview.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadReview {
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON but not an object.
+    #[error("request body is not an AdmissionReview: expected a JSON object")]
+    NotObject,
+    /// Wrong `apiVersion`.
+    #[error("request body is not an admission.k8s.io/v1 AdmissionReview: apiVersion is {0}")]
+    ApiVersion(String),
+    /// Wrong `kind`.
+    #[error("request body is not an admission.k8s.io/v1 AdmissionReview: kind is {0}")]
+    Kind(String),
+    /// No `request`.
+    #[error("AdmissionReview has no request")]
+    MissingRequest,
+    /// `request` does not have the fields of an AdmissionRequest.
+    #[error("AdmissionReview request is malformed: {0}")]
+    Request(String),
+}
+
+/// A body that could not be read as an AdmissionReview, with the request uid
+/// if one could be found (then the answer is an AdmissionReview too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Malformed {
+    /// `request.uid`, when readable.
+    pub uid: Option<String>,
+    /// What is wrong.
+    pub error: BadReview,
+}
+
+pub(super) fn describe(v: Option<&Value>) -> String {
+    match v {
+        None => "missing".to_owned(),
+        Some(Value::String(s)) => format!("'{s}'"),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Reads a request body as an `admission.k8s.io/v1` AdmissionReview.
+///
+/// `request.object` and `request.oldObject` are kept as received in
+/// [`Review::object`] and [`Review::old_object`]; the typed
+/// [`Review::request`] leaves them out (`None`), but a body is accepted only
+/// if kube could read them as `DynamicObject`s.
+pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
+    match parse_well_formed(body) {
+        Some(review) => Ok(review),
+        None => parse_checked(body),
+    }
+}
+
+/// The common case in one pass over the body, typed as it is read: `None`
+/// whenever anything is off, and [`parse_checked`] then decides (with the
+/// same outcome for every body this accepts) and names the problem.
+pub(super) fn parse_well_formed(body: &[u8]) -> Option<Review> {
+    let MapOnly(top) = serde_json::from_slice::<MapOnly<wire::Review>>(body).ok()?;
+    if top.api_version != REVIEW_API_VERSION || top.kind != REVIEW_KIND {
+        return None;
+    }
+    let MapOnly(r) = top.request?;
+    let (object, old_object) = (dynamic_object(r.object)?, dynamic_object(r.old_object)?);
+    let request = AdmissionRequest {
+        types: review_types(),
+        uid: r.uid,
+        kind: r.kind,
+        resource: r.resource,
+        sub_resource: r.sub_resource,
+        request_kind: r.request_kind,
+        request_resource: r.request_resource,
+        request_sub_resource: r.request_sub_resource,
+        name: r.name,
+        namespace: r.namespace,
+        operation: r.operation,
+        user_info: r.user_info,
+        object: None,
+        old_object: None,
+        dry_run: r.dry_run,
+        options: r.options,
+    };
+    Some(Review {
+        request,
+        object,
+        old_object,
+    })
+}
+
+/// The wire form of an AdmissionReview, field for field what kube's
+/// `AdmissionRequest` reads (same names, types, defaults and required
+/// fields), with the objects kept as JSON.
+mod wire {
+    use kube::core::admission::Operation;
+    use kube::core::{GroupVersionKind, GroupVersionResource};
+    use serde_json::Value;
+
+    use super::MapOnly;
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Review {
+        pub api_version: String,
+        pub kind: String,
+        pub request: Option<MapOnly<Request>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Request {
+        pub uid: String,
+        pub kind: GroupVersionKind,
+        pub resource: GroupVersionResource,
+        #[serde(default)]
+        pub sub_resource: Option<String>,
+        #[serde(default)]
+        pub request_kind: Option<GroupVersionKind>,
+        #[serde(default)]
+        pub request_resource: Option<GroupVersionResource>,
+        #[serde(default)]
+        pub request_sub_resource: Option<String>,
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub namespace: Option<String>,
+        pub operation: Operation,
+        pub user_info: k8s_openapi::api::authentication::v1::UserInfo,
+        pub object: Option<Value>,
+        pub old_object: Option<Value>,
+        #[serde(default)]
+        pub dry_run: bool,
+        #[serde(default)]
+        pub options: Option<k8s_openapi::apimachinery::pkg::runtime::RawExtension>,
+    }
+}
+
+/// A `T` read only from a JSON object (derived structs also take arrays).
+struct MapOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// `object` if kube would read it as a `DynamicObject` (a JSON object whose
+/// `metadata`, if any, is an `ObjectMeta`; null is no object), else `None`.
+pub(super) fn dynamic_object(object: Option<Value>) -> Option<Option<Value>> {
+    use serde::Deserialize as _;
+    match object {
+        None | Some(Value::Null) => Some(None),
+        Some(object) => {
+            let Value::Object(fields) = &object else {
+                return None;
+            };
+            let metadata_ok = fields.get("metadata").is_none_or(|m| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::deserialize(m).is_ok()
+            });
+            metadata_ok.then_some(Some(object))
+        }
+    }
+}
+
+pub(super) fn review_types() -> TypeMeta {
+    TypeMeta {
+        api_version: REVIEW_API_VERSION.to_owned(),
+        kind: REVIEW_KIND.to_owned(),
+    }
+}
+
+/// Reads a body step by step, so that a malformed one is named precisely:
+/// the reference for [`parse_well_formed`].
+pub(super) fn parse_checked(body: &[u8]) -> Result<Review, Malformed> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Malformed {
+        uid: None,
+        error: BadReview::NotJson(e.to_string()),
+    })?;
+    let Value::Object(mut top) = value else {
+        return Err(Malformed {
+            uid: None,
+            error: BadReview::NotObject,
+        });
+    };
+    let uid = top
+        .get("request")
+        .and_then(|r| r.get("uid"))
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let fail = |error| Malformed {
+        uid: uid.clone(),
+        error,
+    };
+    if top.get("apiVersion").and_then(Value::as_str) != Some(REVIEW_API_VERSION) {
+        return Err(fail(BadReview::ApiVersion(describe(top.get("apiVersion")))));
+    }
+    if top.get("kind").and_then(Value::as_str) != Some(REVIEW_KIND) {
+        return Err(fail(BadReview::Kind(describe(top.get("kind")))));
+    }
+    let request = match top.remove("request") {
+        None | Some(Value::Null) => return Err(fail(BadReview::MissingRequest)),
+        Some(r) => r,
+    };
+    let object = request.get("object").filter(|o| !o.is_null()).cloned();
+    let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
+    let mut request: AdmissionRequest<DynamicObject> =
+        serde_json::from_value(request).map_err(|e| fail(BadReview::Request(e.to_string())))?;
+    request.types = review_types();
+    request.object = None;
+    request.old_object = None;
+    Ok(Review {
+        request,
+        object,
+        old_object,
+    })
+}
