@@ -346,7 +346,12 @@ pub enum FluxObject {
 impl FluxObject {
     /// Its kind, a row of the [kind table](crate::kinds).
     pub fn kind(&self) -> FluxKind {
-        FluxKind::of(self)
+        match self {
+            FluxObject::GitRepository(_) => FluxKind::GitRepository,
+            FluxObject::Kustomization(_) => FluxKind::Kustomization,
+            FluxObject::HelmRelease(_) => FluxKind::HelmRelease,
+            FluxObject::ImagePolicy(_) => FluxKind::ImagePolicy,
+        }
     }
 
     /// Its `metadata.name` (empty if unset).

@@ -5,8 +5,6 @@
 
 use kube::core::ApiResource;
 
-use crate::flux::FluxObject;
-
 /// One of the four Flux kinds an Environment expands into. Ordered as
 /// declared (the order of sets and maps keyed by kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,16 +99,6 @@ impl FluxKind {
             api_version: info.api_version.to_owned(),
             kind: info.kind.to_owned(),
             plural: info.plural.to_owned(),
-        }
-    }
-
-    /// The kind of an expanded object.
-    pub fn of(object: &FluxObject) -> FluxKind {
-        match object {
-            FluxObject::GitRepository(_) => FluxKind::GitRepository,
-            FluxObject::Kustomization(_) => FluxKind::Kustomization,
-            FluxObject::HelmRelease(_) => FluxKind::HelmRelease,
-            FluxObject::ImagePolicy(_) => FluxKind::ImagePolicy,
         }
     }
 
