@@ -10,7 +10,8 @@ use kube::{Resource, ResourceExt};
 use super::github::PullRequest;
 use super::vars::Variables;
 use super::{
-    BRANCH_ANNOTATION, EnvironmentSet, HEAD_SHA_ANNOTATION, PULL_REQUEST_LABEL, SET_LABEL,
+    BRANCH_ANNOTATION, EnvironmentSet, HEAD_SHA_ANNOTATION, PULL_REQUEST_LABEL,
+    SET_GENERATION_ANNOTATION, SET_LABEL,
 };
 use crate::api::{Environment, EnvironmentSpec};
 use crate::names;
@@ -72,7 +73,8 @@ pub fn set_key(set: &EnvironmentSet) -> String {
 /// set's namespace; labels the template's plus `ephemeral.io/set` and
 /// `ephemeral.io/pull-request` (these win); annotations the template's plus
 /// the head commit and branch (`ephemeral.io/pull-request-head-sha`,
-/// `ephemeral.io/pull-request-branch`, these win); the set as controlling
+/// `ephemeral.io/pull-request-branch`) and the set's generation
+/// (`ephemeral.io/set-generation`, when it has one), these win; the set as controlling
 /// owner (when the set has a uid, i.e. comes from a cluster); the
 /// template's spec. The pull-request variables are replaced in every string
 /// value of the labels, annotations and spec.
@@ -103,6 +105,9 @@ pub fn environment(set: &EnvironmentSet, pr: &PullRequest) -> Result<Environment
     let mut annotations = replaced(meta.map(|m| &m.annotations));
     annotations.insert(HEAD_SHA_ANNOTATION.to_owned(), pr.head.sha.clone());
     annotations.insert(BRANCH_ANNOTATION.to_owned(), pr.head.branch.clone());
+    if let Some(generation) = set.metadata.generation {
+        annotations.insert(SET_GENERATION_ANNOTATION.to_owned(), generation.to_string());
+    }
 
     let spec_error = |e: serde_json::Error| GenerateError::Template {
         set: set_key(set),

@@ -14,6 +14,9 @@ pub mod api;
 pub mod filter;
 pub mod generate;
 pub mod github;
+pub mod plan;
+pub mod report;
+pub mod state;
 pub mod vars;
 
 pub use api::{EnvironmentSet, EnvironmentSetSpec, EnvironmentSetStatus};
@@ -27,3 +30,6 @@ pub const PULL_REQUEST_LABEL: &str = "ephemeral.io/pull-request";
 pub const HEAD_SHA_ANNOTATION: &str = "ephemeral.io/pull-request-head-sha";
 /// Annotation on a generated Environment: its pull request's head branch.
 pub const BRANCH_ANNOTATION: &str = "ephemeral.io/pull-request-branch";
+/// Annotation on a generated Environment: the set's `metadata.generation`
+/// it was generated from (a changed set updates its Environments).
+pub const SET_GENERATION_ANNOTATION: &str = "ephemeral.io/set-generation";
