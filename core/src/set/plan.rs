@@ -25,7 +25,7 @@ use super::state::{self, Assessment, Check, Known, reasons};
 use super::vars::{Variables, short_sha};
 use super::{EnvironmentSet, SET_GENERATION_ANNOTATION, SET_LABEL};
 use crate::api::Environment;
-use crate::lease::{parse_go_duration, rfc3339_utc};
+use crate::lease::{parse_go_duration, whole_seconds};
 
 /// How often GitHub is polled when the set says nothing (`interval`).
 pub const DEFAULT_INTERVAL: SignedDuration = SignedDuration::from_mins(5);
@@ -278,7 +278,7 @@ pub fn plan(o: &Observed<'_>) -> Plan {
                 r.number,
                 HealthCheckStatus {
                     head_sha: r.head_sha.clone(),
-                    time: rfc3339_utc(r.at),
+                    time: rfc3339(r.at),
                     passed: r.outcome.is_ok(),
                     message: r.outcome.clone().err(),
                 },
@@ -323,7 +323,7 @@ pub fn plan(o: &Observed<'_>) -> Plan {
                         } else {
                             DeleteReason::Closed
                         };
-                        cx.delete(&mut p, env, number, reason, pr);
+                        cx.delete(&mut p, env, number, reason);
                         continue;
                     }
                     Some(Fetched::Found(pr)) => Some(pr),
@@ -333,7 +333,7 @@ pub fn plan(o: &Observed<'_>) -> Plan {
         if let Some(pr) = current
             && let Err(exclusion) = filter::check(filters, pr)
         {
-            cx.delete(&mut p, env, number, DeleteReason::Excluded(exclusion), pr);
+            cx.delete(&mut p, env, number, DeleteReason::Excluded(exclusion));
             continue;
         }
         // Kept. Updated when its commit or the set's template moved on.
@@ -472,6 +472,11 @@ pub fn plan(o: &Observed<'_>) -> Plan {
     p
 }
 
+/// A time as the status writes it: RFC 3339 in UTC, whole seconds, `Z`.
+fn rfc3339(t: Timestamp) -> String {
+    whole_seconds(t).to_string()
+}
+
 /// The `ephemeral.io/set-generation` annotation as a number.
 fn generation_of(env: &Environment) -> Option<i64> {
     env.annotations()
@@ -561,7 +566,6 @@ impl Cx<'_> {
         env: &Ours<'_>,
         number: u64,
         reason: DeleteReason,
-        pr: &PullRequest,
     ) {
         if env.env.metadata.deletion_timestamp.is_some() {
             return;
@@ -582,18 +586,11 @@ impl Cx<'_> {
         if let DeleteReason::Excluded(exclusion) = &reason
             && self.o.set.spec.report.as_ref().is_some_and(|r| r.comment)
         {
-            let entry = PullRequestStatus {
-                state: PullRequestState::Failed,
-                reason: Some(exclusion.reason().into()),
-                message: Some(format!(
-                    "Environment deleted: the pull request no longer matches the set's filters: {exclusion}"
-                )),
-                ..self.entry_of(pr)
-            };
+            let why = format!("the pull request no longer matches the set's filters: {exclusion}");
             p.reports.push(Report {
                 number,
                 commit_status: None,
-                comment: Some(report::comment(&entry, &self.links(None, None))),
+                comment: Some(report::comment_removed(&name, &why, &self.links(None, None))),
             });
         }
         p.delete.push(Delete {
@@ -694,7 +691,7 @@ impl Cx<'_> {
         entry.state = a.state;
         entry.reason = Some(a.reason.into());
         entry.message = Some(a.message.clone());
-        entry.ready_since = a.ready_since.map(rfc3339_utc);
+        entry.ready_since = a.ready_since.map(rfc3339);
 
         let report = set.spec.report.as_ref();
         let wants_status = report.and_then(|r| r.commit_status.as_ref());
@@ -801,7 +798,7 @@ impl Cx<'_> {
             observed_generation: set.metadata.generation,
             repository: Some(format!("{}/{}", github.owner, github.repo)),
             last_sync_time: if synced {
-                Some(rfc3339_utc(o.now))
+                Some(rfc3339(o.now))
             } else {
                 previous.last_sync_time
             },
@@ -836,3 +833,6 @@ fn condition(
         observed_generation: None,
     }
 }
+
+#[cfg(test)]
+mod tests;

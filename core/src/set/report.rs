@@ -97,6 +97,16 @@ pub fn comment(entry: &PullRequestStatus, links: &CommentLinks<'_>) -> String {
     out
 }
 
+/// The comment once the pull request's Environment was deleted while the
+/// pull request stays open (it no longer matches the set's filters).
+pub fn comment_removed(environment: &str, why: &str, links: &CommentLinks<'_>) -> String {
+    format!(
+        "{}\n### 🗑️ Preview environment: removed\n\nEnvironment `{environment}` (namespace `{}`) was deleted: {why}.\n",
+        comment_marker(links.namespace, links.set),
+        links.namespace
+    )
+}
+
 /// Text safe in a markdown table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -161,6 +171,15 @@ mod tests {
                 "Stalled",
                 "Environment failed: values | were\nwrong"
             ),
+            &links()
+        ));
+    }
+
+    #[test]
+    fn a_removed_comment() {
+        insta::assert_snapshot!(comment_removed(
+            "shop-prs-pr-42",
+            "the pull request no longer matches the set's filters: it carries the label 'no-preview' (excludeLabels)",
             &links()
         ));
     }
