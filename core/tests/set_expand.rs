@@ -80,7 +80,14 @@ fn now() -> Timestamp {
 #[test]
 fn every_app_of_a_generated_environment_gets_the_pull_request_variables() {
     let env = generate::environment(&set(), &pr()).unwrap();
-    let expansion = expand(&env, &catalog(), &Config::default(), now(), "system:serviceaccount:x").unwrap();
+    let expansion = expand(
+        &env,
+        &catalog(),
+        &Config::default(),
+        now(),
+        "system:serviceaccount:x",
+    )
+    .unwrap();
     let mut seen = 0;
     for object in &expansion.objects {
         match object {

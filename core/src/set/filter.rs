@@ -51,10 +51,7 @@ impl fmt::Display for Exclusion {
             Exclusion::Draft => f.write_str("it is a draft (includeDrafts is false)"),
             Exclusion::Fork {
                 head_repository: Some(repo),
-            } => write!(
-                f,
-                "it comes from the fork '{repo}' (includeForks is false)"
-            ),
+            } => write!(f, "it comes from the fork '{repo}' (includeForks is false)"),
             Exclusion::Fork {
                 head_repository: None,
             } => f.write_str("it comes from a fork that was deleted (includeForks is false)"),
@@ -159,7 +156,10 @@ mod tests {
         let f = filters();
         let mut p = pr();
         p.labels.clear();
-        assert_eq!(check(&f, &p), Err(Exclusion::MissingLabel("preview".into())));
+        assert_eq!(
+            check(&f, &p),
+            Err(Exclusion::MissingLabel("preview".into()))
+        );
 
         let mut p = pr();
         p.labels.push(Label {

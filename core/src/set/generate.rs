@@ -62,11 +62,7 @@ pub fn environment_name(set: &str, number: u64) -> String {
 
 /// `namespace/name` of a set, for messages.
 pub fn set_key(set: &EnvironmentSet) -> String {
-    format!(
-        "{}/{}",
-        set.namespace().unwrap_or_default(),
-        set.name_any()
-    )
+    format!("{}/{}", set.namespace().unwrap_or_default(), set.name_any())
 }
 
 /// The Environment `set` keeps for `pr`: named `<set>-pr-<number>` in the
@@ -283,7 +279,10 @@ mod tests {
     #[test]
     fn a_name_too_long_for_an_environment_names_the_set_and_the_fix() {
         let long = "s".repeat(57);
-        assert!(environment(&set(&long), &pr(99)).is_ok(), "57 + 7 = 63 fits");
+        assert!(
+            environment(&set(&long), &pr(99)).is_ok(),
+            "57 + 7 = 63 fits"
+        );
         let err = environment(&set(&long), &pr(100)).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -75,7 +75,11 @@ pub fn comment(entry: &PullRequestStatus, links: &CommentLinks<'_>) -> String {
         None => "none yet".to_owned(),
     };
     let _ = writeln!(out, "| Environment | {environment} |");
-    let _ = writeln!(out, "| Commit | `{}` |", super::vars::short_sha(&entry.head_sha));
+    let _ = writeln!(
+        out,
+        "| Commit | `{}` |",
+        super::vars::short_sha(&entry.head_sha)
+    );
     let _ = writeln!(out, "| State | {state} |");
     if let Some(message) = &entry.message {
         let reason = entry.reason.as_deref().unwrap_or_default();
@@ -142,7 +146,11 @@ mod tests {
     #[test]
     fn a_ready_comment() {
         insta::assert_snapshot!(comment(
-            &entry(PullRequestState::Ready, "Ready", "Environment ready, health check passed"),
+            &entry(
+                PullRequestState::Ready,
+                "Ready",
+                "Environment ready, health check passed"
+            ),
             &links()
         ));
     }

@@ -4,9 +4,9 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::HEAD_SHA_ANNOTATION;
 use super::api::{CommitState, HealthCheck, HealthCheckStatus, PullRequestState};
 use super::vars::short_sha;
-use super::HEAD_SHA_ANNOTATION;
 use crate::api::Environment;
 use crate::lease::parse_go_duration;
 use crate::prefix::BuildTag;
@@ -170,7 +170,7 @@ pub fn assess(env: &Environment, known: &Known<'_>) -> Assessment {
             format!("waiting for the image of {sha} (app {app})"),
         );
     }
-    if !condition("Ready").is_some_and(|c| c.status == "True") {
+    if condition("Ready").is_none_or(|c| c.status != "True") {
         return coming_up();
     }
     let ready_since = known.ready_since.unwrap_or(known.now);
@@ -184,7 +184,11 @@ pub fn assess(env: &Environment, known: &Known<'_>) -> Assessment {
     if last.is_some_and(|c| c.passed) {
         return Assessment {
             ready_since: Some(ready_since),
-            ..Assessment::new(Ready, reasons::READY, "Environment ready, health check passed".into())
+            ..Assessment::new(
+                Ready,
+                reasons::READY,
+                "Environment ready, health check passed".into(),
+            )
         };
     }
     let failure = last
@@ -232,7 +236,11 @@ fn coming_up() -> Assessment {
 /// The first app following the pull request's branch whose resolved tag is
 /// not a build of the head commit.
 fn waiting_for_image<'e>(env: &'e Environment, known: &Known<'_>) -> Option<&'e str> {
-    let apps = env.status.as_ref().map(|s| s.apps.as_slice()).unwrap_or_default();
+    let apps = env
+        .status
+        .as_ref()
+        .map(|s| s.apps.as_slice())
+        .unwrap_or_default();
     env.spec
         .apps
         .iter()
@@ -334,7 +342,11 @@ mod tests {
 
     #[test]
     fn waits_for_the_image_of_the_head_commit_even_when_ready() {
-        for tag in [None, Some("feature-0ld5ha1-1764583200"), Some("not-a-build")] {
+        for tag in [
+            None,
+            Some("feature-0ld5ha1-1764583200"),
+            Some("not-a-build"),
+        ] {
             let a = assess(&env("True", tag), &known(None, None));
             assert_eq!(a.state, PullRequestState::Progressing, "{tag:?}");
             assert_eq!(a.message, "waiting for the image of abc1234 (app shop)");
@@ -350,13 +362,19 @@ mod tests {
     fn an_app_not_following_the_branch_is_not_waited_for() {
         let mut e = env("True", None);
         e.spec.apps[0].branch = Some("main".into());
-        assert_eq!(assess(&e, &known(None, None)).state, PullRequestState::Ready);
+        assert_eq!(
+            assess(&e, &known(None, None)).state,
+            PullRequestState::Ready
+        );
     }
 
     #[test]
     fn coming_up_until_ready_for_the_current_generation_and_commit() {
         let a = assess(&env("False", BUILT), &known(None, None));
-        assert_eq!((a.state, a.reason), (PullRequestState::Progressing, "Progressing"));
+        assert_eq!(
+            (a.state, a.reason),
+            (PullRequestState::Progressing, "Progressing")
+        );
         assert_eq!(a.message, "Environment coming up");
 
         let mut stale = env("True", BUILT);
@@ -364,9 +382,13 @@ mod tests {
         assert_eq!(assess(&stale, &known(None, None)).reason, "Progressing");
 
         let mut older = env("True", BUILT);
-        older.metadata.annotations = Some([(HEAD_SHA_ANNOTATION.to_owned(), "0ld".to_owned())].into());
+        older.metadata.annotations =
+            Some([(HEAD_SHA_ANNOTATION.to_owned(), "0ld".to_owned())].into());
         let a = assess(&older, &known(None, None));
-        assert_eq!((a.reason, a.message.as_str()), ("Updating", "Environment updating to abc1234"));
+        assert_eq!(
+            (a.reason, a.message.as_str()),
+            ("Updating", "Environment updating to abc1234")
+        );
     }
 
     #[test]
@@ -379,7 +401,10 @@ mod tests {
         ));
         let a = assess(&e, &known(None, None));
         assert_eq!(a.state, PullRequestState::Failed);
-        assert_eq!(a.message, "Environment failed: AppTemplate 'shop' no longer exists");
+        assert_eq!(
+            a.message,
+            "Environment failed: AppTemplate 'shop' no longer exists"
+        );
         assert_eq!(a.commit_state(), CommitState::Failure);
     }
 
@@ -404,8 +429,14 @@ mod tests {
     fn success_waits_for_the_health_check() {
         let hc = check();
         let a = assess(&env("True", BUILT), &known(Some(&hc), None));
-        assert_eq!((a.state, a.check), (PullRequestState::Progressing, Check::Due));
-        assert_eq!(a.message, "Environment ready, waiting for the health check: not checked yet");
+        assert_eq!(
+            (a.state, a.check),
+            (PullRequestState::Progressing, Check::Due)
+        );
+        assert_eq!(
+            a.message,
+            "Environment ready, waiting for the health check: not checked yet"
+        );
 
         let failed = result("2026-12-01T10:04:55Z", false);
         let a = assess(&env("True", BUILT), &known(Some(&hc), Some(&failed)));
@@ -432,8 +463,14 @@ mod tests {
         let mut k = known(Some(&hc), Some(&late));
         k.now = at("2026-12-01T10:10:01Z");
         let a = assess(&env("True", BUILT), &k);
-        assert_eq!((a.state, a.reason), (PullRequestState::Failed, "HealthCheckFailed"));
-        assert_eq!(a.message, "health check failing for 10m: 503 Service Unavailable");
+        assert_eq!(
+            (a.state, a.reason),
+            (PullRequestState::Failed, "HealthCheckFailed")
+        );
+        assert_eq!(
+            a.message,
+            "health check failing for 10m: 503 Service Unavailable"
+        );
         assert_eq!(a.check, Check::None, "no more checks until a new commit");
     }
 }

@@ -61,9 +61,9 @@ impl Variables {
         while let Some(i) = rest.find(['$', '<']) {
             out.push_str(&rest[..i]);
             let tail = &rest[i..];
-            if tail.starts_with("$$") {
+            if let Some(after) = tail.strip_prefix("$$") {
                 out.push_str("$$");
-                rest = &tail[2..];
+                rest = after;
                 continue;
             }
             match TOKENS.iter().find(|(token, _)| tail.starts_with(token)) {
@@ -149,7 +149,10 @@ mod tests {
             v.replace("${environment}-${image_tag}-${PR_NUMBER}"),
             "${environment}-${image_tag}-42"
         );
-        assert_eq!(v.replace("$${PR_NUMBER} $5 <b> $"), "$${PR_NUMBER} $5 <b> $");
+        assert_eq!(
+            v.replace("$${PR_NUMBER} $5 <b> $"),
+            "$${PR_NUMBER} $5 <b> $"
+        );
         assert_eq!(v.replace("${PR_NUMBER"), "${PR_NUMBER");
         assert_eq!(v.replace("ü${PR_AUTHOR}ü"), "üdependabot[bot]ü");
     }

@@ -96,7 +96,11 @@ fn stored(set: &EnvironmentSet, pr: &PullRequest) -> Environment {
         apps: vec![AppStatus {
             name: "shop".into(),
             ready: true,
-            image_tag: Some(format!("feature-{}-{}-1764583200", pr.number, &pr.head.sha[..7])),
+            image_tag: Some(format!(
+                "feature-{}-{}-1764583200",
+                pr.number,
+                &pr.head.sha[..7]
+            )),
             ..AppStatus::default()
         }],
         ..EnvironmentStatus::default()
@@ -175,21 +179,45 @@ fn matching_pull_requests_get_an_environment_and_a_pending_status() {
     assert_eq!(p.status.pull_requests.len(), 2, "#3 does not match");
     let status = p.reports[0].commit_status.as_ref().unwrap();
     assert_eq!(
-        (status.sha.as_str(), status.state, status.description.as_str()),
-        (sha(1, 1).as_str(), CommitState::Pending, "Environment coming up")
+        (
+            status.sha.as_str(),
+            status.state,
+            status.description.as_str()
+        ),
+        (
+            sha(1, 1).as_str(),
+            CommitState::Pending,
+            "Environment coming up"
+        )
     );
     assert_eq!(status.context, "ephemeral/shop-prs");
     assert_eq!(
         status.target_url.as_deref(),
         Some("https://shop-1.preview.example.com")
     );
-    assert!(p.reports[0].comment.as_ref().unwrap().starts_with(
-        "<!-- ephemeral.io/environmentset: previews/shop-prs -->"
-    ));
+    assert!(
+        p.reports[0]
+            .comment
+            .as_ref()
+            .unwrap()
+            .starts_with("<!-- ephemeral.io/environmentset: previews/shop-prs -->")
+    );
     assert!(p.events.iter().any(|e| e.reason == "Created"
-        && e.message == format!("Environment shop-prs-pr-1 created for pull request #1 at {}", &sha(1, 1)[..7])));
-    let ready = p.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Synced"));
+        && e.message
+            == format!(
+                "Environment shop-prs-pr-1 created for pull request #1 at {}",
+                &sha(1, 1)[..7]
+            )));
+    let ready = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Synced")
+    );
     assert_eq!(p.status.last_sync_time.as_deref(), Some(NOW));
 }
 
@@ -203,18 +231,37 @@ fn a_failed_listing_creates_updates_and_deletes_nothing() {
         "rate limited until 2026-12-01T12:30:00Z",
         "page 2 did not parse: expected value at line 1 column 1",
     ] {
-        let mut w = World::new(s.clone(), Listing::Listed(vec![open(1), open(2)]), envs.clone());
+        let mut w = World::new(
+            s.clone(),
+            Listing::Listed(vec![open(1), open(2)]),
+            envs.clone(),
+        );
         w.step();
         w.listing = Listing::Failed(why.into());
         let p = w.plan();
-        assert!(p.apply.is_empty() && p.delete.is_empty() && p.fetch.is_empty(), "{why}: {p:#?}");
+        assert!(
+            p.apply.is_empty() && p.delete.is_empty() && p.fetch.is_empty(),
+            "{why}: {p:#?}"
+        );
         assert_eq!(p.status.pull_requests.len(), 2, "{why}: the entries stay");
         assert!(p.reports.is_empty(), "{why}: nothing changed to report");
         let warning = p.events.iter().find(|e| e.reason == "ListFailed").unwrap();
         assert!(warning.warning && warning.message.contains(why));
-        let ready = p.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ListFailed"));
-        assert_eq!(p.status.last_sync_time.as_deref(), Some(NOW), "the last sync stays");
+        let ready = p
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ListFailed")
+        );
+        assert_eq!(
+            p.status.last_sync_time.as_deref(),
+            Some(NOW),
+            "the last sync stays"
+        );
     }
     let w = World::new(s, Listing::NotFetched, envs);
     let p = w.plan();
@@ -248,15 +295,23 @@ fn fewer_pull_requests_listed_than_before_asks_for_their_own_get_and_deletes_not
 #[test]
 fn only_a_get_saying_closed_or_merged_deletes_with_the_uid_as_precondition() {
     let s = set(None);
-    let envs = vec![stored(&s, &open(1)), stored(&s, &open(2)), stored(&s, &open(3))];
+    let envs = vec![
+        stored(&s, &open(1)),
+        stored(&s, &open(2)),
+        stored(&s, &open(3)),
+    ];
     let mut w = World::new(s, Listing::Listed(vec![]), envs);
     let closed = |n: u64, merged: bool| {
         let mut p = open(n);
         p.state = "closed".into();
         p.merged_at = merged.then(|| "2026-12-01T11:00:00Z".into());
-        Fetched::Found(p)
+        Fetched::Found(Box::new(p))
     };
-    w.fetched = BTreeMap::from([(1, closed(1, true)), (2, closed(2, false)), (3, Fetched::Found(open(3)))]);
+    w.fetched = BTreeMap::from([
+        (1, closed(1, true)),
+        (2, closed(2, false)),
+        (3, Fetched::Found(Box::new(open(3)))),
+    ]);
     let p = w.plan();
     assert_eq!(
         p.delete,
@@ -275,10 +330,17 @@ fn only_a_get_saying_closed_or_merged_deletes_with_the_uid_as_precondition() {
             },
         ]
     );
-    assert!(p.apply.is_empty(), "#3 is open and unchanged: kept as it is");
+    assert!(
+        p.apply.is_empty(),
+        "#3 is open and unchanged: kept as it is"
+    );
     assert_eq!(entry(&p, 3).state, PullRequestState::Ready);
     assert_eq!(p.status.pull_requests.len(), 1);
-    assert!(p.events.iter().any(|e| e.message == "Environment shop-prs-pr-1 deleted: pull request #1 was merged"));
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.message == "Environment shop-prs-pr-1 deleted: pull request #1 was merged")
+    );
 }
 
 #[test]
@@ -292,13 +354,22 @@ fn a_pull_request_that_no_longer_matches_loses_its_environment() {
     let mut fetched_draft = open(2);
     fetched_draft.labels.clear();
     let mut w = World::new(s, Listing::Listed(vec![labelled]), envs);
-    w.fetched = BTreeMap::from([(2, Fetched::Found(fetched_draft))]);
+    w.fetched = BTreeMap::from([(2, Fetched::Found(Box::new(fetched_draft)))]);
     let p = w.plan();
     assert_eq!(
-        p.delete.iter().map(|d| (d.number, d.reason.clone())).collect::<Vec<_>>(),
+        p.delete
+            .iter()
+            .map(|d| (d.number, d.reason.clone()))
+            .collect::<Vec<_>>(),
         [
-            (1, DeleteReason::Excluded(Exclusion::ExcludedLabel("no-preview".into()))),
-            (2, DeleteReason::Excluded(Exclusion::MissingLabel("preview".into()))),
+            (
+                1,
+                DeleteReason::Excluded(Exclusion::ExcludedLabel("no-preview".into()))
+            ),
+            (
+                2,
+                DeleteReason::Excluded(Exclusion::MissingLabel("preview".into()))
+            ),
         ]
     );
     // The comment says so; the commit status is left as it was.
@@ -322,25 +393,48 @@ fn a_new_head_commit_or_a_changed_set_updates_the_environment() {
     let s = set(None);
     let envs = vec![stored(&s, &open(1)), stored(&s, &open(2))];
     let pushed = pr(1, 2, "2026-11-01T09:00:00Z");
-    let w = World::new(s.clone(), Listing::Listed(vec![pushed.clone(), open(2)]), envs.clone());
+    let w = World::new(
+        s.clone(),
+        Listing::Listed(vec![pushed.clone(), open(2)]),
+        envs.clone(),
+    );
     let p = w.plan();
     assert_eq!(p.apply.len(), 1);
-    assert_eq!(p.apply[0].uid.as_deref(), Some("uid-1"), "an update of that Environment");
+    assert_eq!(
+        p.apply[0].uid.as_deref(),
+        Some("uid-1"),
+        "an update of that Environment"
+    );
     assert_eq!(
         p.apply[0].environment.annotations()[crate::set::HEAD_SHA_ANNOTATION],
         pushed.head.sha
     );
     let e = entry(&p, 1);
-    assert_eq!((e.state, e.reason.as_deref()), (PullRequestState::Progressing, Some("Updating")));
+    assert_eq!(
+        (e.state, e.reason.as_deref()),
+        (PullRequestState::Progressing, Some("Updating"))
+    );
     assert_eq!(e.head_sha, pushed.head.sha);
-    assert_eq!(p.reports[0].commit_status.as_ref().unwrap().sha, pushed.head.sha);
+    assert_eq!(
+        p.reports[0].commit_status.as_ref().unwrap().sha,
+        pushed.head.sha
+    );
 
     let mut changed = s;
     changed.metadata.generation = Some(2);
     let w = World::new(changed, Listing::Listed(vec![open(1), open(2)]), envs);
     let p = w.plan();
-    assert_eq!(p.apply.iter().map(|a| a.uid.clone().unwrap()).collect::<Vec<_>>(), ["uid-1", "uid-2"]);
-    assert_eq!(p.apply[0].environment.annotations()[crate::set::SET_GENERATION_ANNOTATION], "2");
+    assert_eq!(
+        p.apply
+            .iter()
+            .map(|a| a.uid.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["uid-1", "uid-2"]
+    );
+    assert_eq!(
+        p.apply[0].environment.annotations()[crate::set::SET_GENERATION_ANNOTATION],
+        "2"
+    );
 }
 
 #[test]
@@ -356,15 +450,28 @@ fn max_environments_queues_oldest_first_and_evicts_nothing() {
     ];
     let mut w = World::new(s, Listing::Listed(listing), vec![running]);
     let p = w.step();
-    assert_eq!(created(&p), ["shop-prs-pr-5"], "the oldest; #7 is as old but a higher number");
+    assert_eq!(
+        created(&p),
+        ["shop-prs-pr-5"],
+        "the oldest; #7 is as old but a higher number"
+    );
     assert_eq!(p.queue, [7, 4, 3]);
     let e = entry(&p, 7);
-    assert_eq!((e.state, e.reason.as_deref()), (PullRequestState::Queued, Some("WaitingForSlot")));
-    assert_eq!(e.message.as_deref(), Some("queued: 2 environments running, max 2"));
+    assert_eq!(
+        (e.state, e.reason.as_deref()),
+        (PullRequestState::Queued, Some("WaitingForSlot"))
+    );
+    assert_eq!(
+        e.message.as_deref(),
+        Some("queued: 2 environments running, max 2")
+    );
     assert_eq!(e.environment, None);
     assert_eq!(p.status.queued, Some(3));
     let queued = p.reports.iter().find(|r| r.number == 7).unwrap();
-    assert_eq!(queued.commit_status.as_ref().unwrap().state, CommitState::Pending);
+    assert_eq!(
+        queued.commit_status.as_ref().unwrap().state,
+        CommitState::Pending
+    );
 
     // #9 closes: its slot frees once its Environment is gone, for #7.
     let created_5 = stored(&w.set, &pr(5, 1, "2026-11-20T09:00:00Z"));
@@ -416,11 +523,17 @@ fn an_environment_the_set_does_not_control_is_never_touched() {
 
     // Listed and matching: not taken over, the pull request says why.
     let mut w = World::new(s, Listing::Listed(vec![open(7)]), vec![foreign, hand_made]);
-    w.fetched = BTreeMap::from([(8, Fetched::Found(closed))]);
+    w.fetched = BTreeMap::from([(8, Fetched::Found(Box::new(closed)))]);
     let p = w.plan();
-    assert!(p.apply.is_empty() && p.delete.is_empty() && p.fetch.is_empty(), "{p:#?}");
+    assert!(
+        p.apply.is_empty() && p.delete.is_empty() && p.fetch.is_empty(),
+        "{p:#?}"
+    );
     let e = entry(&p, 7);
-    assert_eq!((e.state, e.reason.as_deref()), (PullRequestState::Failed, Some("NameTaken")));
+    assert_eq!(
+        (e.state, e.reason.as_deref()),
+        (PullRequestState::Failed, Some("NameTaken"))
+    );
     assert_eq!(p.status.ready_environments.as_deref(), Some("0/0"));
 
     // Excluded: still untouched.
@@ -440,10 +553,30 @@ fn an_invalid_environment_name_fails_the_pull_request_with_the_fix() {
     let p = w.plan();
     assert!(p.apply.is_empty());
     let e = entry(&p, 100);
-    assert_eq!((e.state, e.reason.as_deref()), (PullRequestState::Failed, Some("InvalidEnvironment")));
-    assert!(e.message.as_deref().unwrap().contains("Fix: give the set a name"));
-    assert_eq!(p.reports[0].commit_status.as_ref().unwrap().state, CommitState::Failure);
-    assert_eq!(p.reports[0].commit_status.as_ref().unwrap().description.chars().count(), 140);
+    assert_eq!(
+        (e.state, e.reason.as_deref()),
+        (PullRequestState::Failed, Some("InvalidEnvironment"))
+    );
+    assert!(
+        e.message
+            .as_deref()
+            .unwrap()
+            .contains("Fix: give the set a name")
+    );
+    assert_eq!(
+        p.reports[0].commit_status.as_ref().unwrap().state,
+        CommitState::Failure
+    );
+    assert_eq!(
+        p.reports[0]
+            .commit_status
+            .as_ref()
+            .unwrap()
+            .description
+            .chars()
+            .count(),
+        140
+    );
 }
 
 #[test]
@@ -454,18 +587,33 @@ fn a_commit_status_is_reported_once_per_change() {
     let mut w = World::new(s.clone(), Listing::Listed(vec![open(1)]), vec![coming_up]);
     let first = w.step();
     assert_eq!(first.reports.len(), 1);
-    assert_eq!(first.reports[0].commit_status.as_ref().unwrap().state, CommitState::Pending);
+    assert_eq!(
+        first.reports[0].commit_status.as_ref().unwrap().state,
+        CommitState::Pending
+    );
 
     let again = w.step();
-    assert!(again.reports.is_empty(), "same state, nothing to report: {again:#?}");
+    assert!(
+        again.reports.is_empty(),
+        "same state, nothing to report: {again:#?}"
+    );
     assert!(again.events.is_empty(), "and no Event");
 
     w.environments = vec![stored(&s, &open(1))];
     let ready = w.step();
     assert_eq!(ready.reports.len(), 1);
     let status = ready.reports[0].commit_status.as_ref().unwrap();
-    assert_eq!((status.state, status.description.as_str()), (CommitState::Success, "Environment ready"));
-    assert!(ready.reports[0].comment.as_ref().unwrap().contains("✅ Preview environment: Ready"));
+    assert_eq!(
+        (status.state, status.description.as_str()),
+        (CommitState::Success, "Environment ready")
+    );
+    assert!(
+        ready.reports[0]
+            .comment
+            .as_ref()
+            .unwrap()
+            .contains("✅ Preview environment: Ready")
+    );
     assert!(ready.events.iter().any(|e| e.reason == "Ready"));
 
     // A report that failed is made again by the next plan.
@@ -499,7 +647,10 @@ fn the_health_check_runs_once_ready_and_decides_success() {
         }]
     );
     let e = entry(&p, 1);
-    assert_eq!((e.state, e.reason.as_deref()), (PullRequestState::Progressing, Some("HealthCheckPending")));
+    assert_eq!(
+        (e.state, e.reason.as_deref()),
+        (PullRequestState::Progressing, Some("HealthCheckPending"))
+    );
     assert_eq!(e.ready_since.as_deref(), Some(NOW));
 
     // It failed just now: the next one in 15s, and the plan comes back then.
@@ -512,7 +663,15 @@ fn the_health_check_runs_once_ready_and_decides_success() {
     let p = w.step();
     assert!(p.health_checks.is_empty());
     assert_eq!(p.requeue_after, SignedDuration::from_secs(15));
-    assert_eq!(entry(&p, 1).health_check.as_ref().unwrap().message.as_deref(), Some("503 Service Unavailable"));
+    assert_eq!(
+        entry(&p, 1)
+            .health_check
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("503 Service Unavailable")
+    );
 
     // Passed: success.
     w.health = vec![HealthCheckResult {
@@ -523,6 +682,9 @@ fn the_health_check_runs_once_ready_and_decides_success() {
     }];
     let p = w.step();
     assert_eq!(entry(&p, 1).state, PullRequestState::Ready);
-    assert_eq!(p.reports[0].commit_status.as_ref().unwrap().state, CommitState::Success);
+    assert_eq!(
+        p.reports[0].commit_status.as_ref().unwrap().state,
+        CommitState::Success
+    );
     assert_eq!(p.requeue_after, DEFAULT_INTERVAL);
 }
