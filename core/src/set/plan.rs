@@ -346,31 +346,33 @@ pub fn plan(o: &Observed<'_>) -> Plan {
         let mut assessment = None;
         let entry = match current {
             Some(pr) => {
-                let stale = env.env.metadata.deletion_timestamp.is_none()
-                    && (PullRequestOf::read(&env.env.metadata).map(|m| m.head_sha)
-                        != Some(pr.head.sha.as_str())
-                        || generation_of(env.env) != set.metadata.generation);
-                if stale {
+                let made_for = PullRequestOf::read(&env.env.metadata).map(|m| m.head_sha);
+                let pushed = made_for != Some(pr.head.sha.as_str());
+                let changed = generation_of(env.env) != set.metadata.generation;
+                if env.env.metadata.deletion_timestamp.is_none() && (pushed || changed) {
+                    // The state comes from the Environment as observed: made
+                    // for another commit it is `Updating`; after a change of
+                    // the set only, it stays what it is until its status
+                    // says otherwise.
                     match generate::environment(set, pr) {
                         Ok(environment) => {
                             p.events.push(Event {
                                 warning: false,
                                 reason: "Updated",
                                 message: format!(
-                                    "Environment {} updated for pull request #{number} at {}",
+                                    "Environment {} updated for pull request #{number}: {}",
                                     env.env.name_any(),
-                                    short_sha(&pr.head.sha)
+                                    if pushed {
+                                        format!("new head commit {}", short_sha(&pr.head.sha))
+                                    } else {
+                                        "the set changed".to_owned()
+                                    }
                                 ),
                             });
                             p.apply.push(Apply {
                                 environment,
                                 uid: Some(env.uid.clone()),
                             });
-                            assessment = Some(Assessment::new(
-                                PullRequestState::Progressing,
-                                reasons::UPDATING,
-                                format!("Environment updating to {}", short_sha(&pr.head.sha)),
-                            ));
                         }
                         Err(e) => assessment = Some(invalid(&e)),
                     }
@@ -460,12 +462,17 @@ pub fn plan(o: &Observed<'_>) -> Plan {
             cx.record(&mut p, &mut checks_at, entry, assessment, &mut entries);
         }
     } else {
-        // Without a listing, the queued stay queued as they were.
+        // Without a listing, the pull requests without an Environment stay
+        // as they were (the queued stay queued; slots go out again, oldest
+        // first, with the next listing).
         for prev in previous.values() {
-            if prev.state == PullRequestState::Queued && !ours.contains_key(&prev.number) {
-                p.queue.push(prev.number);
-                entries.push((*prev).clone());
+            if ours.contains_key(&prev.number) {
+                continue;
             }
+            if prev.state == PullRequestState::Queued {
+                p.queue.push(prev.number);
+            }
+            entries.push((*prev).clone());
         }
     }
 

@@ -100,8 +100,11 @@ impl Cx<'_> {
         entry.health_check = self
             .health
             .get(&entry.number)
-            .or_else(|| prev.and_then(|p| p.health_check.as_ref()))
             .filter(|h| same(&h.head_sha))
+            .or_else(|| {
+                prev.and_then(|p| p.health_check.as_ref())
+                    .filter(|h| same(&h.head_sha))
+            })
             .cloned();
         entry.commit_status = prev.and_then(|p| p.commit_status.clone());
         entry

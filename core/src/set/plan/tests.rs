@@ -269,6 +269,24 @@ fn a_failed_listing_creates_updates_and_deletes_nothing() {
 }
 
 #[test]
+fn a_failed_listing_keeps_the_queue() {
+    let mut w = World::new(
+        set(Some(1)),
+        Listing::Listed(vec![open(1), open(2)]),
+        vec![],
+    );
+    let first = w.step();
+    assert_eq!(created(&first), ["shop-prs-pr-1"]);
+    assert_eq!(first.queue, [2]);
+    w.environments = vec![stored(&w.set, &open(1))];
+    w.listing = Listing::Failed("timed out".into());
+    let p = w.plan();
+    assert_eq!(p.queue, [2]);
+    assert_eq!(entry(&p, 2).state, PullRequestState::Queued);
+    assert!(p.apply.is_empty());
+}
+
+#[test]
 fn fewer_pull_requests_listed_than_before_asks_for_their_own_get_and_deletes_nothing() {
     let s = set(None);
     let envs = vec![stored(&s, &open(1)), stored(&s, &open(2))];
@@ -420,9 +438,11 @@ fn a_new_head_commit_or_a_changed_set_updates_the_environment() {
         pushed.head.sha
     );
 
-    let mut changed = s;
-    changed.metadata.generation = Some(2);
-    let w = World::new(changed, Listing::Listed(vec![open(1), open(2)]), envs);
+    // A changed set re-applies every Environment; their states (and the
+    // commit statuses) stay until their status says otherwise.
+    let mut w = World::new(s, Listing::Listed(vec![open(1), open(2)]), envs);
+    w.step();
+    w.set.metadata.generation = Some(2);
     let p = w.plan();
     assert_eq!(
         p.apply
@@ -434,6 +454,12 @@ fn a_new_head_commit_or_a_changed_set_updates_the_environment() {
     assert_eq!(
         p.apply[0].environment.annotations()[crate::set::SET_GENERATION_ANNOTATION],
         "2"
+    );
+    assert_eq!(entry(&p, 1).state, PullRequestState::Ready);
+    assert!(p.reports.is_empty(), "{:#?}", p.reports);
+    assert!(
+        p.events.iter().any(|e| e.message
+            == "Environment shop-prs-pr-1 updated for pull request #1: the set changed")
     );
 }
 
