@@ -286,9 +286,60 @@ pub struct PullRequestStatus {
     /// Why it is in that state, e.g. `WaitingForImage`, `HealthCheckFailed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The commit status last set on the head commit: `pending`, `success`, `failure`.
+    /// The state in words, as reported to the pull request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit_status: Option<String>,
+    pub message: Option<String>,
+    /// When its Environment was first seen Ready for the head commit (RFC
+    /// 3339); the health check's `timeout` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<String>,
+    /// The last health check of the head commit's Environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckStatus>,
+    /// What was last reported to the pull request (commit status and
+    /// comment): a report is made only when this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_status: Option<ReportedStatus>,
+}
+
+/// The last health check of a pull request's Environment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckStatus {
+    /// The head commit the Environment ran.
+    pub head_sha: String,
+    /// When the check ran (RFC 3339).
+    pub time: String,
+    /// Whether the URL answered the expected status.
+    pub passed: bool,
+    /// What it answered instead, e.g. `503 Service Unavailable` or a connection error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A commit status (and comment) as reported.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedStatus {
+    /// The commit it was set on.
+    pub head_sha: String,
+    /// `pending`, `success` or `failure`.
+    pub state: CommitState,
+    /// Its description.
+    pub description: String,
+}
+
+/// The state of a commit status, as GitHub spells it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitState {
+    /// The Environment is queued or coming up.
+    #[default]
+    Pending,
+    /// The Environment is Ready for the commit (and the health check answers).
+    Success,
+    /// The Environment failed.
+    Failure,
 }
 
 /// The state of one pull request's Environment.
