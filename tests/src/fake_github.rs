@@ -40,6 +40,9 @@ use serde_json::{Value, json};
 /// A failure to inject into the next request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// Answer normally: lets the next fault hit a later request (e.g. the
+    /// second page).
+    None,
     /// Answer this status with a GitHub error body (e.g. 500, 502, 404).
     Status(u16),
     /// Wait this long before answering (normally), to trip a timeout.
