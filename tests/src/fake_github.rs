@@ -541,7 +541,7 @@ fn serve(
                 .repo(owner, repo)
                 .pulls
                 .iter()
-                .find(|p| p["number"].to_string() == *number)
+                .find(|p| number.parse::<u64>().ok() == p["number"].as_u64())
                 .cloned();
             match found {
                 Some(p) => answer(StatusCode::OK, p),
@@ -612,7 +612,7 @@ fn serve(
                 .comments
                 .values_mut()
                 .flatten()
-                .find(|c| c["id"].to_string() == *id);
+                .find(|c| id.parse::<u64>().ok() == c["id"].as_u64());
             match found {
                 Some(c) => {
                     c["body"] = json!(text);
