@@ -21,6 +21,9 @@
 //! `User-Agent` is refused with 403, as GitHub does; with [`FakeGitHub::require_token`]
 //! a missing or unknown token gets `401 Bad credentials`.
 //!
+//! For the receiver side, [`pull_request_event`] builds a delivery's payload
+//! and [`webhook_signature`] its `X-Hub-Signature-256`, as GitHub does.
+//!
 //! Failures are injected with [`FakeGitHub::fail_next`] ([`Fault`]): each
 //! applies to the next request, in order.
 
@@ -765,4 +768,28 @@ impl PullRequestFixture {
             "author_association": "MEMBER"
         })
     }
+}
+
+/// The payload GitHub delivers for a `pull_request` event (`X-GitHub-Event:
+/// pull_request`): `action` (`opened`, `synchronize`, `closed`, …), the
+/// pull request (e.g. [`PullRequestFixture::json`]) and its base repository.
+pub fn pull_request_event(action: &str, pull_request: &Value) -> Value {
+    let number = pull_request["number"].clone();
+    let repository = pull_request["base"]["repo"].clone();
+    json!({
+        "action": action,
+        "number": number,
+        "pull_request": pull_request,
+        "repository": repository,
+        "sender": pull_request["user"].clone()
+    })
+}
+
+/// `X-Hub-Signature-256` of `body` under `secret`: `sha256=` and the hex
+/// HMAC-SHA256, as GitHub signs deliveries.
+pub fn webhook_signature(secret: &[u8], body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use ephemeral_e2e::fake_github::{PullRequestFixture, pull_request_event, webhook_signature};
 use ephemeral_webhook::github::receiver::{self, Candidate, MAX_BODY_BYTES, SetRef, Sets};
 use ephemeral_webhook::github::{Repository, Secret};
 use http_body_util::BodyExt;
@@ -46,10 +47,12 @@ impl FakeSets {
 
 impl Sets for FakeSets {
     fn for_repository(&self, repository: &Repository) -> Vec<Candidate> {
-        let wanted = repository.to_string().to_ascii_lowercase();
         self.sets
             .iter()
-            .filter(|(r, _)| r.to_ascii_lowercase() == wanted)
+            .filter(|(r, _)| {
+                let (owner, name) = r.split_once('/').unwrap();
+                Repository::new(owner, name).unwrap().same_as(repository)
+            })
             .map(|(_, c)| c.clone())
             .collect()
     }
@@ -61,22 +64,12 @@ impl Sets for FakeSets {
 
 fn payload(repository: &str) -> Vec<u8> {
     let (owner, name) = repository.split_once('/').unwrap();
-    serde_json::to_vec(&serde_json::json!({
-        "action": "synchronize",
-        "number": 7,
-        "pull_request": {"number": 7, "state": "open", "head": {"sha": "abc1234def5678abc1234def5678abc1234def56"}},
-        "repository": {"id": 1, "name": name, "full_name": repository, "owner": {"login": owner}},
-        "sender": {"login": "alice"}
-    }))
-    .unwrap()
+    let pr = PullRequestFixture::new(owner, name, 7).json();
+    serde_json::to_vec(&pull_request_event("synchronize", &pr)).unwrap()
 }
 
 fn sign(secret: &[u8], body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    format!(
-        "sha256={}",
-        hex::encode(ring::hmac::sign(&key, body).as_ref())
-    )
+    webhook_signature(secret, body)
 }
 
 async fn deliver(
@@ -153,9 +146,10 @@ async fn only_the_set_whose_secret_signed_the_delivery_is_triggered() {
 async fn unsigned_missigned_wrong_secret_and_changed_bodies_are_refused_without_trigger() {
     let body = payload("acme/shop");
     let good = sign(SECRET, &body);
+    // One byte changed, the JSON still valid: `synchronize` becomes `synchronizd`.
     let mut changed = body.clone();
-    let at = changed.len() / 2;
-    changed[at] ^= 0x01;
+    let at = body.windows(11).position(|w| w == b"synchronize").unwrap() + 10;
+    changed[at] = b'd';
     let cases: Vec<(&str, Option<String>, Vec<u8>)> = vec![
         ("unsigned", None, body.clone()),
         ("not hex", Some("sha256=zz".into()), body.clone()),
@@ -182,6 +176,14 @@ async fn unsigned_missigned_wrong_secret_and_changed_bodies_are_refused_without_
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {text}");
         assert!(sets.triggered().is_empty(), "{what} must not trigger");
     }
+
+    // A changed byte that breaks the JSON is refused before any set is looked up.
+    let mut broken = body.clone();
+    broken[0] = b'[';
+    let sets = shop();
+    let (status, _) = deliver(sets.clone(), "pull_request", Some(good), broken).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(sets.triggered().is_empty());
 }
 
 #[tokio::test]

@@ -145,7 +145,9 @@ pub(crate) struct InstallationToken {
 impl InstallationToken {
     /// Whether it may still be used at `now`.
     pub(crate) fn fresh_at(&self, now: Timestamp) -> bool {
-        now < self.expires_at - REFRESH_BEFORE_EXPIRY
+        self.expires_at
+            .checked_sub(REFRESH_BEFORE_EXPIRY)
+            .is_ok_and(|renew_at| now < renew_at)
     }
 }
 

@@ -76,13 +76,12 @@ impl ClientSettings {
     }
 }
 
-/// A repository, `owner/name`.
+/// A repository, `owner/name`, both checked against GitHub's naming rules
+/// ([`Repository::new`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Repository {
-    /// The owner (user or organisation).
-    pub owner: String,
-    /// The repository's name.
-    pub name: String,
+    owner: String,
+    name: String,
 }
 
 impl Repository {
@@ -96,6 +95,24 @@ impl Repository {
             owner: owner.to_string(),
             name: name.to_string(),
         })
+    }
+}
+
+impl Repository {
+    /// The owner (user or organisation).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The repository's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether `self` and `other` name the same repository (GitHub's names
+    /// are case-insensitive).
+    pub fn same_as(&self, other: &Repository) -> bool {
+        self.owner.eq_ignore_ascii_case(&other.owner) && self.name.eq_ignore_ascii_case(&other.name)
     }
 }
 
@@ -353,6 +370,11 @@ impl Client {
 
     /// Every open pull request of `repo` (`GET /repos/{owner}/{repo}/pulls?state=open`),
     /// all pages. Either the complete list or an error, never part of it.
+    ///
+    /// Pages are read one after the other, so a pull request opened or
+    /// closed meanwhile shifts the pages: one may then be listed twice (only
+    /// its first appearance is kept) or missed; a missed one must not be
+    /// taken for closed (confirm with [`Client::get_pull_request`]).
     pub async fn list_open_pull_requests(
         &self,
         repo: &Repository,
@@ -361,7 +383,10 @@ impl Client {
             "{}/repos/{}/{}/pulls?state=open&per_page=100",
             self.inner.base_str, repo.owner, repo.name
         );
-        self.get_all(url).await
+        let mut pulls: Vec<PullRequest> = self.get_all(url).await?;
+        let mut seen = std::collections::HashSet::new();
+        pulls.retain(|p| seen.insert(p.number));
+        Ok(pulls)
     }
 
     /// One pull request (`GET /repos/{owner}/{repo}/pulls/{number}`): whether
@@ -684,7 +709,9 @@ impl Client {
                         .filter(|r| *r > now)
                         .unwrap_or(now + SECONDARY_LIMIT_DEFAULT_WAIT),
                 ))
-            } else if message.to_ascii_lowercase().contains("rate limit") {
+            } else if status == StatusCode::TOO_MANY_REQUESTS
+                || message.to_ascii_lowercase().contains("rate limit")
+            {
                 Some((RateLimitKind::Secondary, now + SECONDARY_LIMIT_DEFAULT_WAIT))
             } else {
                 None

@@ -30,8 +30,8 @@
 //! - Rate limits: `X-RateLimit-Remaining`/`Reset` of every answer are kept
 //!   ([`Client::rate_limit`]). A `403`/`429` with `Retry-After` (secondary
 //!   limit), with `X-RateLimit-Remaining: 0` (primary limit), or whose message
-//!   names a secondary rate limit without saying how long (then one minute,
-//!   as GitHub's docs ask) becomes [`Error::RateLimited`] carrying the
+//!   names a secondary rate limit without saying how long, or a `429`
+//!   without either (then one minute, as GitHub's docs ask) becomes [`Error::RateLimited`] carrying the
 //!   instant; an answer saying `X-RateLimit-Remaining: 0` also closes the gate
 //!   until the reset. Until that instant the client sends nothing and answers
 //!   [`Error::RateLimited`] at once.

@@ -93,7 +93,7 @@ pub struct Candidate {
 /// What the receiver needs from the controller.
 pub trait Sets: Send + Sync + 'static {
     /// The sets following `repository`. Match owner and name
-    /// case-insensitively (GitHub does). Answer from memory (a reflector
+    /// case-insensitively, as GitHub does ([`Repository::same_as`]). Answer from memory (a reflector
     /// store and the Secrets already read): the receiver answers GitHub
     /// while it waits.
     fn for_repository(&self, repository: &Repository) -> Vec<Candidate>;
