@@ -259,6 +259,12 @@ impl FakeGitHub {
         id
     }
 
+    /// Sets the requests left in the window (each answer but a `304` or a
+    /// rate-limit refusal takes one; at 0 answers keep coming, saying 0).
+    pub fn set_rate_limit_remaining(&self, remaining: u64) {
+        self.lock().remaining = remaining;
+    }
+
     /// `X-RateLimit-Remaining` as the next answer would report it.
     pub fn rate_limit_remaining(&self) -> u64 {
         self.lock().remaining

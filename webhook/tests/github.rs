@@ -133,6 +133,27 @@ async fn the_primary_rate_limit_is_typed_and_nothing_is_sent_before_the_reset() 
 }
 
 #[tokio::test]
+async fn an_answer_spending_the_last_request_stops_the_client_until_the_reset() {
+    let fake = FakeGitHub::start().await;
+    seed(&fake, 1);
+    fake.set_rate_limit_remaining(1);
+    let client = client(&fake);
+    assert_eq!(client.get_pull_request(&repo(), 1).await.unwrap().number, 1);
+    assert_eq!(client.rate_limit().unwrap().remaining, 0);
+    let reset = client.rate_limit().unwrap().reset.unwrap();
+    let err = client.get_pull_request(&repo(), 1).await.unwrap_err();
+    assert!(
+        matches!(err, Error::RateLimited { kind: RateLimitKind::Primary, until } if until == reset),
+        "{err:?}"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "the known-empty budget is not spent on a 403"
+    );
+}
+
+#[tokio::test]
 async fn a_secondary_rate_limit_waits_for_retry_after_then_resumes() {
     let fake = FakeGitHub::start().await;
     seed(&fake, 3);

@@ -827,6 +827,41 @@ mod tests {
     }
 
     #[test]
+    fn a_next_page_on_another_origin_is_not_followed() {
+        let mut settings = ClientSettings::new(Credentials::Token(Secret::from("t")));
+        settings.api_url = "https://ghe.example.com/api/v3".into();
+        let client = Client::new(settings).unwrap();
+        let here = "https://ghe.example.com/api/v3/repos/a/b/pulls?page=1";
+        assert!(
+            client
+                .same_origin(
+                    here,
+                    "https://ghe.example.com/api/v3/repos/a/b/pulls?page=2"
+                )
+                .is_ok()
+        );
+        for elsewhere in [
+            "https://evil.example.com/api/v3/repos/a/b/pulls?page=2",
+            "http://ghe.example.com/api/v3/repos/a/b/pulls?page=2",
+            "https://ghe.example.com:8443/api/v3/repos/a/b/pulls?page=2",
+            "/relative",
+        ] {
+            let err = client.same_origin(here, elsewhere).unwrap_err();
+            assert!(matches!(err, Error::Decode { .. }), "{elsewhere}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_token_never_shows_in_the_clients_debug_output() {
+        let client = Client::new(ClientSettings::new(Credentials::Token(Secret::from(
+            "ghp_secret123",
+        ))))
+        .unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("ghp_secret123"), "{shown}");
+    }
+
+    #[test]
     fn an_empty_token_is_refused() {
         let err =
             Client::new(ClientSettings::new(Credentials::Token(Secret::from(" \n")))).unwrap_err();
