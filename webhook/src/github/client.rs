@@ -653,6 +653,7 @@ impl Client {
             .get(header::LINK)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        tracing::debug!(%method, url, status = status.as_u16(), remaining, "GitHub request");
         let mut state = self.state();
         if let Some(remaining) = remaining {
             state.rate_limit = Some(RateLimit { remaining, reset });
