@@ -59,6 +59,7 @@ pub mod certs;
 pub mod clock;
 pub mod controller;
 pub mod crds;
+pub mod engine;
 pub mod leader;
 pub mod lifecycle;
 pub mod logging;

@@ -1212,9 +1212,6 @@ fn fields_v1(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "apiVersion" | "kind" | "name" | "namespace")
-                })
                 .map(|(k, v)| (format!("f:{k}"), fields_v1(v)))
                 .collect(),
         ),
@@ -1222,16 +1219,27 @@ fn fields_v1(v: &Value) -> Value {
     }
 }
 
-/// Reflector stores, synced, holding `children` (each as `stored` made it,
-/// with the managed fields of our apply), as the controller's watches fill them.
+/// fieldsV1 of our apply of `body`: every field but the identity
+/// (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace`).
+fn applied_fields(body: &Value) -> Value {
+    let mut owned = body.clone();
+    let top = owned.as_object_mut().unwrap();
+    top.remove("apiVersion");
+    top.remove("kind");
+    let meta = top["metadata"].as_object_mut().unwrap();
+    meta.remove("name");
+    meta.remove("namespace");
+    fields_v1(&owned)
+}
+
+/// The child index, synced, holding `children` (each as `stored` made it,
+/// with the managed fields of our apply), as the controller's watches fill it.
 fn synced_stores(ctx: &Context, children: &[Value]) {
     use ephemeral_webhook::controller::children::ChildKind;
     use kube::api::DynamicObject;
-    use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher;
     for kind in ChildKind::ALL {
-        let mut writer = Writer::new(kind.api_resource());
-        writer.apply_watcher_event(&watcher::Event::Init);
+        ctx.children.apply(kind, &watcher::Event::Init);
         for child in children.iter().filter(|c| c["kind"] == kind.as_str()) {
             let mut child = child.clone();
             let mut owned = child.clone();
@@ -1241,16 +1249,11 @@ fn synced_stores(ctx: &Context, children: &[Value]) {
             }
             child["metadata"]["managedFields"] = json!([{
                 "manager": "ephemeral", "operation": "Apply", "apiVersion": child["apiVersion"],
-                "fieldsType": "FieldsV1", "fieldsV1": fields_v1(&owned)}]);
+                "fieldsType": "FieldsV1", "fieldsV1": applied_fields(&owned)}]);
             let object: DynamicObject = serde_json::from_value(child).unwrap();
-            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+            ctx.children.apply(kind, &watcher::Event::InitApply(object));
         }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        ctx.children.install(
-            kind,
-            writer.as_reader(),
-            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        );
+        ctx.children.apply(kind, &watcher::Event::InitDone);
     }
 }
 

@@ -79,23 +79,21 @@ pub mod timing;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{reflector, store::Writer};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use ephemeral_core::api::Environment;
-use ephemeral_core::expand::{MANAGED_BY, MANAGED_BY_LABEL};
 
+use crate::engine::{self, Family};
 use crate::leader::{ElectionConfig, Elector};
-use children::ChildKind;
+use children::Flux;
 pub use reconcile::{
     ChildStores, Context, Error, FIELD_MANAGER, Settings, UNADMITTED_OWNER, error_policy,
 };
@@ -117,34 +115,16 @@ pub async fn run(
             _ = &mut shutdown => return,
         }
     }
-    let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let mut controller = Controller::new(
         Api::<Environment>::all(client.clone()),
         watcher::Config::default(),
     );
     // One watch per kind both triggers the owner's reconcile and feeds the
-    // store the reconciles read the children from.
-    for kind in ChildKind::ALL {
-        let ar = kind.api_resource();
-        let writer = Writer::new(ar.clone());
-        let healthy = Arc::new(AtomicBool::new(true));
-        ctx.children
-            .install(kind, writer.as_reader(), healthy.clone());
-        let watch = watcher(
-            Api::<DynamicObject>::all_with(client.clone(), &ar),
-            owned.clone(),
-        )
-        .default_backoff()
-        .modify(children::trim_for_cache)
-        .inspect(move |event| match event {
-            Err(error) if crate::catalog::is_not_served(error) => {
-                healthy.store(false, Ordering::Release);
-            }
-            Ok(watcher::Event::InitDone) => healthy.store(true, Ordering::Release),
-            _ => {}
-        });
-        let watch = crate::catalog::pace_not_served(watch);
-        controller = controller.owns_stream_with(reflector(writer, watch).touched_objects(), ar);
+    // index the reconciles read the children from; each run starts afresh.
+    ctx.children.restart();
+    for &kind in Flux::kinds() {
+        let watch = engine::api::watch(&client, &ctx.children, kind);
+        controller = controller.owns_stream_with(watch, kind.api_resource());
     }
     tracing::info!("controller started");
     controller
