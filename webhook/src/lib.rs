@@ -8,6 +8,10 @@
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
 //! - [`controller`] and [`leader`]: the controller that materialises
 //!   Environments, and the Lease that lets one replica run it.
+//! - [`engine`]: what a controller owning children does, generic over the
+//!   owner and its children (the child index fed by the watches, apply only
+//!   what differs, prune with a uid precondition, status write); the
+//!   Environment controller is its first user.
 //! - [`backoff`]: exponential backoff with jitter, shared by the controller
 //!   and the certificates.
 //! - [`metrics`], [`clock`], [`logging`]: Prometheus metrics, where "now"
@@ -27,9 +31,10 @@
 //! 1. `args` (used only by `main`)
 //! 2. `serve`
 //! 3. `lifecycle`, `controller`, `certs`, `server`, `admin`
-//! 4. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
-//! 5. `metrics`
-//! 6. `admission`, `crds`
+//! 4. `engine`
+//! 5. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
+//! 6. `metrics`
+//! 7. `admission`, `crds`
 //!
 //! # Decisions beyond the design contract
 //!

@@ -1299,3 +1299,65 @@ async fn with_the_watches_synced_a_flux_status_change_costs_one_status_write_and
     let task = tokio::spawn(reconcile::reconcile(Arc::new(written), ctx.clone()));
     assert_eq!(finish(&mut api, task).await.unwrap(), resync());
 }
+
+#[tokio::test]
+async fn a_kind_whose_watch_is_not_served_is_listed_and_stalls_while_the_others_come_from_the_index()
+ {
+    use ephemeral_webhook::controller::children::ChildKind;
+    let env = admitted(three_apps());
+    let children: Vec<Value> = expected_children(&env, &[])
+        .iter()
+        .filter(|o| o["kind"] != "ImagePolicy")
+        .map(|o| stored(o, "1", ready_status(1)))
+        .collect();
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (ctx, _) = context(client, catalog());
+    synced_stores(&ctx, &children);
+    // The ImagePolicy CRD was removed: its watch is answered 404.
+    ctx.children.not_served(ChildKind::ImagePolicy);
+    let mut api = ApiServer {
+        handle,
+        schemas: Schemas::load(),
+    };
+    let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
+    api.expect(Method::GET, &flux_path("ImagePolicy", None))
+        .await
+        .not_found();
+    let status = api.status().await;
+    assert_eq!(condition(&status, "Stalled")["reason"], "FluxKindNotServed");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "FluxKindNotServed");
+    assert_eq!(
+        finish(&mut api, task).await.unwrap(),
+        Action::requeue(Duration::from_secs(60))
+    );
+}
+
+#[tokio::test]
+async fn a_wanted_child_the_index_lacks_is_looked_up_by_name_and_never_taken_over() {
+    // The index has synced but has not seen the web HelmRelease, which
+    // exists without our labels (so its watch never showed it).
+    let env = admitted(json!([{"name": "web"}]));
+    let want = expected_children(&env, &[]);
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (ctx, _) = context(client, catalog());
+    synced_stores(&ctx, &[]);
+    let mut api = ApiServer {
+        handle,
+        schemas: Schemas::load(),
+    };
+    let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
+    let mut foreign = stored(&want[0], "3", json!({}));
+    foreign["metadata"]["labels"] = json!({});
+    foreign["metadata"]["ownerReferences"] = json!([]);
+    api.expect(Method::GET, &flux_path("HelmRelease", Some("alice-web")))
+        .await
+        .reply(200, &foreign);
+    let status = api.status().await;
+    assert_eq!(condition(&status, "Stalled")["reason"], "ChildConflict");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "ChildConflict");
+    finish(&mut api, task).await.unwrap();
+}

@@ -1,4 +1,3 @@
-// Over 400 lines of non-test code: the executor with its Context and child stores; split once the suspension work on the controller has landed.
 //! The reconciler: one Environment in; its Flux children applied and pruned,
 //! its status written and Events published. The decisions are made by the
 //! pure modules beside this one; this one talks to the API.
@@ -32,7 +31,7 @@ pub use super::plan::UNADMITTED_OWNER;
 pub use crate::engine::Error;
 
 /// The Environments' Flux children as the controller's watches report them.
-pub type ChildStores = ChildIndex<Flux>;
+pub type FluxChildren = ChildIndex<Flux>;
 
 /// Timing of the controller.
 #[derive(Clone, Debug)]
@@ -80,7 +79,7 @@ pub struct Context {
     /// Timing.
     pub settings: Settings,
     /// The children as the controller's watches report them.
-    pub children: ChildStores,
+    pub children: FluxChildren,
     failures: Failures<(String, String)>,
 }
 

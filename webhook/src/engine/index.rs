@@ -51,11 +51,14 @@ impl<F: Family> Default for ChildIndex<F> {
 /// One owner's children by kind and name, with the re-list that last saw each.
 type Children<F> = BTreeMap<(<F as Family>::Kind, Box<str>), (ChildOf<F>, u64)>;
 
+/// (kind, namespace, name) of a child.
+type Location<K> = (K, Box<str>, Box<str>);
+
 struct Inner<F: Family> {
     /// namespace → owner → children.
     owners: HashMap<Box<str>, HashMap<Box<str>, Children<F>>>,
     /// (kind, namespace, name) → the owner it is indexed under.
-    located: HashMap<(F::Kind, Box<str>, Box<str>), Box<str>>,
+    located: HashMap<Location<F::Kind>, Box<str>>,
     kinds: BTreeMap<F::Kind, KindState>,
 }
 
