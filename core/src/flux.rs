@@ -343,15 +343,24 @@ pub enum FluxObject {
     ImagePolicy(ImagePolicy),
 }
 
-impl FluxObject {
-    /// Its kind, a row of the [kind table](crate::kinds).
-    pub fn kind(&self) -> FluxKind {
-        match self {
+// Here rather than in `kinds`, so that the kind table does not depend on the
+// Flux object types (no import cycle between the two modules).
+impl FluxKind {
+    /// The kind of an expanded object.
+    pub fn of(object: &FluxObject) -> FluxKind {
+        match object {
             FluxObject::GitRepository(_) => FluxKind::GitRepository,
             FluxObject::Kustomization(_) => FluxKind::Kustomization,
             FluxObject::HelmRelease(_) => FluxKind::HelmRelease,
             FluxObject::ImagePolicy(_) => FluxKind::ImagePolicy,
         }
+    }
+}
+
+impl FluxObject {
+    /// Its kind, a row of the [kind table](crate::kinds).
+    pub fn kind(&self) -> FluxKind {
+        FluxKind::of(self)
     }
 
     /// Its `metadata.name` (empty if unset).
