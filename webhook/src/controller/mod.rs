@@ -1,6 +1,6 @@
 //! The controller: materialises each Environment into its Flux objects and
 //! keeps them true. It is the first user of the owner/children
-//! [`engine`](crate::engine): [`children::Flux`] is its family of children.
+//! [`engine`]: [`children::Flux`] is its family of children.
 //!
 //! - [`children`], [`status`], [`timing`], [`backoff`](crate::backoff): pure decisions (what
 //!   to prune, what the status says, when to look again, how long to back off).
