@@ -22,7 +22,7 @@
 //!   tags (an ImagePolicy's resolved one with its pattern and repository,
 //!   an app's deployed one), whether it is suspended or Flux has started its
 //!   generation, and a digest of what it holds of the fields our apply owns
-//!   ([`crate::engine::managed`]); about 0.6 KiB per child. Only a kind
+//!   ([`crate::engine::managed`]); about 0.5 KiB per child (`docs/benchmarks.md`). Only a kind
 //!   whose watch has not synced (its CRD is not installed, say) is LISTed,
 //!   and a 404 there means the kind is not served. Plan ([`plan`]): one
 //!   expansion, with each app's tag taken from its observed ImagePolicy;
