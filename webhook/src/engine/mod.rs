@@ -16,9 +16,14 @@
 //!   has not synced), the lookup of a wanted child the index lacks, apply,
 //!   prune, status write, and the watch that feeds the index and triggers
 //!   the owner's reconciles.
+//! - [`execute`]: carries out a plan's [`execute::Apply`]s (each with its
+//!   body and the child as observed) and prunes: the lookup by name of the
+//!   wanted children not observed, the applies, then the prunes.
 //!
-//! The plan (what is wanted, what may be pruned, the status) stays the
-//! controller's own, pure, and reads only [`Child`]ren.
+//! The plan (what is wanted with which fields, what may be pruned, the
+//! status) stays the controller's own, pure, and reads only [`Child`]ren:
+//! a controller with the engine is a [`Family`], a pure plan producing
+//! `Apply`s and a prune list, and its status.
 //!
 //! # Users
 //!
@@ -39,6 +44,7 @@
 //!   as a precondition.
 
 pub mod api;
+pub mod execute;
 pub mod index;
 pub mod managed;
 
