@@ -3,12 +3,12 @@
 //! API server that stores what is applied (with the managed fields of our
 //! field manager, as a real API server records them), in three passes:
 //!
-//! 1. **first**: nothing exists, no watch cache: every child is created;
+//! 1. **first**: nothing exists, no watch has synced: every child is created;
 //! 2. **steady, LIST per reconcile**: everything exists and each Environment
-//!    carries the status it was given, but the controller has no watch cache
-//!    of the children, so it LISTs them per kind (how every reconcile worked
+//!    carries the status it was given, but no watch of the children has
+//!    synced (no child index), so it LISTs them per kind (how every reconcile worked
 //!    before the observe/plan/execute engine, which also re-applied all);
-//! 3. **steady, watch caches**: the children are read from the child index
+//! 3. **steady, child index**: the children are read from the child index
 //!    filled from the mock, as the controller's watches fill it (one
 //!    summary per child, keyed by namespace and Environment).
 //!
@@ -44,7 +44,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 /// The system allocator, counting the bytes allocated and not yet freed, so
-/// the bench can tell the live heap of the watch caches from what RSS keeps.
+/// the bench can tell the live heap of the child index from what RSS keeps.
 #[global_allocator]
 static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
@@ -546,13 +546,13 @@ fn main() {
             rss as f64 / 1024.0,
         );
         let cached = reconcile_all(&envs, &ctx).await;
-        cached.print("reconcile: steady, watch caches");
+        cached.print("reconcile: steady, child index");
         let requests = print_requests(&store);
         assert_eq!(
             requests.get("APPLY").copied().unwrap_or_default()
                 + requests.get("LIST").copied().unwrap_or_default(),
             0,
-            "a steady state with watch caches lists and applies nothing"
+            "a steady state with the child index lists and applies nothing"
         );
 
         println!(

@@ -160,7 +160,7 @@ pub struct Report {
     /// The commit status to set, when `report.commitStatus` is configured.
     pub commit_status: Option<CommitStatus>,
     /// The comment's whole body, when `report.comment` is true: create or
-    /// edit the comment starting with [`report::comment_marker`].
+    /// edit the comment starting with [`comment_marker`](super::report::comment_marker).
     pub comment: Option<String>,
 }
 

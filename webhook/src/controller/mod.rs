@@ -1,6 +1,6 @@
 //! The controller: materialises each Environment into its Flux objects and
 //! keeps them true. It is the first user of the owner/children
-//! [`engine`](crate::engine): [`children::Flux`] is its family of children.
+//! [`engine`]: [`children::Flux`] is its family of children.
 //!
 //! - [`children`], [`status`], [`timing`], [`backoff`](crate::backoff): pure decisions (what
 //!   to prune, what the status says, when to look again, how long to back off).
@@ -22,7 +22,7 @@
 //!   tags (an ImagePolicy's resolved one with its pattern and repository,
 //!   an app's deployed one), whether it is suspended or Flux has started its
 //!   generation, and a digest of what it holds of the fields our apply owns
-//!   ([`crate::engine::managed`]); about 0.6 KiB per child. Only a kind
+//!   ([`crate::engine::managed`]); about 0.5 KiB per child (`docs/benchmarks.md`). Only a kind
 //!   whose watch has not synced (its CRD is not installed, say) is LISTed,
 //!   and a 404 there means the kind is not served. Plan ([`plan`]): one
 //!   expansion, with each app's tag taken from its observed ImagePolicy;

@@ -98,27 +98,8 @@ pub struct Converge {
     pub suspending: Vec<String>,
 }
 
-/// One server-side apply.
-#[derive(Clone, Debug)]
-pub struct Apply {
-    /// The child's kind.
-    pub kind: ChildKind,
-    /// The child's name.
-    pub name: String,
-    /// The body to apply.
-    pub body: Value,
-    /// The child as observed (None: not observed, so the executor first
-    /// checks that no object of that name exists that this Environment
-    /// does not control).
-    pub current: Option<Existing>,
-}
-
-impl Apply {
-    /// `Kind/name`.
-    pub fn display_name(&self) -> String {
-        format!("{}/{}", self.kind.as_str(), self.name)
-    }
-}
+/// One server-side apply: the engine's, of a Flux child.
+pub type Apply = crate::engine::execute::ApplyOf<super::children::Flux>;
 
 /// An app and the child that deploys it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -247,46 +247,19 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
 
     // A wanted child the watches have not shown may still exist without our
     // labels: never apply over an object this Environment does not control.
-    let mut conflicts = Vec::new();
-    for apply in converge.apply.iter().filter(|a| a.current.is_none()) {
-        if engine::api::foreign(&ctx.client, apply.kind, namespace, &apply.name, uid).await? {
-            conflicts.push(apply.display_name());
-        }
-    }
+    let conflicts =
+        engine::execute::foreign::<Flux>(&ctx.client, namespace, uid, &converge.apply).await?;
     if !conflicts.is_empty() {
         let stall = plan::conflict(&conflicts, namespace);
         return stalled(ctx, env, &reference, &plan, &stall, true, &observed, now).await;
     }
-
-    let mut applied = BTreeMap::new();
-    let (mut created, mut updated) = (Vec::new(), Vec::new());
-    for apply in &converge.apply {
-        let display = apply.display_name();
-        let result: Existing = engine::api::apply::<Flux>(
-            &ctx.client,
-            apply.kind,
-            namespace,
-            &apply.name,
-            &apply.body,
-        )
+    let engine::execute::Executed {
+        applied,
+        created,
+        updated,
+        pruned,
+    } = engine::execute::execute::<Flux>(&ctx.client, namespace, &converge.apply, &converge.prune)
         .await?;
-        // An Event says which applies changed a spec; a resourceVersion
-        // would also move when Flux writes the child's status.
-        match &apply.current {
-            None => created.push(display),
-            Some(c) if c.generation != result.generation => updated.push(display),
-            Some(_) => {}
-        }
-        applied.insert((apply.kind, apply.name.clone()), result);
-    }
-
-    let mut pruned = Vec::new();
-    for child in &converge.prune {
-        // False: already gone, or replaced by an object that is not ours.
-        if engine::api::prune::<Flux>(&ctx.client, namespace, child).await? {
-            pruned.push(child.display_name());
-        }
-    }
 
     let next = plan::status(&plan, None, env, &observed, &applied, now);
     write_status(ctx, env, &reference, next).await?;

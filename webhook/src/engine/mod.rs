@@ -16,9 +16,14 @@
 //!   has not synced), the lookup of a wanted child the index lacks, apply,
 //!   prune, status write, and the watch that feeds the index and triggers
 //!   the owner's reconciles.
+//! - [`execute`]: carries out a plan's [`execute::Apply`]s (each with its
+//!   body and the child as observed) and prunes: the lookup by name of the
+//!   wanted children not observed, the applies, then the prunes.
 //!
-//! The plan (what is wanted, what may be pruned, the status) stays the
-//! controller's own, pure, and reads only [`Child`]ren.
+//! The plan (what is wanted with which fields, what may be pruned, the
+//! status) stays the controller's own, pure, and reads only [`Child`]ren:
+//! a controller with the engine is a [`Family`], a pure plan producing
+//! `Apply`s and a prune list, and its status.
 //!
 //! # Users
 //!
@@ -39,6 +44,7 @@
 //!   as a precondition.
 
 pub mod api;
+pub mod execute;
 pub mod index;
 pub mod managed;
 
@@ -77,13 +83,14 @@ pub trait Family: Send + Sync + 'static {
     /// The facts of `object`.
     fn facts(kind: Self::Kind, object: &DynamicObject) -> Self::Facts;
 
-    /// The label selector of the watches: [`Family::LABELS`].
+    /// The label selector of the watches: the owner label is set, and
+    /// every label of [`Family::LABELS`].
     fn selector() -> String {
-        Self::LABELS
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        let mut selector = Self::OWNER_LABEL.to_owned();
+        for (k, v) in Self::LABELS {
+            selector.push_str(&format!(",{k}={v}"));
+        }
+        selector
     }
 
     /// The label selector of one owner's children.
@@ -228,4 +235,95 @@ pub fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error
 /// Whether `e` is an API answer with HTTP status `code`.
 pub fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The `EnvironmentSet` shape: typed `Environment` children, labelled
+    //! `ephemeral.io/set=<set>`, through the same engine.
+
+    use ephemeral_core::api::Environment;
+    use ephemeral_core::set::SET_LABEL;
+    use kube::Resource;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    struct Environments;
+
+    impl Kind for Environments {
+        fn api_resource(self) -> ApiResource {
+            ApiResource::erase::<Environment>(&())
+        }
+        fn as_str(self) -> &'static str {
+            "Environment"
+        }
+    }
+
+    /// A set's children: Environments; facts: their Ready condition's status.
+    struct SetChildren;
+
+    impl Family for SetChildren {
+        type Kind = Environments;
+        type Facts = Option<String>;
+        const OWNER_LABEL: &'static str = SET_LABEL;
+        const LABELS: &'static [(&'static str, &'static str)] = &[];
+        fn kinds() -> &'static [Environments] {
+            &[Environments]
+        }
+        fn facts(_: Environments, object: &DynamicObject) -> Option<String> {
+            let env: Environment = object.clone().try_parse().ok()?;
+            env.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status)
+        }
+    }
+
+    #[test]
+    fn typed_environment_children_of_a_set_fit_the_engine() {
+        assert_eq!(SetChildren::selector(), "ephemeral.io/set");
+        assert_eq!(
+            SetChildren::owner_selector("shop-prs"),
+            "ephemeral.io/set=shop-prs"
+        );
+        // What the set's plan wants, typed; applied as its JSON.
+        let wanted: Environment = serde_json::from_value(json!({
+            "apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "shop-prs-pr-7", "namespace": "previews",
+                         "labels": {SET_LABEL: "shop-prs", "ephemeral.io/pull-request": "7"}},
+            "spec": {"apps": [{"name": "shop", "branch": "feature/x"}]}
+        }))
+        .unwrap();
+        let body = serde_json::to_value(&wanted).unwrap();
+        // As the API server stores it after our apply, with a status.
+        let mut stored = body.clone();
+        stored["metadata"]["uid"] = json!("env-uid");
+        stored["metadata"]["ownerReferences"] = json!([{"apiVersion": "ephemeral.io/v1alpha1",
+            "kind": "EnvironmentSet", "name": "shop-prs", "uid": "set-uid", "controller": true}]);
+        stored["metadata"]["managedFields"] = json!([{"manager": FIELD_MANAGER, "operation": "Apply",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:ephemeral.io/set": {},
+            "f:ephemeral.io/pull-request": {}}}, "f:spec": {"f:apps": {}}}}]);
+        stored["status"] = json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+            "message": "", "lastTransitionTime": "2026-11-21T09:00:00Z"}]});
+        let object: DynamicObject = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            object.types.as_ref().unwrap().kind,
+            Environment::kind(&()).as_ref()
+        );
+        let index = ChildIndex::<SetChildren>::default();
+        index.apply(Environments, &kube::runtime::watcher::Event::Apply(object));
+        let children = index.children(Environments, "previews", "shop-prs");
+        assert_eq!(children.len(), 1);
+        let child = &children[0];
+        assert_eq!(child.display_name(), "Environment/shop-prs-pr-7");
+        assert!(child.is_controlled_by("set-uid"));
+        assert_eq!(child.facts.as_deref(), Some("True"));
+        assert!(child.manages(&body), "nothing to apply");
+        let mut moved = wanted.clone();
+        moved.spec.apps[0].branch = Some("feature/y".into());
+        assert!(!child.manages(&serde_json::to_value(&moved).unwrap()));
+    }
 }
