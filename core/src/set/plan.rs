@@ -200,7 +200,9 @@ struct Ours<'a> {
 }
 
 mod record;
+mod stall;
 use record::{Cx, generation_of, invalid, rfc3339};
+pub use stall::stalled;
 
 /// The set's decisions; see the [module docs](super) for the rules.
 pub fn plan(o: &Observed<'_>) -> Plan {

@@ -373,7 +373,7 @@ impl Cx<'_> {
 }
 
 /// A condition, keeping its last transition time when its status is unchanged.
-fn condition(
+pub(super) fn condition(
     previous: &[Condition],
     type_: &str,
     status: &str,
