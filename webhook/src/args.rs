@@ -22,6 +22,7 @@ use crate::lifecycle::ShutdownSettings;
 use crate::logging::{LogFormat, LogSettings};
 use crate::serve::{CertificateSource, ControllerSettings, ServeSettings, WebhookSettings};
 use crate::server::AdmissionSettings;
+use crate::sets;
 use crate::tls::{FileSettings, TlsFiles};
 
 /// The flags of `ephemeral-webhook serve`.
@@ -127,6 +128,14 @@ pub struct ServeArgs {
     /// (only the replica holding --leader-election-lease reconciles).
     #[arg(long, env = "EPHEMERAL_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub controller: bool,
+
+    /// Address of the plain-HTTP receiver of GitHub's webhook deliveries
+    /// (POST /github): a pull_request event makes the EnvironmentSets
+    /// following its repository poll at once. Off by default (sets poll every
+    /// spec.interval); serve it behind an Ingress that terminates TLS. Needs
+    /// the controller.
+    #[arg(long, env = "EPHEMERAL_RECEIVER_LISTEN", value_name = "ADDR")]
+    pub receiver_listen: Option<SocketAddr>,
 
     /// Suspend the Flux Kustomizations and HelmReleases of an Environment
     /// while it is outside its lease (`spec.suspend: true`), and resume them
@@ -335,6 +344,13 @@ impl ServeArgs {
                 problem: "with --webhook=false as well nothing would run; enable the webhook, the controller or both".into(),
             });
         }
+        if let (Some(addr), false) = (self.receiver_listen, self.controller) {
+            return Err(ConfigError {
+                flag: "receiver-listen",
+                value: addr.to_string(),
+                problem: "the receiver triggers the EnvironmentSet controller, which --controller=false turns off; drop --receiver-listen or enable the controller".into(),
+            });
+        }
         if let (Some(now), true) = (self.fixed_now, self.controller) {
             // The controller deletes Environments whose lease ended: a frozen
             // clock must never decide that.
@@ -387,6 +403,8 @@ impl ServeArgs {
                 suspend_outside_uptime: self.suspend_outside_uptime,
                 ..controller::Settings::default()
             },
+            sets: sets::Settings::default(),
+            receiver: self.receiver_listen,
         });
         Ok(ServeSettings {
             admin: AdminSettings {

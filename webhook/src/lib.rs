@@ -8,6 +8,9 @@
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
 //! - [`controller`] and [`leader`]: the controller that materialises
 //!   Environments, and the Lease that lets one replica run it.
+//! - [`sets`]: the EnvironmentSet controller (one Environment per pull
+//!   request), a second user of the [`engine`], run beside the
+//!   Environment controller under the same Lease.
 //! - [`github`]: the GitHub REST client and the `POST /github` webhook
 //!   receiver an EnvironmentSet's controller builds on.
 //! - [`engine`]: what a controller owning children does, generic over the
@@ -32,11 +35,12 @@
 //!
 //! 1. `args` (used only by `main`)
 //! 2. `serve`
-//! 3. `lifecycle`, `controller`, `certs`, `server`, `admin`, `github`
-//! 4. `engine`
-//! 5. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
-//! 6. `metrics`
-//! 7. `admission`, `crds`
+//! 3. `sets`
+//! 4. `lifecycle`, `controller`, `certs`, `server`, `admin`, `github`
+//! 5. `engine`
+//! 6. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
+//! 7. `metrics`
+//! 8. `admission`, `crds`
 //!
 //! # Decisions beyond the design contract
 //!
@@ -74,4 +78,5 @@ pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod server;
+pub mod sets;
 pub mod tls;

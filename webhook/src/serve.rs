@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use ephemeral_core::Config;
+use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::admin::{self, AdminSettings, AdminState, Readiness};
@@ -23,11 +24,13 @@ use crate::certs::CertSettings;
 use crate::certs::manager::CertManager;
 use crate::clock::Clock;
 use crate::controller;
+use crate::github::receiver;
 use crate::leader::ElectionConfig;
 use crate::lifecycle::{Shutdown, ShutdownSettings, Signals, TaskError, Tasks};
 use crate::logging::LogSettings;
 use crate::metrics::Metrics;
 use crate::server::{self, AdmissionSettings, AdmissionState};
+use crate::sets;
 use crate::tls::{self, Reloader};
 
 /// Everything `serve` runs, each subsystem with its own settings.
@@ -77,6 +80,11 @@ pub struct ControllerSettings {
     pub election: ElectionConfig,
     /// The controller's timing.
     pub tuning: controller::Settings,
+    /// The EnvironmentSet controller's timing.
+    pub sets: sets::Settings,
+    /// Where the receiver of GitHub's deliveries listens (`POST /github`,
+    /// plain HTTP; `None`: not served).
+    pub receiver: Option<SocketAddr>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -161,6 +169,10 @@ pub async fn run_until(
     }
 
     let admin_listener = bind(settings.admin.listen, "admin").await?;
+    let receiver_listener = match settings.controller.as_ref().and_then(|c| c.receiver) {
+        Some(addr) => Some((addr, bind(addr, "receiver").await?)),
+        None => None,
+    };
     let admission_listener = match &settings.webhook {
         Some(webhook) => Some(bind(webhook.admission.listen, "admission").await?),
         None => None,
@@ -231,6 +243,7 @@ pub async fn run_until(
     tracing::info!(addr = %settings.admin.listen, "admin server listening");
 
     if let (Some(controller), Some(client)) = (&settings.controller, &client) {
+        let directory = Arc::new(sets::directory::Directory::default());
         spawn_controller(
             &mut tasks,
             &settings,
@@ -238,7 +251,17 @@ pub async fn run_until(
             client,
             &catalog,
             &metrics,
+            directory.clone(),
         );
+        if let Some((addr, listener)) = receiver_listener {
+            spawn_receiver(
+                &mut tasks,
+                addr,
+                listener,
+                directory,
+                settings.shutdown.grace,
+            );
+        }
     }
 
     match (settings.webhook.clone(), admission_listener, certificates) {
@@ -294,14 +317,9 @@ fn spawn_controller(
     client: &kube::Client,
     catalog: &SharedCatalog,
     metrics: &Arc<Metrics>,
+    directory: Arc<sets::directory::Directory>,
 ) {
-    let recorder = kube::runtime::events::Recorder::new(
-        client.clone(),
-        kube::runtime::events::Reporter {
-            controller: "ephemeral-controller".into(),
-            instance: Some(controller.election.identity.clone()),
-        },
-    );
+    let recorder = recorder_for(client, &controller.election.identity);
     let ctx = controller::Context::new(
         client.clone(),
         catalog.clone(),
@@ -311,16 +329,70 @@ fn spawn_controller(
         metrics.clone(),
         controller.tuning,
     );
+    let companions = match sets::Context::new(
+        client.clone(),
+        settings.clock,
+        recorder_for(client, &controller.election.identity),
+        controller.sets.clone(),
+        directory,
+    ) {
+        Ok(sets_ctx) => {
+            let (client, sets_ctx) = (client.clone(), Arc::new(sets_ctx));
+            let companion: controller::Companion = Arc::new(move |stop| {
+                Box::pin(sets::run(
+                    client.clone(),
+                    sets_ctx.clone(),
+                    stop.map(|_| ()),
+                ))
+            });
+            vec![companion]
+        }
+        Err(error) => {
+            tracing::error!(%error, "the EnvironmentSet controller cannot run: no HTTP client");
+            Vec::new()
+        }
+    };
     let election = controller.election;
     tracing::info!(lease = %election.name, namespace = %election.namespace, identity = %election.identity, "controller enabled: campaigning for the leader Lease");
     let (client, shutdown, grace) = (client.clone(), tasks.shutdown(), settings.shutdown.grace);
     tasks.spawn("controller", async move {
-        let running = controller::start(client, Arc::new(ctx), election);
+        let running = controller::start_with(client, Arc::new(ctx), election, companions);
         shutdown.cancelled().await;
         // Concurrently with the admission server's delay and drain.
         running.stop(grace).await;
         tracing::info!("controller stopped and Lease released");
         Ok::<_, std::convert::Infallible>(())
+    });
+}
+
+/// The Events' recorder of the controllers.
+fn recorder_for(client: &kube::Client, identity: &str) -> kube::runtime::events::Recorder {
+    kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "ephemeral-controller".into(),
+            instance: Some(identity.to_owned()),
+        },
+    )
+}
+
+/// The receiver of GitHub's deliveries (plain HTTP), answering from the
+/// set controller's directory, until shutdown.
+fn spawn_receiver(
+    tasks: &mut Tasks,
+    addr: SocketAddr,
+    listener: std::net::TcpListener,
+    directory: Arc<sets::directory::Directory>,
+    grace: Duration,
+) {
+    let token = tasks.shutdown();
+    tasks.spawn("receiver", async move {
+        let handle: Handle<SocketAddr> = Handle::new();
+        let server = axum_server::from_tcp(listener)?
+            .handle(handle.clone())
+            .serve(receiver::router(directory).into_make_service());
+        tracing::info!(%addr, "receiver of GitHub deliveries listening (HTTP, POST /github)");
+        serve_until(server, handle, token.cancelled_owned(), grace).await
     });
 }
 

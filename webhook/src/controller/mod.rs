@@ -169,10 +169,29 @@ pub struct Running {
     elector: JoinHandle<()>,
 }
 
+/// Resolves when a leadership term ends: what a [`Companion`] stops on.
+pub type Stop = futures::future::Shared<futures::channel::oneshot::Receiver<()>>;
+
+/// Another controller that runs beside this one for as long as this
+/// replica leads (e.g. the EnvironmentSet controller): called at the start
+/// of each term, it must return once its [`Stop`] resolves.
+pub type Companion = Arc<dyn Fn(Stop) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// Starts campaigning for the leader Lease; while this replica holds it,
 /// the controller runs. Losing the Lease stops reconciling (running
 /// reconciles finish) until it is won again.
 pub fn start(client: Client, ctx: Arc<Context>, election: ElectionConfig) -> Running {
+    start_with(client, ctx, election, Vec::new())
+}
+
+/// [`start`], with `companions` running beside the controller under the
+/// same Lease (each term starts them all and stops them all).
+pub fn start_with(
+    client: Client,
+    ctx: Arc<Context>,
+    election: ElectionConfig,
+    companions: Vec<Companion>,
+) -> Running {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (campaign, campaign_rx) = watch::channel(false);
     let (leading_tx, leading) = watch::channel(false);
@@ -181,7 +200,7 @@ pub fn start(client: Client, ctx: Arc<Context>, election: ElectionConfig) -> Run
         shutdown,
         campaign,
         elector: tokio::spawn(elector.run(leading_tx, campaign_rx)),
-        supervisor: tokio::spawn(supervise(client, ctx, leading, shutdown_rx)),
+        supervisor: tokio::spawn(supervise(client, ctx, companions, leading, shutdown_rx)),
     }
 }
 
@@ -212,6 +231,7 @@ async fn until(mut rx: watch::Receiver<bool>, want: bool) {
 async fn supervise(
     client: Client,
     ctx: Arc<Context>,
+    companions: Vec<Companion>,
     leading: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -233,7 +253,9 @@ async fn supervise(
             }
             let _ = stop_tx.send(());
         });
-        run(client.clone(), ctx.clone(), stop_rx.map(|_| ())).await;
+        let stop = stop_rx.shared();
+        let others = futures::future::join_all(companions.iter().map(|c| c(stop.clone())));
+        futures::future::join(run(client.clone(), ctx.clone(), stop.map(|_| ())), others).await;
         trigger.abort();
         if *shutdown.borrow() {
             return;

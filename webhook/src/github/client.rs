@@ -281,7 +281,7 @@ fn bearer(token: &[u8]) -> Result<HeaderValue, Error> {
 }
 
 /// The rustls configuration: ring, the system's roots.
-fn tls_config() -> Result<rustls::ClientConfig, Error> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, Error> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
@@ -352,6 +352,12 @@ impl Client {
                 state: Mutex::new(State::default()),
             }),
         })
+    }
+
+    /// Whether `self` and `other` are clones of one client (sharing its
+    /// cache, rate-limit gate and installation token).
+    pub fn shares_state_with(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The rate limit GitHub reported in its last answer (`None` before the first).

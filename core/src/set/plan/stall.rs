@@ -71,7 +71,10 @@ mod tests {
         let now: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
         let status = stalled(&set, "SecretNotFound", "Secret previews/gh not found", now);
         assert_eq!(status.pull_requests, vec![entry]);
-        assert_eq!(status.last_sync_time.as_deref(), Some("2026-12-01T09:00:00Z"));
+        assert_eq!(
+            status.last_sync_time.as_deref(),
+            Some("2026-12-01T09:00:00Z")
+        );
         assert_eq!(status.observed_generation, Some(3));
         let by_type = |t: &str| status.conditions.iter().find(|c| c.type_ == t).unwrap();
         assert_eq!(by_type("Ready").status, "False");
