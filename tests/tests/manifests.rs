@@ -960,13 +960,40 @@ fn expected_grants(flavour: Flavour) -> BTreeSet<Grant> {
         &["list", "watch"],
         None,
     );
+    // Environments: watched and expired by the Environment controller;
+    // applied (create, patch), looked up by name (get) and deleted by the
+    // EnvironmentSet controller.
     add(
         "*",
         "ephemeral.io",
         &["environments"],
-        &["list", "watch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
         None,
     );
+    add(
+        "*",
+        "ephemeral.io",
+        &["environmentsets"],
+        &["list", "watch"],
+        None,
+    );
+    add(
+        "*",
+        "ephemeral.io",
+        &["environmentsets/status"],
+        &["patch"],
+        None,
+    );
+    add(
+        "*",
+        "ephemeral.io",
+        &["environmentsets/finalizers"],
+        &["update"],
+        None,
+    );
+    // The Secrets EnvironmentSets name, by name only (its own ClusterRole,
+    // so it can be bound per namespace instead).
+    add("*", "", &["secrets"], &["get"], None);
     add(
         "*",
         "ephemeral.io",
@@ -1053,12 +1080,15 @@ fn assert_rbac(objects: &[Value], flavour: Flavour) {
          (scope, group, resource, verb, resourceName)\nmore than needed: {extra:#?}\nmissing: {missing:#?}",
         flavour.folder()
     );
-    // Said twice on purpose: nothing cluster-wide touches Secrets or Leases.
-    for (scope, _, resource, _, _) in &granted {
+    // Said twice on purpose: nothing cluster-wide touches Leases, and
+    // Secrets only with `get` (no list or watch: only the Secrets a set names
+    // are read, by name; no write).
+    for (scope, _, resource, verb, _) in &granted {
         if scope == "*" {
+            assert!(resource != "leases", "no cluster-wide access to {resource}");
             assert!(
-                resource != "secrets" && resource != "leases",
-                "no cluster-wide access to {resource}"
+                resource != "secrets" || verb == "get",
+                "cluster-wide Secrets: get only, not {verb}"
             );
         }
     }
