@@ -2,10 +2,13 @@
 //! built binaries are, and ([`webhook`]) driving `ephemeral-webhook serve`
 //! over real TLS, shared with the webhook crate's own integration tests, and
 //! ([`flux_schema`]) validating objects against the real CRD schemas, and
-//! ([`rbac`]) whether the manifests' RBAC allows an API request, and
-//! ([`mock_api`]) the one mocked API server of the tests that pin exact requests.
+//! ([`rbac`]) whether the manifests' RBAC allows an API request,
+//! ([`mock_api`]) the one mocked API server of the tests that pin exact
+//! requests, and ([`fake_github`]) a fake GitHub REST API to point
+//! EnvironmentSets at.
 
 pub mod cluster;
+pub mod fake_github;
 pub mod flux_schema;
 pub mod mock_api;
 pub mod rbac;

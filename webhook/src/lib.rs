@@ -8,6 +8,8 @@
 //! - [`server`] and [`admin`]: the HTTPS admission routes and the admin routes.
 //! - [`controller`] and [`leader`]: the controller that materialises
 //!   Environments, and the Lease that lets one replica run it.
+//! - [`github`]: the GitHub REST client and the `POST /github` webhook
+//!   receiver an EnvironmentSet's controller builds on.
 //! - [`backoff`]: exponential backoff with jitter, shared by the controller
 //!   and the certificates.
 //! - [`metrics`], [`clock`], [`logging`]: Prometheus metrics, where "now"
@@ -26,7 +28,7 @@
 //!
 //! 1. `args` (used only by `main`)
 //! 2. `serve`
-//! 3. `lifecycle`, `controller`, `certs`, `server`, `admin`
+//! 3. `lifecycle`, `controller`, `certs`, `server`, `admin`, `github`
 //! 4. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
 //! 5. `metrics`
 //! 6. `admission`, `crds`
@@ -59,6 +61,7 @@ pub mod certs;
 pub mod clock;
 pub mod controller;
 pub mod crds;
+pub mod github;
 pub mod leader;
 pub mod lifecycle;
 pub mod logging;
