@@ -20,67 +20,126 @@ pub struct Health {
     pub rerunning: bool,
 }
 
+/// What the verdicts are read from: `status.observedGeneration` and the
+/// `Ready` condition, parsed once (the controller keeps this instead of the
+/// object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FluxStatus {
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// The `Ready` condition, if there is one.
+    pub ready: Option<ReadyCondition>,
+}
+
+/// A `Ready` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyCondition {
+    /// Its `status`.
+    pub status: ConditionStatus,
+    /// Its `reason`, when not empty.
+    pub reason: Option<Box<str>>,
+    /// Its `message`, when not empty.
+    pub message: Option<Box<str>>,
+}
+
+/// A condition's `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionStatus {
+    /// `True`.
+    True,
+    /// `Unknown`.
+    Unknown,
+    /// `False`, or anything else.
+    False,
+}
+
+impl FluxStatus {
+    /// Reads an object's `status`.
+    pub fn read(status: Option<&Value>) -> FluxStatus {
+        let ready = status
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|ready| {
+                let text = |key: &str| ready[key].as_str().filter(|s| !s.is_empty()).map(Box::from);
+                ReadyCondition {
+                    status: match ready["status"].as_str() {
+                        Some("True") => ConditionStatus::True,
+                        Some("Unknown") => ConditionStatus::Unknown,
+                        _ => ConditionStatus::False,
+                    },
+                    reason: text("reason"),
+                    message: text("message"),
+                }
+            });
+        FluxStatus {
+            observed_generation: status
+                .and_then(|s| s.get("observedGeneration"))
+                .and_then(Value::as_i64),
+            ready,
+        }
+    }
+
+    /// Flux's verdict for `generation`: [`health`].
+    pub fn health(&self, generation: Option<i64>) -> Health {
+        self.verdict(generation, true)
+    }
+
+    /// The verdict Flux last gave: [`last_verdict`].
+    pub fn last_verdict(&self) -> Health {
+        self.verdict(None, false)
+    }
+
+    fn verdict(&self, generation: Option<i64>, current_only: bool) -> Health {
+        let observed = self.observed_generation;
+        let Some(ready) = &self.ready else {
+            return Health {
+                ready: false,
+                reason: Some("Progressing".into()),
+                message: Some("waiting for Flux to report a Ready condition".into()),
+                rerunning: false,
+            };
+        };
+        if let (Some(generation), Some(observed), true) = (generation, observed, current_only)
+            && observed < generation
+        {
+            return Health {
+                ready: false,
+                reason: Some("Progressing".into()),
+                message: Some(format!(
+                    "waiting for Flux to reconcile generation {generation} (last observed {observed})"
+                )),
+                rerunning: false,
+            };
+        }
+        let reason = ready.reason.as_deref().map(str::to_owned);
+        Health {
+            ready: ready.status == ConditionStatus::True,
+            rerunning: ready.status == ConditionStatus::Unknown
+                && observed.is_some()
+                && reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("Progressing")),
+            reason,
+            message: ready.message.as_deref().map(str::to_owned),
+        }
+    }
+}
+
 /// Flux's verdict on an object whose `metadata.generation` is `generation`
 /// and whose `status` is `status`: its Ready condition when
 /// `status.observedGeneration` is not behind `generation`, else (or without
 /// a Ready condition) not ready, reason `Progressing`, with a message saying
 /// what Flux has yet to do.
 pub fn health(generation: Option<i64>, status: Option<&Value>) -> Health {
-    verdict(generation, status, true)
+    FluxStatus::read(status).health(generation)
 }
 
 /// The verdict Flux last gave, whatever generation it was for: Flux does not
 /// reconcile a suspended object, so its Ready condition stays as it last was
 /// while its generation moves on (suspending it is a spec change).
 pub fn last_verdict(status: Option<&Value>) -> Health {
-    verdict(None, status, false)
-}
-
-fn verdict(generation: Option<i64>, status: Option<&Value>, current_only: bool) -> Health {
-    let observed = status
-        .and_then(|s| s.get("observedGeneration"))
-        .and_then(Value::as_i64);
-    let ready = status
-        .and_then(|s| s.get("conditions"))
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
-    let Some(ready) = ready else {
-        return Health {
-            ready: false,
-            reason: Some("Progressing".into()),
-            message: Some("waiting for Flux to report a Ready condition".into()),
-            rerunning: false,
-        };
-    };
-    if let (Some(generation), Some(observed), true) = (generation, observed, current_only)
-        && observed < generation
-    {
-        return Health {
-            ready: false,
-            reason: Some("Progressing".into()),
-            message: Some(format!(
-                "waiting for Flux to reconcile generation {generation} (last observed {observed})"
-            )),
-            rerunning: false,
-        };
-    }
-    let text = |key: &str| {
-        ready[key]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let reason = text("reason");
-    Health {
-        ready: ready["status"] == "True",
-        rerunning: ready["status"] == "Unknown"
-            && observed.is_some()
-            && reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("Progressing")),
-        reason,
-        message: text("message"),
-    }
+    FluxStatus::read(status).last_verdict()
 }
 
 /// [`health`] of an object as JSON (`metadata.generation`, `status`).

@@ -3,24 +3,27 @@
 //! API server that stores what is applied (with the managed fields of our
 //! field manager, as a real API server records them), in three passes:
 //!
-//! 1. **first**: nothing exists, no watch cache: every child is created;
+//! 1. **first**: nothing exists, no watch has synced: every child is created;
 //! 2. **steady, LIST per reconcile**: everything exists and each Environment
-//!    carries the status it was given, but the controller has no watch cache
-//!    of the children, so it LISTs them per kind (how every reconcile worked
+//!    carries the status it was given, but no watch of the children has
+//!    synced (no child index), so it LISTs them per kind (how every reconcile worked
 //!    before the observe/plan/execute engine, which also re-applied all);
-//! 3. **steady, watch caches**: the children are read from reflector stores
-//!    filled from the mock, as the controller's watches fill them.
+//! 3. **steady, child index**: the children are read from the child index
+//!    filled from the mock, as the controller's watches fill it (one
+//!    summary per child, keyed by namespace and Environment).
 //!
 //! Prints wall time, reconciles per second, latency percentiles, the API
 //! requests per reconcile by verb, and peak memory, and compares with a
 //! baseline measured in the same run: the pure `expand()` of the same
 //! Environments.
 //!
-//! Run: `cargo bench -p ephemeral-webhook --bench reconcile`.
+//! Run: `cargo bench -p ephemeral-webhook --bench reconcile`;
+//! `BENCH_ENVIRONMENTS=N` reconciles N Environments instead of 1,000 (the
+//! memory per child does not depend on N, nor on the profile: `--profile
+//! dev` is fine for it, not for the timings).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +31,7 @@ use ephemeral_core::api::Environment;
 use ephemeral_core::{Catalog, Config, expand};
 use ephemeral_webhook::catalog::{SharedCatalog, add_documents};
 use ephemeral_webhook::clock::Clock;
-use ephemeral_webhook::controller::children::{ChildKind, trim_for_cache};
+use ephemeral_webhook::controller::children::ChildKind;
 use ephemeral_webhook::controller::reconcile::{self, Context, Settings};
 use ephemeral_webhook::metrics::Metrics;
 use futures::StreamExt;
@@ -37,16 +40,23 @@ use jiff::Timestamp;
 use kube::client::Body;
 use kube::core::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 /// The system allocator, counting the bytes allocated and not yet freed, so
-/// the bench can tell the live heap of the watch caches from what RSS keeps.
+/// the bench can tell the live heap of the child index from what RSS keeps.
 #[global_allocator]
 static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
-const ENVIRONMENTS: usize = 1_000;
+/// How many Environments: `BENCH_ENVIRONMENTS`, else 1,000.
+fn environments_wanted() -> usize {
+    std::env::var("BENCH_ENVIRONMENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000)
+}
+
+static ENVIRONMENTS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(environments_wanted);
 const CONCURRENCY: usize = 16;
 const NS: &str = "shop";
 const NOW: &str = "2026-11-21T10:00:00Z";
@@ -281,7 +291,7 @@ fn catalog() -> Catalog {
 
 fn environments(catalog: &Catalog) -> Vec<Arc<Environment>> {
     let created: Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
-    (0..ENVIRONMENTS)
+    (0..*ENVIRONMENTS)
         .map(|i| {
             let light: Environment = serde_json::from_value(json!({
                 "apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
@@ -384,12 +394,12 @@ fn print_requests(store: &Store) -> BTreeMap<&'static str, usize> {
     let total: usize = requests.values().sum();
     let by_verb: Vec<String> = requests
         .iter()
-        .map(|(verb, n)| format!("{verb} {:.2}", *n as f64 / ENVIRONMENTS as f64))
+        .map(|(verb, n)| format!("{verb} {:.2}", *n as f64 / *ENVIRONMENTS as f64))
         .collect();
     println!(
         "{:<34} requests per reconcile {:.2}: {}",
         "",
-        total as f64 / ENVIRONMENTS as f64,
+        total as f64 / *ENVIRONMENTS as f64,
         if by_verb.is_empty() {
             "none".to_owned()
         } else {
@@ -412,28 +422,24 @@ fn with_statuses(envs: &[Arc<Environment>], store: &Store) -> Vec<Arc<Environmen
         .collect()
 }
 
-/// Reflector stores of every child kind, filled with what the mock holds,
-/// installed as the controller's watches install theirs.
+/// The child index, filled with what the mock holds through the watcher
+/// events the controller's watches deliver.
 fn fill_watch_caches(ctx: &Context, store: &Store) {
     let objects = store.lock().unwrap();
     for kind in ChildKind::ALL {
         let ar = kind.api_resource();
         let collection = format!("/apis/{}/namespaces/{NS}/{}", ar.api_version, ar.plural);
-        let mut writer = Writer::new(ar);
-        writer.apply_watcher_event(&watcher::Event::Init);
+        ctx.children.apply(kind, &watcher::Event::Init);
         for object in objects
             .by_name
             .get(&collection)
             .into_iter()
             .flat_map(BTreeMap::values)
         {
-            let mut object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
-            trim_for_cache(&mut object);
-            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+            let object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            ctx.children.apply(kind, &watcher::Event::InitApply(object));
         }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        ctx.children
-            .install(kind, writer.as_reader(), Arc::new(AtomicBool::new(true)));
+        ctx.children.apply(kind, &watcher::Event::InitDone);
     }
 }
 
@@ -466,7 +472,8 @@ fn main() {
         let catalog = catalog();
         let envs = environments(&catalog);
         println!(
-            "{ENVIRONMENTS} Environments x 5 apps (9 Flux children each), {CONCURRENCY} reconciles in flight, in-process mock API"
+            "{} Environments x 5 apps (9 Flux children each), {CONCURRENCY} reconciles in flight, in-process mock API",
+            *ENVIRONMENTS
         );
         println!("memory before: VmRSS {}", memory("VmRSS:"));
 
@@ -510,10 +517,18 @@ fn main() {
             .values()
             .map(BTreeMap::len)
             .sum();
-        assert_eq!(children, ENVIRONMENTS * 9, "every child was applied");
+        assert_eq!(children, *ENVIRONMENTS * 9, "every child was applied");
 
         // The Environments as the watch now delivers them: with their status.
+        let heap_before = ALLOCATOR.allocated();
         let envs = with_statuses(&envs, &store);
+        let heap = ALLOCATOR.allocated().saturating_sub(heap_before) as f64 / 1024.0;
+        println!(
+            "{:<34} the Environments with their status (the Controller's own store holds these): live heap +{:.1} MiB ({:.1} KiB each)",
+            "",
+            heap / 1024.0,
+            heap / *ENVIRONMENTS as f64,
+        );
         let listing = reconcile_all(&envs, &ctx).await;
         listing.print("reconcile: steady, LIST per reconcile");
         print_requests(&store);
@@ -522,22 +537,22 @@ fn main() {
         fill_watch_caches(&ctx, &store);
         let rss = kib("VmRSS:") - rss_before;
         let heap = ALLOCATOR.allocated().saturating_sub(heap_before) as f64 / 1024.0;
-        let children = (ENVIRONMENTS * 9) as f64;
+        let children = (*ENVIRONMENTS * 9) as f64;
         println!(
-            "{:<34} watch caches of {children} children: live heap +{:.1} MiB ({:.1} KiB per child), RSS +{:.1} MiB",
+            "{:<34} child index of {children} children: live heap +{:.1} MiB ({:.1} KiB per child), RSS +{:.1} MiB",
             "",
             heap / 1024.0,
             heap / children,
             rss as f64 / 1024.0,
         );
         let cached = reconcile_all(&envs, &ctx).await;
-        cached.print("reconcile: steady, watch caches");
+        cached.print("reconcile: steady, child index");
         let requests = print_requests(&store);
         assert_eq!(
             requests.get("APPLY").copied().unwrap_or_default()
                 + requests.get("LIST").copied().unwrap_or_default(),
             0,
-            "a steady state with watch caches lists and applies nothing"
+            "a steady state with the child index lists and applies nothing"
         );
 
         println!(

@@ -10,6 +10,10 @@
 //!   Environments, and the Lease that lets one replica run it.
 //! - [`github`]: the GitHub REST client and the `POST /github` webhook
 //!   receiver an EnvironmentSet's controller builds on.
+//! - [`engine`]: what a controller owning children does, generic over the
+//!   owner and its children (the child index fed by the watches, apply only
+//!   what differs, prune with a uid precondition, status write); the
+//!   Environment controller is its first user.
 //! - [`backoff`]: exponential backoff with jitter, shared by the controller
 //!   and the certificates.
 //! - [`metrics`], [`clock`], [`logging`]: Prometheus metrics, where "now"
@@ -29,9 +33,10 @@
 //! 1. `args` (used only by `main`)
 //! 2. `serve`
 //! 3. `lifecycle`, `controller`, `certs`, `server`, `admin`, `github`
-//! 4. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
-//! 5. `metrics`
-//! 6. `admission`, `crds`
+//! 4. `engine`
+//! 5. `tls`, `leader`, `catalog`, `backoff`, `clock`, `logging`
+//! 6. `metrics`
+//! 7. `admission`, `crds`
 //!
 //! # Decisions beyond the design contract
 //!
@@ -61,6 +66,7 @@ pub mod certs;
 pub mod clock;
 pub mod controller;
 pub mod crds;
+pub mod engine;
 pub mod github;
 pub mod leader;
 pub mod lifecycle;

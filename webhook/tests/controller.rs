@@ -1208,9 +1208,6 @@ fn fields_v1(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "apiVersion" | "kind" | "name" | "namespace")
-                })
                 .map(|(k, v)| (format!("f:{k}"), fields_v1(v)))
                 .collect(),
         ),
@@ -1218,16 +1215,27 @@ fn fields_v1(v: &Value) -> Value {
     }
 }
 
-/// Reflector stores, synced, holding `children` (each as `stored` made it,
-/// with the managed fields of our apply), as the controller's watches fill them.
+/// fieldsV1 of our apply of `body`: every field but the identity
+/// (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace`).
+fn applied_fields(body: &Value) -> Value {
+    let mut owned = body.clone();
+    let top = owned.as_object_mut().unwrap();
+    top.remove("apiVersion");
+    top.remove("kind");
+    let meta = top["metadata"].as_object_mut().unwrap();
+    meta.remove("name");
+    meta.remove("namespace");
+    fields_v1(&owned)
+}
+
+/// The child index, synced, holding `children` (each as `stored` made it,
+/// with the managed fields of our apply), as the controller's watches fill it.
 fn synced_stores(ctx: &Context, children: &[Value]) {
     use ephemeral_webhook::controller::children::ChildKind;
     use kube::api::DynamicObject;
-    use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher;
     for kind in ChildKind::ALL {
-        let mut writer = Writer::new(kind.api_resource());
-        writer.apply_watcher_event(&watcher::Event::Init);
+        ctx.children.apply(kind, &watcher::Event::Init);
         for child in children.iter().filter(|c| c["kind"] == kind.as_str()) {
             let mut child = child.clone();
             let mut owned = child.clone();
@@ -1237,16 +1245,11 @@ fn synced_stores(ctx: &Context, children: &[Value]) {
             }
             child["metadata"]["managedFields"] = json!([{
                 "manager": "ephemeral", "operation": "Apply", "apiVersion": child["apiVersion"],
-                "fieldsType": "FieldsV1", "fieldsV1": fields_v1(&owned)}]);
+                "fieldsType": "FieldsV1", "fieldsV1": applied_fields(&owned)}]);
             let object: DynamicObject = serde_json::from_value(child).unwrap();
-            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+            ctx.children.apply(kind, &watcher::Event::InitApply(object));
         }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        ctx.children.install(
-            kind,
-            writer.as_reader(),
-            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        );
+        ctx.children.apply(kind, &watcher::Event::InitDone);
     }
 }
 
@@ -1291,4 +1294,66 @@ async fn with_the_watches_synced_a_flux_status_change_costs_one_status_write_and
     written.status = Some(serde_json::from_value(status).unwrap());
     let task = tokio::spawn(reconcile::reconcile(Arc::new(written), ctx.clone()));
     assert_eq!(finish(&mut api, task).await.unwrap(), resync());
+}
+
+#[tokio::test]
+async fn a_kind_whose_watch_is_not_served_is_listed_and_stalls_while_the_others_come_from_the_index()
+ {
+    use ephemeral_webhook::controller::children::ChildKind;
+    let env = admitted(three_apps());
+    let children: Vec<Value> = expected_children(&env, &[])
+        .iter()
+        .filter(|o| o["kind"] != "ImagePolicy")
+        .map(|o| stored(o, "1", ready_status(1)))
+        .collect();
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (ctx, _) = context(client, catalog());
+    synced_stores(&ctx, &children);
+    // The ImagePolicy CRD was removed: its watch is answered 404.
+    ctx.children.not_served(ChildKind::ImagePolicy);
+    let mut api = ApiServer {
+        handle,
+        schemas: Schemas::load(),
+    };
+    let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
+    api.expect(Method::GET, &flux_path("ImagePolicy", None))
+        .await
+        .not_found();
+    let status = api.status().await;
+    assert_eq!(condition(&status, "Stalled")["reason"], "FluxKindNotServed");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "FluxKindNotServed");
+    assert_eq!(
+        finish(&mut api, task).await.unwrap(),
+        Action::requeue(Duration::from_secs(60))
+    );
+}
+
+#[tokio::test]
+async fn a_wanted_child_the_index_lacks_is_looked_up_by_name_and_never_taken_over() {
+    // The index has synced but has not seen the web HelmRelease, which
+    // exists without our labels (so its watch never showed it).
+    let env = admitted(json!([{"name": "web"}]));
+    let want = expected_children(&env, &[]);
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (ctx, _) = context(client, catalog());
+    synced_stores(&ctx, &[]);
+    let mut api = ApiServer {
+        handle,
+        schemas: Schemas::load(),
+    };
+    let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
+    let mut foreign = stored(&want[0], "3", json!({}));
+    foreign["metadata"]["labels"] = json!({});
+    foreign["metadata"]["ownerReferences"] = json!([]);
+    api.expect(Method::GET, &flux_path("HelmRelease", Some("alice-web")))
+        .await
+        .reply(200, &foreign);
+    let status = api.status().await;
+    assert_eq!(condition(&status, "Stalled")["reason"], "ChildConflict");
+    let (_, reason, _) = api.event().await;
+    assert_eq!(reason, "ChildConflict");
+    finish(&mut api, task).await.unwrap();
 }

@@ -1,56 +1,162 @@
-//! The children of an Environment as the controller sees them: what kind each
-//! is, whether this Environment controls it, what Flux says about it, and
-//! which existing ones are no longer wanted. Pure: objects in, decisions out.
+//! The children of an Environment as the controller sees them: the Flux
+//! [`Family`] of the engine (what the plan reads of each child), whether
+//! this Environment controls one, what Flux says about it, and which
+//! existing ones are no longer wanted. Pure: objects in, decisions out.
 
 use std::collections::BTreeSet;
 
-use kube::api::DynamicObject;
+use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
 
+use ephemeral_core::expand::{APP_LABEL, ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use ephemeral_core::flux::{FluxObject, ImagePolicy};
 use ephemeral_core::prefix::BuildTag;
+use ephemeral_core::ready::FluxStatus;
 
-/// The field manager of every server-side apply the controller makes.
-pub const FIELD_MANAGER: &str = "ephemeral";
+use crate::engine::{self, ChildOf, Family};
+
+pub use crate::engine::FIELD_MANAGER;
 
 /// The four Flux kinds an Environment expands into: the core's one kind
 /// table (kind, apiVersion, plural), shared with the plugin.
 pub use ephemeral_core::kinds::FluxKind as ChildKind;
 
-/// An existing child, as listed or returned by an apply.
-#[derive(Clone, Debug)]
-pub struct Existing {
-    /// Its kind.
-    pub kind: ChildKind,
-    /// The object.
-    pub object: DynamicObject,
-}
-
-impl Existing {
-    /// `Kind/name`, for messages and events.
-    pub fn display_name(&self) -> String {
-        format!("{}/{}", self.kind.as_str(), self.name())
+impl engine::Kind for ChildKind {
+    fn api_resource(self) -> ApiResource {
+        ChildKind::api_resource(self)
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.object.metadata.name.as_deref().unwrap_or_default()
+    fn as_str(self) -> &'static str {
+        ChildKind::as_str(self)
+    }
+}
+
+/// The Environment controller's children: the four Flux kinds, labelled
+/// `ephemeral.io/environment=<name>` and `app.kubernetes.io/managed-by=ephemeral`.
+#[derive(Clone, Copy, Debug)]
+pub struct Flux;
+
+impl Family for Flux {
+    type Kind = ChildKind;
+    type Facts = FluxFacts;
+    const OWNER_LABEL: &'static str = ENVIRONMENT_LABEL;
+    const LABELS: &'static [(&'static str, &'static str)] = &[(MANAGED_BY_LABEL, MANAGED_BY)];
+
+    fn kinds() -> &'static [ChildKind] {
+        &ChildKind::ALL
+    }
+
+    fn facts(kind: ChildKind, object: &DynamicObject) -> FluxFacts {
+        FluxFacts::of(kind, object)
+    }
+}
+
+/// An existing child, as indexed, listed or returned by an apply.
+pub type Existing = ChildOf<Flux>;
+
+/// What the plan and the status read of a Flux child.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FluxFacts {
+    /// Its `ephemeral.io/app` label.
+    pub app: Option<Box<str>>,
+    /// Its `status.observedGeneration` and Ready condition.
+    pub status: FluxStatus,
+    /// Flux has started reconciling its current generation (its status, or
+    /// one of its conditions, observed it): from then on, suspending it
+    /// does not stop that run.
+    pub started: bool,
+    /// `spec.suspend` is true.
+    pub suspended: bool,
+    /// The image tag an app child deploys: its Kustomization's
+    /// `postBuild.substitute.image_tag`, or its HelmRelease's
+    /// `values.ephemeral.image_tag`.
+    pub deployed_tag: Option<Box<str>>,
+    /// What an ImagePolicy resolved, and for which policy.
+    pub policy: Option<Box<PolicyFacts>>,
+}
+
+/// An ImagePolicy as stored: its pattern and repository, and the tag it resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyFacts {
+    /// `spec.filterTags.pattern`.
+    pub pattern: Option<Box<str>>,
+    /// `spec.imageRepositoryRef.name`.
+    pub repository: Option<Box<str>>,
+    /// `spec.imageRepositoryRef.namespace`.
+    pub repository_namespace: Option<Box<str>>,
+    /// `status.latestRef.tag`, when not empty.
+    pub tag: Option<Box<str>>,
+    /// Flux resolved it for the current generation.
+    pub current: bool,
+}
+
+fn text(object: &DynamicObject, pointer: &str) -> Option<Box<str>> {
+    object
+        .data
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(Box::from)
+}
+
+impl FluxFacts {
+    /// The facts of `object` of `kind`.
+    pub fn of(kind: ChildKind, object: &DynamicObject) -> FluxFacts {
+        let status = object.data.get("status");
+        let generation = object.metadata.generation;
+        let observed = |v: &Value, g: i64| {
+            v.get("observedGeneration")
+                .and_then(Value::as_i64)
+                .is_some_and(|o| o >= g)
+        };
+        let started = generation.is_none_or(|g| {
+            status.is_some_and(|s| observed(s, g))
+                || object
+                    .data
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| observed(c, g)))
+        });
+        let deployed_tag = match kind {
+            ChildKind::Kustomization => text(object, "/spec/postBuild/substitute/image_tag"),
+            ChildKind::HelmRelease => text(object, "/spec/values/ephemeral/image_tag"),
+            ChildKind::ImagePolicy | ChildKind::GitRepository => None,
+        };
+        let policy = (kind == ChildKind::ImagePolicy).then(|| {
+            let observed = status
+                .and_then(|s| s.get("observedGeneration"))
+                .and_then(Value::as_i64);
+            Box::new(PolicyFacts {
+                pattern: text(object, "/spec/filterTags/pattern"),
+                repository: text(object, "/spec/imageRepositoryRef/name"),
+                repository_namespace: text(object, "/spec/imageRepositoryRef/namespace"),
+                tag: text(object, "/status/latestRef/tag"),
+                current: match (generation, observed) {
+                    (Some(g), Some(o)) => o >= g,
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                },
+            })
+        });
+        FluxFacts {
+            app: object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(APP_LABEL))
+                .map(|a| Box::from(a.as_str())),
+            status: FluxStatus::read(status),
+            started,
+            suspended: object.data.pointer("/spec/suspend") == Some(&Value::Bool(true)),
+            deployed_tag,
+            policy,
+        }
     }
 }
 
 /// The name of an expanded object.
 pub fn name_of(object: &FluxObject) -> &str {
     object.name()
-}
-
-/// Whether `object`'s controlling owner reference points at the object with `uid`.
-pub fn is_controlled_by(object: &DynamicObject, uid: &str) -> bool {
-    object
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && r.uid == uid)
 }
 
 /// The existing children this Environment (`uid`) controls that the
@@ -67,75 +173,9 @@ pub fn prune_set<'a>(
         .collect();
     existing
         .iter()
-        .filter(|e| is_controlled_by(&e.object, uid))
+        .filter(|e| e.is_controlled_by(uid))
         .filter(|e| !wanted.contains(&(e.kind, e.name())))
         .collect()
-}
-
-/// Whether the stored child already holds exactly the fields of `desired`
-/// (an apply body of this field manager), so applying it would change
-/// nothing: every field of `desired` has its value in `stored` (lists
-/// compared item by item), and every field the stored managed fields of
-/// [`FIELD_MANAGER`]'s apply name is still
-/// in `desired` (a field dropped from the expansion must be applied away).
-/// Without that managed-fields entry the answer is no. `apiVersion` and
-/// `kind` are not compared (list items may lack them).
-pub fn manages(stored: &DynamicObject, desired: &Value) -> bool {
-    let Some(owned) = stored
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .find(|m| {
-            m.manager.as_deref() == Some(FIELD_MANAGER)
-                && m.operation.as_deref() == Some("Apply")
-                && m.subresource.as_deref().unwrap_or_default().is_empty()
-        })
-        .and_then(|m| m.fields_v1.as_ref())
-    else {
-        return false;
-    };
-    let Ok(mut current) = serde_json::to_value(stored) else {
-        return false;
-    };
-    let mut desired = desired.clone();
-    for value in [&mut current, &mut desired] {
-        if let Some(map) = value.as_object_mut() {
-            map.remove("apiVersion");
-            map.remove("kind");
-        }
-    }
-    covers(&current, &desired) && owned_within(&owned.0, &desired)
-}
-
-/// Every field of `desired` has its value in `stored`.
-fn covers(stored: &Value, desired: &Value) -> bool {
-    match (stored, desired) {
-        (_, Value::Null) => true,
-        (Value::Object(s), Value::Object(d)) => d.iter().all(|(k, dv)| match s.get(k) {
-            Some(sv) => covers(sv, dv),
-            None => dv.is_null(),
-        }),
-        (Value::Array(s), Value::Array(d)) => {
-            s.len() == d.len() && s.iter().zip(d).all(|(sv, dv)| covers(sv, dv))
-        }
-        (s, d) => s == d,
-    }
-}
-
-/// Every field named in the managed fields `owned` (fieldsV1: `f:<name>`
-/// keys; list items, `k:`/`v:`/`i:`, are left to [`covers`]) is in `desired`.
-fn owned_within(owned: &Value, desired: &Value) -> bool {
-    let (Some(owned), Some(desired)) = (owned.as_object(), desired.as_object()) else {
-        return true;
-    };
-    owned.iter().all(|(key, sub)| match key.strip_prefix("f:") {
-        Some(field) => match desired.get(field) {
-            None | Some(Value::Null) => false,
-            Some(d) => owned_within(sub, d),
-        },
-        None => true,
-    })
 }
 
 /// What Flux says about a child: its `Ready` condition, trusted only when
@@ -143,76 +183,22 @@ fn owned_within(owned: &Value, desired: &Value) -> bool {
 /// which `describe` uses too).
 pub use ephemeral_core::ready::Health;
 
-fn status_str<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
-    object.data.pointer(pointer).and_then(Value::as_str)
+/// Flux's verdict on `child`.
+pub fn health(child: &Existing) -> Health {
+    child.facts.status.health(child.generation)
 }
 
-/// Flux's verdict on `object`.
-pub fn health(object: &DynamicObject) -> Health {
-    ephemeral_core::ready::health(object.metadata.generation, object.data.get("status"))
-}
-
-/// Whether Flux has started reconciling the current generation of `object`
-/// (its status, or one of its conditions, observed it): from then on,
-/// suspending it does not stop that run.
-pub fn flux_started(object: &DynamicObject) -> bool {
-    let Some(generation) = object.metadata.generation else {
-        return true;
-    };
-    let observed = |v: &Value| {
-        v.get("observedGeneration")
-            .and_then(Value::as_i64)
-            .is_some_and(|g| g >= generation)
-    };
-    object.data.get("status").is_some_and(observed)
-        || object
-            .data
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(observed))
-}
-
-/// The verdict Flux last gave on `object`, whatever generation it was for:
+/// The verdict Flux last gave on `child`, whatever generation it was for:
 /// Flux does not reconcile a suspended object, so its Ready condition stays
 /// as it last was while its generation moved on (suspending it was a spec
 /// change).
-pub fn last_verdict(object: &DynamicObject) -> Health {
-    ephemeral_core::ready::last_verdict(object.data.get("status"))
+pub fn last_verdict(child: &Existing) -> Health {
+    child.facts.status.last_verdict()
 }
 
-/// The `status` fields the controller reads of a child (Ready and
-/// observedGeneration for health, `latestRef` for a policy's tag).
-const STATUS_READ: [&str; 3] = ["observedGeneration", "conditions", "latestRef"];
-
-/// Trims a watched child to what the controller reads before it goes into
-/// the watch cache: our own apply's managed-fields entry (for [`manages`])
-/// and the status fields in `STATUS_READ`. Flux's inventory and history and
-/// its controllers' managed fields are most of a stored child's size.
-pub fn trim_for_cache(object: &mut DynamicObject) {
-    if let Some(entries) = &mut object.metadata.managed_fields {
-        entries.retain(|m| {
-            m.manager.as_deref() == Some(FIELD_MANAGER)
-                && m.operation.as_deref() == Some("Apply")
-                && m.subresource.as_deref().unwrap_or_default().is_empty()
-        });
-    }
-    if let Some(Value::Object(status)) = object.data.get_mut("status") {
-        status.retain(|k, _| STATUS_READ.contains(&k.as_str()));
-    }
-}
-
-/// The image tag an existing app child deploys: its Kustomization's
-/// `postBuild.substitute.image_tag`, or its HelmRelease's
-/// `values.ephemeral.image_tag`.
+/// The image tag an existing app child deploys.
 pub fn deployed_tag(child: &Existing) -> Option<String> {
-    let pointer = match child.kind {
-        ChildKind::Kustomization => "/spec/postBuild/substitute/image_tag",
-        ChildKind::HelmRelease => "/spec/values/ephemeral/image_tag",
-        ChildKind::ImagePolicy | ChildKind::GitRepository => return None,
-    };
-    status_str(&child.object, pointer)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
+    child.facts.deployed_tag.as_deref().map(str::to_owned)
 }
 
 /// Whether `tag` is a build `<prefix>-<hex sha>-<digits>` of the prefix whose
@@ -226,34 +212,19 @@ fn tag_fits(tag: &str, pattern: &str) -> bool {
 /// builds: Flux resolved it for the current generation, or the tag fits the
 /// pattern (a spec change that kept the pattern does not drop the tag while
 /// Flux catches up). A tag resolved for an older prefix is never carried over.
-pub fn resolved_tag(existing: &DynamicObject, desired: &ImagePolicy) -> Option<String> {
-    let spec = existing.data.get("spec")?;
-    let same_pattern = spec.pointer("/filterTags/pattern").and_then(Value::as_str)
-        == Some(desired.spec.filter_tags.pattern.as_str());
+pub fn resolved_tag(existing: &Existing, desired: &ImagePolicy) -> Option<String> {
+    let policy = existing.facts.policy.as_deref()?;
     let repo = &desired.spec.image_repository_ref;
-    let same_repo = spec
-        .pointer("/imageRepositoryRef/name")
-        .and_then(Value::as_str)
-        == Some(repo.name.as_str())
-        && spec
-            .pointer("/imageRepositoryRef/namespace")
-            .and_then(Value::as_str)
-            == Some(repo.namespace.as_str());
-    let observed = existing
-        .data
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
-    let current = match (existing.metadata.generation, observed) {
-        (Some(g), Some(o)) => o >= g,
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
-    if !(same_pattern && same_repo) {
+    let same = policy.pattern.as_deref() == Some(desired.spec.filter_tags.pattern.as_str())
+        && policy.repository.as_deref() == Some(repo.name.as_str())
+        && policy.repository_namespace.as_deref() == Some(repo.namespace.as_str());
+    if !same {
         return None;
     }
-    status_str(existing, "/status/latestRef/tag")
-        .filter(|t| !t.is_empty())
-        .filter(|t| current || tag_fits(t, &desired.spec.filter_tags.pattern))
+    policy
+        .tag
+        .as_deref()
+        .filter(|t| policy.current || tag_fits(t, &desired.spec.filter_tags.pattern))
         .map(str::to_owned)
 }
 
@@ -279,7 +250,7 @@ mod tests {
         });
         object.metadata.generation = Some(2);
         object.data = data;
-        Existing { kind, object }
+        Existing::of::<Flux>(kind, &object)
     }
 
     fn policy(pattern: &str) -> ImagePolicy {
@@ -337,9 +308,14 @@ mod tests {
 
     #[test]
     fn a_non_controller_owner_reference_does_not_count() {
-        let mut e = dynamic(ChildKind::Kustomization, "x", Some("u1"), json!({}));
-        e.object.metadata.owner_references.as_mut().unwrap()[0].controller = None;
-        assert!(!is_controlled_by(&e.object, "u1"));
+        let mut object = DynamicObject::new("x", &ChildKind::Kustomization.api_resource());
+        object.metadata.owner_references = Some(vec![OwnerReference {
+            uid: "u1".into(),
+            controller: None,
+            ..Default::default()
+        }]);
+        let e = Existing::of::<Flux>(ChildKind::Kustomization, &object);
+        assert!(!e.is_controlled_by("u1"));
         assert!(prune_set(std::slice::from_ref(&e), &[], "u1").is_empty());
     }
 
@@ -351,7 +327,12 @@ mod tests {
                 {"type": "Ready", "status": status, "reason": "ReconciliationSucceeded", "message": "Applied revision: main@sha1:abc"}
             ]}})
         };
-        let h = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 2)).object);
+        let h = health(&dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            ready("True", 2),
+        ));
         assert_eq!(
             h,
             Health {
@@ -361,27 +342,38 @@ mod tests {
                 rerunning: false,
             }
         );
-        let rerun = health(
-            &dynamic(
-                ChildKind::Kustomization,
-                "k",
-                None,
-                json!({"status": {"observedGeneration": 2, "conditions": [
+        let rerun = health(&dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            json!({"status": {"observedGeneration": 2, "conditions": [
                     {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Reconciliation in progress"}]}}),
-            )
-            .object,
-        );
+        ));
         assert!(rerun.rerunning && !rerun.ready);
-        let h = health(&dynamic(ChildKind::Kustomization, "k", None, ready("False", 2)).object);
+        let h = health(&dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            ready("False", 2),
+        ));
         assert!(!h.ready);
-        let stale = health(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        let stale = health(&dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            ready("True", 1),
+        ));
         assert!(!stale.ready, "Ready for an older generation is not ready");
         assert_eq!(stale.reason.as_deref(), Some("Progressing"));
-        let last =
-            last_verdict(&dynamic(ChildKind::Kustomization, "k", None, ready("True", 1)).object);
+        let last = last_verdict(&dynamic(
+            ChildKind::Kustomization,
+            "k",
+            None,
+            ready("True", 1),
+        ));
         assert!(last.ready, "a suspended object keeps its last verdict");
         assert_eq!(last.reason.as_deref(), Some("ReconciliationSucceeded"));
-        let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})).object);
+        let none = health(&dynamic(ChildKind::HelmRelease, "h", None, json!({})));
         assert!(!none.ready);
         assert_eq!(
             none.message.as_deref(),
@@ -399,15 +391,11 @@ mod tests {
             policy_data(p, 2, "main-abc-1"),
         );
         assert_eq!(
-            resolved_tag(&good.object, &policy(p)).as_deref(),
+            resolved_tag(&good, &policy(p)).as_deref(),
             Some("main-abc-1")
         );
         let other = "^feature-[a-fA-F0-9]+-(?P<ts>[0-9]+)$";
-        assert_eq!(
-            resolved_tag(&good.object, &policy(other)),
-            None,
-            "prefix changed"
-        );
+        assert_eq!(resolved_tag(&good, &policy(other)), None, "prefix changed");
         // Flux has not observed the current generation (a spec change that
         // kept the pattern): a build of the prefix is kept meanwhile...
         let behind = dynamic(
@@ -417,7 +405,7 @@ mod tests {
             policy_data(p, 1, "main-abc-1"),
         );
         assert_eq!(
-            resolved_tag(&behind.object, &policy(p)).as_deref(),
+            resolved_tag(&behind, &policy(p)).as_deref(),
             Some("main-abc-1")
         );
         // ...but not a tag of another prefix left over from before the
@@ -435,7 +423,7 @@ mod tests {
                 Some("u"),
                 policy_data(p, 1, tag),
             );
-            assert_eq!(resolved_tag(&stale.object, &policy(p)), None, "{tag}");
+            assert_eq!(resolved_tag(&stale, &policy(p)), None, "{tag}");
         }
         let dashed = "^feature-x-[a-fA-F0-9]+-(?P<ts>[0-9]+)$";
         let behind = dynamic(
@@ -445,16 +433,12 @@ mod tests {
             policy_data(dashed, 1, "feature-x-0a1b-1763712000"),
         );
         assert_eq!(
-            resolved_tag(&behind.object, &policy(dashed)).as_deref(),
+            resolved_tag(&behind, &policy(dashed)).as_deref(),
             Some("feature-x-0a1b-1763712000")
         );
         let mut moved = policy(p);
         moved.spec.image_repository_ref.namespace = "images".into();
-        assert_eq!(
-            resolved_tag(&good.object, &moved),
-            None,
-            "repository changed"
-        );
+        assert_eq!(resolved_tag(&good, &moved), None, "repository changed");
     }
 
     #[test]
@@ -495,33 +479,38 @@ mod tests {
     }
 
     #[test]
-    fn the_watch_cache_keeps_what_the_controller_reads() {
-        let mut object: DynamicObject = serde_json::from_value(json!({
+    fn the_index_keeps_what_the_controller_reads_of_a_stored_child() {
+        let object: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-            "metadata": {"name": "alice-web", "namespace": "shop", "generation": 2, "managedFields": [
-                {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
-                {"manager": "kustomize-controller", "operation": "Update", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
-                {"manager": FIELD_MANAGER, "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {}}
+            "metadata": {"name": "alice-web", "namespace": "shop", "uid": "k1", "generation": 2,
+                         "labels": {"ephemeral.io/app": "web"},
+                         "ownerReferences": [{"apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
+                                              "name": "alice", "uid": "u1", "controller": true}],
+                         "managedFields": [
+                {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:path": {}}}},
+                {"manager": "kustomize-controller", "operation": "Update", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}
             ]},
-            "spec": {"path": "./apps/web", "postBuild": {"substitute": {"image_tag": "main-abc1-17"}}},
-            "status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}],
-                       "inventory": {"entries": [{"id": "x", "v": "v1"}]}, "history": [{"digest": "sha256:1"}],
-                       "lastAppliedRevision": "main@sha1:abc"}
+            "spec": {"path": "./apps/web", "suspend": true, "postBuild": {"substitute": {"image_tag": "main-abc1-17"}}},
+            "status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}],
+                       "inventory": {"entries": [{"id": "x", "v": "v1"}]}, "lastAppliedRevision": "main@sha1:abc"}
         }))
         .unwrap();
-        let health_before = health(&object);
-        trim_for_cache(&mut object);
-        let managed = object.metadata.managed_fields.as_ref().unwrap();
-        assert_eq!(managed.len(), 1);
-        assert_eq!(managed[0].manager.as_deref(), Some(FIELD_MANAGER));
+        let child = Existing::of::<Flux>(ChildKind::Kustomization, &object);
+        assert_eq!(child.display_name(), "Kustomization/alice-web");
         assert_eq!(
-            object.data["status"],
-            json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}]})
+            (child.uid.as_deref(), child.generation),
+            (Some("k1"), Some(2))
         );
-        assert_eq!(health(&object), health_before);
+        assert!(child.is_controlled_by("u1") && !child.is_controlled_by("u2"));
         assert_eq!(
-            object.data["spec"]["postBuild"]["substitute"]["image_tag"],
-            "main-abc1-17"
+            health(&child),
+            ephemeral_core::ready::health(Some(2), object.data.get("status"))
         );
+        assert!(health(&child).ready);
+        assert!(child.facts.started && child.facts.suspended);
+        assert_eq!(child.facts.app.as_deref(), Some("web"));
+        assert_eq!(deployed_tag(&child).as_deref(), Some("main-abc1-17"));
+        assert!(child.manages(&json!({"spec": {"path": "./apps/web"}})));
+        assert!(!child.manages(&json!({"spec": {"path": "./apps/other"}})));
     }
 }

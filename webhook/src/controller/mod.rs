@@ -1,36 +1,51 @@
 //! The controller: materialises each Environment into its Flux objects and
-//! keeps them true.
+//! keeps them true. It is the first user of the owner/children
+//! [`engine`]: [`children::Flux`] is its family of children.
 //!
 //! - [`children`], [`status`], [`timing`], [`backoff`](crate::backoff): pure decisions (what
 //!   to prune, what the status says, when to look again, how long to back off).
 //! - [`plan`]: what a reconcile does, from what it observed. Pure.
-//! - [`reconcile`]: the reconciler: observes, plans, makes the API calls.
+//! - [`reconcile`]: the reconciler: observes, plans, makes the API calls
+//!   (through the engine).
 //! - [`run`]: the kube-runtime `Controller` over Environments in all
 //!   namespaces, owning the four Flux kinds.
 //!
 //! # Decisions beyond the design contract
 //!
 //! - A reconcile is observe → plan → execute. Observe: the children come
-//!   from reflector stores fed by the same label-selected watches that
-//!   trigger reconciles (one per Flux kind), so a reconcile makes no LIST;
-//!   only a kind whose store has not synced (its CRD is not installed, say)
-//!   is LISTed, and a 404 there means the kind is not served. Plan
-//!   ([`plan`]): one expansion, with each app's tag taken from its observed
-//!   ImagePolicy; pure. Execute: a child is server-side applied (field
-//!   manager `ephemeral`, forced) only when its stored fields differ from
-//!   the desired ones, judged by our own managed fields (a field we no
-//!   longer set is applied away); the status is written only when it
-//!   changed. A Flux status change on a child therefore costs at most one
-//!   status write. An Event says which children were created or updated
-//!   (their generation changed).
+//!   from the engine's child index ([`crate::engine::index`]), fed by the
+//!   same label-selected watches that trigger reconciles (one per Flux
+//!   kind) and keyed by namespace and `ephemeral.io/environment` label, so
+//!   a reconcile makes no LIST and reads only its own children. The index
+//!   keeps no object: per child its kind, name, uid, generation, controller
+//!   uid, app label, Flux's Ready condition and observedGeneration, the
+//!   tags (an ImagePolicy's resolved one with its pattern and repository,
+//!   an app's deployed one), whether it is suspended or Flux has started its
+//!   generation, and a digest of what it holds of the fields our apply owns
+//!   ([`crate::engine::managed`]); about 0.5 KiB per child (`docs/benchmarks.md`). Only a kind
+//!   whose watch has not synced (its CRD is not installed, say) is LISTed,
+//!   and a 404 there means the kind is not served. Plan ([`plan`]): one
+//!   expansion, with each app's tag taken from its observed ImagePolicy;
+//!   pure. Execute: a child is server-side applied (field manager
+//!   `ephemeral`, forced) only when the digest of its stored fields differs
+//!   from the digest of the desired body, the stored side projected on our
+//!   own managed fields (a field we no longer set is applied away; a value
+//!   another manager wrote into a field of ours is applied back); the
+//!   status is written only when it changed. A Flux status change on a
+//!   child therefore costs at most one status write. An Event says which
+//!   children were created or updated (their generation changed).
 //! - While Flux re-runs an unchanged spec of an app the status last called
 //!   ready (Ready `Unknown`/`Progressing*` at an observed generation: its
 //!   interval, or a requested reconcile), the app keeps that verdict; the
 //!   run's result is reported when it ends.
-//! - A wanted child the stores do not show is looked up by name before it
+//! - A wanted child the index does not show is looked up by name before it
 //!   is applied, so an object of that name without our labels is never
-//!   taken over; a lagging store is otherwise safe (applies are idempotent,
-//!   and a prune's DELETE carries the child's uid as a precondition).
+//!   taken over; a child that loses our labels leaves the index (its watch
+//!   reports it deleted), so it is neither read nor pruned. A lagging index
+//!   is otherwise safe (applies are idempotent, and a prune's DELETE
+//!   carries the child's uid as a precondition). A re-list of a kind
+//!   (`Init` … `InitDone`) drops at its end what it did not show; each run
+//!   of the controller (on winning the Lease) starts with an empty index.
 //! - A child is pruned only when it carries the Environment's labels, is
 //!   controlled (ownerReference with `controller: true`) by this
 //!   Environment's uid, and the expansion no longer wants it; the DELETE
@@ -79,25 +94,23 @@ pub mod timing;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{reflector, store::Writer};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use ephemeral_core::api::Environment;
-use ephemeral_core::expand::{MANAGED_BY, MANAGED_BY_LABEL};
 
+use crate::engine::{self, Family};
 use crate::leader::{ElectionConfig, Elector};
-use children::ChildKind;
+use children::Flux;
 pub use reconcile::{
-    ChildStores, Context, Error, FIELD_MANAGER, Settings, UNADMITTED_OWNER, error_policy,
+    Context, Error, FIELD_MANAGER, FluxChildren, Settings, UNADMITTED_OWNER, error_policy,
 };
 
 /// How many Environments are reconciled at once.
@@ -117,34 +130,16 @@ pub async fn run(
             _ = &mut shutdown => return,
         }
     }
-    let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let mut controller = Controller::new(
         Api::<Environment>::all(client.clone()),
         watcher::Config::default(),
     );
     // One watch per kind both triggers the owner's reconcile and feeds the
-    // store the reconciles read the children from.
-    for kind in ChildKind::ALL {
-        let ar = kind.api_resource();
-        let writer = Writer::new(ar.clone());
-        let healthy = Arc::new(AtomicBool::new(true));
-        ctx.children
-            .install(kind, writer.as_reader(), healthy.clone());
-        let watch = watcher(
-            Api::<DynamicObject>::all_with(client.clone(), &ar),
-            owned.clone(),
-        )
-        .default_backoff()
-        .modify(children::trim_for_cache)
-        .inspect(move |event| match event {
-            Err(error) if crate::catalog::is_not_served(error) => {
-                healthy.store(false, Ordering::Release);
-            }
-            Ok(watcher::Event::InitDone) => healthy.store(true, Ordering::Release),
-            _ => {}
-        });
-        let watch = crate::catalog::pace_not_served(watch);
-        controller = controller.owns_stream_with(reflector(writer, watch).touched_objects(), ar);
+    // index the reconciles read the children from; each run starts afresh.
+    ctx.children.restart();
+    for &kind in Flux::kinds() {
+        let watch = engine::api::watch(&client, &ctx.children, kind);
+        controller = controller.owns_stream_with(watch, kind.api_resource());
     }
     tracing::info!("controller started");
     controller

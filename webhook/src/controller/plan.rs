@@ -12,11 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use serde_json::Value;
 
 use ephemeral_core::api::{AppStatus, Environment, EnvironmentStatus};
-use ephemeral_core::expand::{APP_LABEL, OWNER_ANNOTATION};
+use ephemeral_core::expand::OWNER_ANNOTATION;
 use ephemeral_core::flux::{FluxObject, ImagePolicy};
 use ephemeral_core::names::child_name;
 use ephemeral_core::{Catalog, Config, expand_observing};
@@ -99,27 +98,8 @@ pub struct Converge {
     pub suspending: Vec<String>,
 }
 
-/// One server-side apply.
-#[derive(Clone, Debug)]
-pub struct Apply {
-    /// The child's kind.
-    pub kind: ChildKind,
-    /// The child's name.
-    pub name: String,
-    /// The body to apply.
-    pub body: Value,
-    /// The child as observed (None: not observed, so the executor first
-    /// checks that no object of that name exists that this Environment
-    /// does not control).
-    pub current: Option<DynamicObject>,
-}
-
-impl Apply {
-    /// `Kind/name`.
-    pub fn display_name(&self) -> String {
-        format!("{}/{}", self.kind.as_str(), self.name)
-    }
-}
+/// One server-side apply: the engine's, of a Flux child.
+pub type Apply = crate::engine::execute::ApplyOf<super::children::Flux>;
 
 /// An app and the child that deploys it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,11 +171,9 @@ pub fn plan(input: Input<'_>) -> Plan {
         let tag = observed
             .iter()
             .find(|e| {
-                e.kind == ChildKind::ImagePolicy
-                    && e.name() == name
-                    && children::is_controlled_by(&e.object, uid)
+                e.kind == ChildKind::ImagePolicy && e.name() == name && e.is_controlled_by(uid)
             })
-            .and_then(|e| children::resolved_tag(&e.object, wanted));
+            .and_then(|e| children::resolved_tag(e, wanted));
         if let Some(tag) = &tag {
             tags.borrow_mut().insert(name.to_owned(), tag.clone());
         }
@@ -247,7 +225,7 @@ pub fn plan(input: Input<'_>) -> Plan {
         .filter_map(|o| {
             let (kind, name) = (ChildKind::of(o), children::name_of(o));
             find(kind, name)
-                .filter(|e| !children::is_controlled_by(&e.object, uid))
+                .filter(|e| !e.is_controlled_by(uid))
                 .map(|_| format!("{}/{name}", kind.as_str()))
         })
         .collect();
@@ -269,7 +247,7 @@ pub fn plan(input: Input<'_>) -> Plan {
         .filter_map(|o| {
             let (kind, name) = (ChildKind::of(o), children::name_of(o));
             let mut body = o.to_value();
-            let current = find(kind, name).map(|e| e.object.clone());
+            let current = find(kind, name).cloned();
             // The expansion writes `suspend: false`; outside uptime the
             // app kinds are suspended (ImagePolicies keep resolving), once
             // Flux has taken up their current spec.
@@ -286,7 +264,7 @@ pub fn plan(input: Input<'_>) -> Plan {
                 }
             }
             match &current {
-                Some(stored) if children::manages(stored, &body) => None,
+                Some(stored) if stored.manages(&body) => None,
                 _ => Some(Apply {
                     kind,
                     name: name.to_owned(),
@@ -357,17 +335,17 @@ enum SuspendStep {
 /// (applied) suspended; one whose spec differs is first applied as it is;
 /// one whose current generation Flux has not taken up yet waits (once Flux
 /// has started a run, suspending it does not stop that run).
-fn suspend_now(current: Option<&DynamicObject>, body: &Value) -> SuspendStep {
+fn suspend_now(current: Option<&Existing>, body: &Value) -> SuspendStep {
     let Some(stored) = current else {
         return SuspendStep::Suspend;
     };
-    if stored.data.pointer("/spec/suspend") == Some(&Value::Bool(true)) {
+    if stored.facts.suspended {
         return SuspendStep::Suspend;
     }
-    if !children::manages(stored, body) {
+    if !stored.manages(body) {
         return SuspendStep::ApplyFirst;
     }
-    if children::flux_started(stored) {
+    if stored.facts.started {
         SuspendStep::Suspend
     } else {
         SuspendStep::Wait
@@ -426,16 +404,11 @@ fn unserved_message(objects: &[FluxObject], unserved: &BTreeSet<ChildKind>) -> O
 pub fn observed_apps(observed: &[Existing], uid: &str) -> Vec<AppStatus> {
     let mut apps: Vec<AppStatus> = observed
         .iter()
-        .filter(|e| e.kind.is_app() && children::is_controlled_by(&e.object, uid))
+        .filter(|e| e.kind.is_app() && e.is_controlled_by(uid))
         .map(|e| {
-            let health = children::health(&e.object);
+            let health = children::health(e);
             AppStatus {
-                name: e
-                    .object
-                    .labels()
-                    .get(APP_LABEL)
-                    .cloned()
-                    .unwrap_or_else(|| e.name().to_owned()),
+                name: e.facts.app.as_deref().unwrap_or(e.name()).to_owned(),
                 kind: e.kind.as_str().to_owned(),
                 ready: health.ready,
                 reason: health.reason,
@@ -456,7 +429,7 @@ pub fn status(
     stall: Option<&Stall>,
     env: &Environment,
     observed: &[Existing],
-    applied: &BTreeMap<(ChildKind, String), DynamicObject>,
+    applied: &BTreeMap<(ChildKind, String), Existing>,
     now: Timestamp,
 ) -> EnvironmentStatus {
     let (outcome, apps, lease) = match (&plan.step, stall) {
@@ -484,7 +457,6 @@ pub fn status(
                             observed
                                 .iter()
                                 .find(|e| e.kind == app.kind && e.name() == app.child)
-                                .map(|e| &e.object)
                         })
                         .map(children::health)
                         .unwrap_or_default();
@@ -513,7 +485,6 @@ pub fn status(
                                     observed
                                         .iter()
                                         .find(|e| e.kind == app.kind && e.name() == app.child)
-                                        .map(|e| &e.object)
                                 })
                                 .map(children::last_verdict)
                                 .unwrap_or_default();
@@ -598,6 +569,41 @@ mod tests {
 
     use super::*;
     use crate::catalog::add_documents;
+    use crate::controller::children::Flux;
+    use kube::api::DynamicObject;
+
+    /// A stored child as the API server holds it; the plan reads its summary.
+    #[derive(Clone, Debug)]
+    struct Obj {
+        kind: ChildKind,
+        object: DynamicObject,
+    }
+
+    impl Obj {
+        fn name(&self) -> &str {
+            self.object.metadata.name.as_deref().unwrap_or_default()
+        }
+    }
+
+    /// The children as the index summarises them.
+    fn view(children: &[Obj]) -> Vec<Existing> {
+        children
+            .iter()
+            .map(|c| Existing::of::<Flux>(c.kind, &c.object))
+            .collect()
+    }
+
+    /// [`super::status`] of stored children.
+    fn status(
+        plan: &Plan,
+        stall: Option<&Stall>,
+        env: &Environment,
+        children: &[Obj],
+        applied: &BTreeMap<(ChildKind, String), Existing>,
+        now: Timestamp,
+    ) -> EnvironmentStatus {
+        super::status(plan, stall, env, &view(children), applied, now)
+    }
 
     const UID: &str = "uid-alice";
     const CATALOG: &str = r#"
@@ -660,7 +666,7 @@ spec:
     }
 
     /// `body` as the API server stores it after our apply, with Flux's `status`.
-    fn stored(kind: ChildKind, body: &Value, status: Value) -> Existing {
+    fn stored(kind: ChildKind, body: &Value, status: Value) -> Obj {
         let mut managed = body.clone();
         let m = managed.as_object_mut().unwrap();
         m.remove("apiVersion");
@@ -678,7 +684,7 @@ spec:
             ..Default::default()
         }]);
         object.data["status"] = status;
-        Existing { kind, object }
+        Obj { kind, object }
     }
 
     fn ready(message: &str) -> Value {
@@ -686,12 +692,12 @@ spec:
             {"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": message}]})
     }
 
-    fn run(env: &Environment, children: &[Existing]) -> Plan {
+    fn run(env: &Environment, children: &[Obj]) -> Plan {
         plan(Input {
             env,
             catalog: &catalog(),
             config: &Config::default(),
-            children,
+            children: &view(children),
             unserved: &BTreeSet::new(),
             suspend_outside_uptime: false,
             now: now(),
@@ -710,7 +716,7 @@ spec:
     }
 
     /// The children exactly as applied, Ready.
-    fn in_sync(env: &Environment) -> Vec<Existing> {
+    fn in_sync(env: &Environment) -> Vec<Obj> {
         converge(&run(env, &[]))
             .apply
             .iter()
@@ -910,7 +916,7 @@ spec:
             env: &env,
             catalog: &Catalog::default(),
             config: &Config::default(),
-            children: &children,
+            children: &view(&children),
             unserved: &BTreeSet::new(),
             suspend_outside_uptime: false,
             now: now(),
@@ -956,12 +962,12 @@ spec:
         "2026-11-21T20:00:00Z".parse().unwrap()
     }
 
-    fn run_at(env: &Environment, children: &[Existing], flag: bool, now: Timestamp) -> Plan {
+    fn run_at(env: &Environment, children: &[Obj], flag: bool, now: Timestamp) -> Plan {
         plan(Input {
             env,
             catalog: &catalog(),
             config: &Config::default(),
-            children,
+            children: &view(children),
             unserved: &BTreeSet::new(),
             suspend_outside_uptime: flag,
             now,
@@ -979,8 +985,8 @@ spec:
 
     /// The plan's applies stored as the API server would, each Ready as of
     /// the generation Flux last reconciled (1).
-    fn store(p: &Plan, previous: &[Existing]) -> Vec<Existing> {
-        let mut out: Vec<Existing> = previous.to_vec();
+    fn store(p: &Plan, previous: &[Obj]) -> Vec<Obj> {
+        let mut out: Vec<Obj> = previous.to_vec();
         for a in &converge(p).apply {
             let mut next = stored(a.kind, &a.body, ready("Applied revision: main@sha1:abc"));
             if let Some(old) = out

@@ -1,89 +1,37 @@
-// Over 400 lines of non-test code: the executor with its Context and child stores; split once the suspension work on the controller has landed.
 //! The reconciler: one Environment in; its Flux children applied and pruned,
 //! its status written and Events published. The decisions are made by the
 //! pure modules beside this one; this one talks to the API.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 
 use ephemeral_core::Config;
 use ephemeral_core::api::{Environment, EnvironmentStatus};
-use ephemeral_core::expand::{ENVIRONMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
-use super::children::{self, ChildKind, Existing};
+use super::children::{Existing, Flux};
 use super::plan::{self, Plan, Stall, Step};
 use super::status::{self, Notice, Severity};
 use super::timing;
 use crate::backoff::{Backoff, Failures, random_unit};
 use crate::catalog::SharedCatalog;
 use crate::clock::Clock;
+use crate::engine::{self, ChildIndex, api_error, is_status};
 use crate::metrics::Metrics;
 
 pub use super::children::FIELD_MANAGER;
 pub use super::plan::UNADMITTED_OWNER;
+pub use crate::engine::Error;
 
-/// Why a reconcile failed. Nothing is pruned or deleted after a failure.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An API call failed.
-    #[error("{action}: {source}")]
-    Api {
-        /// What was being done, e.g. `apply Kustomization/alice-checkout`.
-        action: String,
-        /// The cause.
-        #[source]
-        source: kube::Error,
-    },
-    /// The Environment lacks a field every stored object has.
-    #[error("Environment has no {0}")]
-    InvalidObject(&'static str),
-}
-
-impl Error {
-    /// The metric label of the error.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Api {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 409 => "api_conflict",
-            Error::Api {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 403 => "api_forbidden",
-            Error::Api {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 404 => "api_not_found",
-            Error::Api {
-                source: kube::Error::Api(_),
-                ..
-            } => "api",
-            Error::Api { .. } => "transport",
-            Error::InvalidObject(_) => "invalid_object",
-        }
-    }
-}
-
-fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Api { action, source }
-}
-
-fn is_status(e: &kube::Error, code: u16) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == code)
-}
+/// The Environments' Flux children as the controller's watches report them.
+pub type FluxChildren = ChildIndex<Flux>;
 
 /// Timing of the controller.
 #[derive(Clone, Debug)]
@@ -130,8 +78,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Timing.
     pub settings: Settings,
-    /// The children as the controller's watches see them.
-    pub children: ChildStores,
+    /// The children as the controller's watches report them.
+    pub children: FluxChildren,
     failures: Failures<(String, String)>,
 }
 
@@ -154,57 +102,9 @@ impl Context {
             recorder,
             metrics,
             settings,
-            children: ChildStores::default(),
+            children: ChildIndex::default(),
             failures: Failures::default(),
         }
-    }
-}
-
-/// A reflector store per child kind, installed by the controller's watches
-/// (each run of the controller installs fresh ones), with whether its watch
-/// is healthy: a kind whose CRD was removed after the store synced answers
-/// its watch with 404, and its store must not be read as "no children".
-#[derive(Clone, Default)]
-pub struct ChildStores(Arc<RwLock<BTreeMap<ChildKind, WatchedStore>>>);
-
-/// A kind's store and whether its watch is healthy.
-type WatchedStore = (Store<DynamicObject>, Arc<AtomicBool>);
-
-impl ChildStores {
-    /// Makes `store` the view of `kind`'s children; `healthy` is cleared
-    /// while its watch finds the kind not served.
-    pub fn install(&self, kind: ChildKind, store: Store<DynamicObject>, healthy: Arc<AtomicBool>) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(kind, (store, healthy));
-    }
-
-    /// The store of `kind`, if one is installed, has synced and its watch is
-    /// healthy (else the reconcile LISTs, where a 404 means "not served").
-    pub fn ready(&self, kind: ChildKind) -> Option<Store<DynamicObject>> {
-        let (store, healthy) = self
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&kind)
-            .cloned()?;
-        (healthy.load(Ordering::Acquire)
-            && matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))))
-        .then_some(store)
-    }
-}
-
-impl std::fmt::Debug for ChildStores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kinds: Vec<ChildKind> = self
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
-        f.debug_tuple("ChildStores").field(&kinds).finish()
     }
 }
 
@@ -237,66 +137,6 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
         "reconcile failed"
     );
     Action::requeue(delay)
-}
-
-fn api(ctx: &Context, kind: ChildKind, namespace: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(ctx.client.clone(), namespace, &kind.api_resource())
-}
-
-fn selector(env_name: &str) -> String {
-    format!("{ENVIRONMENT_LABEL}={env_name},{MANAGED_BY_LABEL}={MANAGED_BY}")
-}
-
-/// Observe: every child carrying the Environment's labels, from the
-/// reflector store the controller's watch of its kind feeds; and the kinds
-/// the API server does not serve (their CRD is not installed), which have no
-/// children. Only a kind whose store is not ready (no watch running yet, or
-/// its CRD is missing) is read with a label-selected LIST. A lagging store
-/// is safe: an apply is idempotent, and a prune's DELETE carries the child's
-/// uid as a precondition.
-async fn observe(
-    ctx: &Context,
-    namespace: &str,
-    env_name: &str,
-) -> Result<(Vec<Existing>, BTreeSet<ChildKind>), Error> {
-    let mut out = Vec::new();
-    let mut unserved = BTreeSet::new();
-    for kind in ChildKind::ALL {
-        if let Some(store) = ctx.children.ready(kind) {
-            let mut found: Vec<Existing> = store
-                .state()
-                .into_iter()
-                .filter(|o| {
-                    o.metadata.namespace.as_deref() == Some(namespace)
-                        && o.labels().get(ENVIRONMENT_LABEL).map(String::as_str) == Some(env_name)
-                        && o.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
-                })
-                .map(|o| Existing {
-                    kind,
-                    object: (*o).clone(),
-                })
-                .collect();
-            found.sort_by(|a, b| a.name().cmp(b.name()));
-            out.extend(found);
-            continue;
-        }
-        let params = ListParams::default().labels(&selector(env_name));
-        match api(ctx, kind, namespace).list(&params).await {
-            Ok(list) => out.extend(
-                list.items
-                    .into_iter()
-                    .map(|object| Existing { kind, object }),
-            ),
-            Err(e) if is_status(&e, 404) => {
-                unserved.insert(kind);
-            }
-            Err(e) => {
-                let plural = kind.api_resource().plural;
-                return Err(api_error(format!("list {plural} in namespace {namespace}"))(e));
-            }
-        }
-    }
-    Ok((out, unserved))
 }
 
 async fn publish(ctx: &Context, reference: &ObjectReference, action: &str, notice: Notice) {
@@ -341,20 +181,7 @@ async fn write_status(
     let previous = env.status.as_ref();
     let notices = status::notices(previous, &next);
     if previous != Some(&next) {
-        let body = serde_json::json!({
-            "apiVersion": Environment::api_version(&()),
-            "kind": Environment::kind(&()),
-            "status": next,
-        });
-        let namespace = env.namespace().unwrap_or_default();
-        Api::<Environment>::namespaced(ctx.client.clone(), &namespace)
-            .patch_status(
-                &env.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(api_error("write status"))?;
+        engine::api::write_status(&ctx.client, env, &next).await?;
     }
     for notice in notices {
         publish(ctx, reference, "Reconcile", notice).await;
@@ -395,7 +222,10 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
     }
 
     // Observe.
-    let (observed, unserved) = observe(ctx, namespace, name).await?;
+    let engine::api::Observed {
+        children: observed,
+        unserved,
+    } = engine::api::observe(&ctx.client, &ctx.children, namespace, name).await?;
     // Plan.
     let catalog = ctx.catalog.snapshot();
     let plan = plan::plan(plan::Input {
@@ -417,59 +247,19 @@ async fn reconcile_inner(env: &Environment, ctx: &Context) -> Result<Action, Err
 
     // A wanted child the watches have not shown may still exist without our
     // labels: never apply over an object this Environment does not control.
-    let mut conflicts = Vec::new();
-    for apply in converge.apply.iter().filter(|a| a.current.is_none()) {
-        let found = api(ctx, apply.kind, namespace)
-            .get_opt(&apply.name)
-            .await
-            .map_err(api_error(format!("get {}", apply.display_name())))?;
-        if found.is_some_and(|o| !children::is_controlled_by(&o, uid)) {
-            conflicts.push(apply.display_name());
-        }
-    }
+    let conflicts =
+        engine::execute::foreign::<Flux>(&ctx.client, namespace, uid, &converge.apply).await?;
     if !conflicts.is_empty() {
         let stall = plan::conflict(&conflicts, namespace);
         return stalled(ctx, env, &reference, &plan, &stall, true, &observed, now).await;
     }
-
-    let mut applied = BTreeMap::new();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let (mut created, mut updated) = (Vec::new(), Vec::new());
-    for apply in &converge.apply {
-        let display = apply.display_name();
-        let result = api(ctx, apply.kind, namespace)
-            .patch(&apply.name, &params, &Patch::Apply(&apply.body))
-            .await
-            .map_err(api_error(format!("apply {display}")))?;
-        // An Event says which applies changed a spec; a resourceVersion
-        // would also move when Flux writes the child's status.
-        match &apply.current {
-            None => created.push(display),
-            Some(c) if c.metadata.generation != result.metadata.generation => updated.push(display),
-            Some(_) => {}
-        }
-        applied.insert((apply.kind, apply.name.clone()), result);
-    }
-
-    let mut pruned = Vec::new();
-    for child in &converge.prune {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: child.object.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::background()
-        };
-        match api(ctx, child.kind, namespace)
-            .delete(child.name(), &params)
-            .await
-        {
-            Ok(_) => pruned.push(child.display_name()),
-            // Already gone, or replaced by an object that is not ours.
-            Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
-            Err(e) => return Err(api_error(format!("prune {}", child.display_name()))(e)),
-        }
-    }
+    let engine::execute::Executed {
+        applied,
+        created,
+        updated,
+        pruned,
+    } = engine::execute::execute::<Flux>(&ctx.client, namespace, &converge.apply, &converge.prune)
+        .await?;
 
     let next = plan::status(&plan, None, env, &observed, &applied, now);
     write_status(ctx, env, &reference, next).await?;
