@@ -406,7 +406,10 @@ pub fn plan(o: &Observed<'_>) -> Plan {
                 pr.number,
             )
         });
-        let max = set.spec.max_environments.map(|m| m as usize);
+        let max = set
+            .spec
+            .max_environments
+            .map(|m| usize::try_from(m).unwrap_or(0));
         let mut running = controlled;
         for pr in waiting {
             let name = generate::environment_name(&set_name, pr.number);
