@@ -829,11 +829,12 @@ proptest::proptest! {
             let (truth, has) = world[d.number as usize - 1];
             proptest::prop_assert!(matches!(has, Has::Ours), "{d:?} of {has:?}");
             proptest::prop_assert_eq!(&d.uid, &format!("uid-{}", d.number));
-            let allowed = match (&d.reason, truth) {
-                (DeleteReason::Merged, Truth::GetMerged) | (DeleteReason::Closed, Truth::GetClosed) => true,
-                (DeleteReason::Excluded(_), Truth::ListedExcluded) => true,
-                _ => false,
-            };
+            let allowed = matches!(
+                (&d.reason, truth),
+                (DeleteReason::Merged, Truth::GetMerged)
+                    | (DeleteReason::Closed, Truth::GetClosed)
+                    | (DeleteReason::Excluded(_), Truth::ListedExcluded)
+            );
             proptest::prop_assert!(allowed, "{d:?} when GitHub says {truth:?}");
         }
         let ours: Vec<u64> = world
