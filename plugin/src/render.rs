@@ -227,13 +227,16 @@ fn environments_of(
             matching.push(pr);
         }
     }
-    if let Some(max) = set.spec.max_environments
-        && matching.len() > max as usize
+    if let Some(max) = set
+        .spec
+        .max_environments
+        .map(|m| usize::try_from(m).unwrap_or(0))
+        && matching.len() > max
     {
         warnings.push(format!(
             "EnvironmentSet '{name}': {} pull requests match and maxEnvironments is {max}: in a cluster the newest {} wait, queued",
             matching.len(),
-            matching.len() - max as usize
+            matching.len() - max
         ));
     }
     matching

@@ -280,3 +280,66 @@ async fn other_paths_and_methods_are_refused() {
         .unwrap();
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
 }
+
+/// A log sink for one test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_logged_with_their_id_and_outcome_never_payload_signature_or_secret() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let body = payload("acme/shop");
+    let good = sign(SECRET, &body);
+    let (status, _) = deliver(shop(), "pull_request", Some(good.clone()), body.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let wrong = sign(b"guessed", &body);
+    let (status, _) = deliver(shop(), "pull_request", Some(wrong.clone()), body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    for line in &lines {
+        assert!(
+            line.contains("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            "{line}"
+        );
+        assert!(line.contains("acme/shop"), "{line}");
+    }
+    assert!(
+        lines[0].contains("202") && lines[0].contains("previews/shop-prs"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("401"), "{}", lines[1]);
+    let pr = PullRequestFixture::new("acme", "shop", 7);
+    for secret_or_payload in [
+        String::from_utf8_lossy(SECRET).into_owned(),
+        good.trim_start_matches("sha256=").to_string(),
+        wrong.trim_start_matches("sha256=").to_string(),
+        pr.head_sha.clone(),
+        "Change 7".to_string(),
+    ] {
+        assert!(
+            !log.contains(&secret_or_payload),
+            "{secret_or_payload:?} logged: {log}"
+        );
+    }
+}

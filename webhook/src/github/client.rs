@@ -2,8 +2,11 @@
 //! over one HTTP machinery that paginates, makes GETs conditional, honours
 //! rate limits and times out (the choices are in the [module docs](super)).
 //!
-//! One [`Client`] per set of credentials: its ETag cache, rate-limit gate and
-//! installation token belong to them.
+//! One [`Client`] per set of credentials, kept across reconciles (rebuilt
+//! when its Secret or `apiURL` changes): its ETag cache, rate-limit gate and
+//! installation token belong to those credentials, and a client made afresh
+//! for every reconcile would neither save rate limit with `304`s nor know
+//! when to hold back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use ephemeral_core::set::PullRequest;
+use ephemeral_core::set::api::GitHubSource;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -74,6 +78,17 @@ impl ClientSettings {
             clock: Clock::System,
         }
     }
+
+    /// Settings for a set's `spec.pullRequests.github`: its `apiURL` (else
+    /// github.com) and `credentials` (the bytes of its `tokenSecretRef` or
+    /// its `app` key, read by the caller).
+    pub fn for_source(source: &GitHubSource, credentials: Credentials) -> Self {
+        let mut settings = ClientSettings::new(credentials);
+        if let Some(url) = source.api_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            settings.api_url = url.trim().to_string();
+        }
+        settings
+    }
 }
 
 /// A repository, `owner/name`, both checked against GitHub's naming rules
@@ -99,6 +114,11 @@ impl Repository {
 }
 
 impl Repository {
+    /// The repository of a set's `spec.pullRequests.github`.
+    pub fn of(source: &GitHubSource) -> Result<Self, Error> {
+        Repository::new(&source.owner, &source.repo)
+    }
+
     /// The owner (user or organisation).
     pub fn owner(&self) -> &str {
         &self.owner
@@ -823,6 +843,30 @@ mod tests {
             let err = Repository::new(owner, repo).unwrap_err();
             assert!(err.to_string().contains("is not a GitHub name"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_sets_source_gives_the_repository_and_api_url() {
+        let source = GitHubSource {
+            owner: "acme".into(),
+            repo: "shop".into(),
+            api_url: Some("https://ghe.example.com/api/v3".into()),
+            ..GitHubSource::default()
+        };
+        assert_eq!(Repository::of(&source).unwrap().to_string(), "acme/shop");
+        let creds = || Credentials::Token(Secret::from("t"));
+        assert_eq!(
+            ClientSettings::for_source(&source, creds()).api_url,
+            "https://ghe.example.com/api/v3"
+        );
+        let github_com = GitHubSource {
+            api_url: None,
+            ..source
+        };
+        assert_eq!(
+            ClientSettings::for_source(&github_com, creds()).api_url,
+            DEFAULT_API_URL
+        );
     }
 
     #[test]

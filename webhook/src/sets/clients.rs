@@ -9,7 +9,7 @@ use std::time::Duration;
 use ephemeral_core::set::api::GitHubSource;
 
 use crate::clock::Clock;
-use crate::github::{self, Client, ClientSettings, Credentials, DEFAULT_API_URL};
+use crate::github::{self, Client, ClientSettings, Credentials};
 
 /// A set, by namespace and name.
 pub type SetKey = (String, String);
@@ -58,13 +58,9 @@ impl Clients {
         }
         by_set.remove(set);
         let settings = ClientSettings {
-            api_url: source
-                .api_url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
             timeout,
             clock,
-            ..ClientSettings::new(credentials)
+            ..ClientSettings::for_source(source, credentials)
         };
         let client = Client::new(settings)?;
         by_set.insert(set.clone(), (print, client.clone()));

@@ -241,7 +241,7 @@ async fn reconcile_inner(set: &EnvironmentSet, ctx: &Context) -> Result<Action, 
         Ok(credentials) => credentials,
         Err(missing) => return stall(set, ctx, missing.reason, &missing.message, now).await,
     };
-    let repo = match Repository::new(&source.owner, &source.repo) {
+    let repo = match Repository::of(source) {
         Ok(repo) => repo,
         Err(e) => return stall(set, ctx, "InvalidRepository", &e.to_string(), now).await,
     };

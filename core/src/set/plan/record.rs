@@ -218,6 +218,7 @@ impl Cx<'_> {
                     .health_check
                     .as_ref()
                     .and_then(|h| h.expected_status)
+                    .and_then(|s| u16::try_from(s).ok())
                     .unwrap_or(state::DEFAULT_EXPECTED_STATUS),
             }),
             (Check::At(t), _) => checks_at.push(t),

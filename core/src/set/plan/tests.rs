@@ -19,7 +19,7 @@ fn sha(n: u64, v: u8) -> String {
     format!("{n:02}{v:02}").repeat(10)
 }
 
-fn set(max: Option<u32>) -> EnvironmentSet {
+fn set(max: Option<i32>) -> EnvironmentSet {
     let spec: EnvironmentSetSpec = serde_json::from_value(json!({
         "pullRequests": {
             "github": {"owner": "acme", "repo": "shop", "tokenSecretRef": {"name": "github", "key": "token"}},
@@ -713,4 +713,154 @@ fn the_health_check_runs_once_ready_and_decides_success() {
         CommitState::Success
     );
     assert_eq!(p.requeue_after, DEFAULT_INTERVAL);
+}
+
+/// What GitHub says about one pull request in a generated world.
+#[derive(Clone, Copy, Debug)]
+enum Truth {
+    /// Listed, matching.
+    Listed,
+    /// Listed, no longer matching (label removed).
+    ListedExcluded,
+    /// Missing from the list; its GET not made yet.
+    Unasked,
+    /// Missing from the list; its GET failed.
+    GetFailed,
+    /// Missing from the list; its GET says open.
+    GetOpen,
+    /// Missing from the list; its GET says closed.
+    GetClosed,
+    /// Missing from the list; its GET says merged.
+    GetMerged,
+}
+
+/// Whose Environment a pull request has.
+#[derive(Clone, Copy, Debug)]
+enum Has {
+    None,
+    Ours,
+    Foreign,
+}
+
+fn truth() -> impl proptest::strategy::Strategy<Value = Truth> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Truth::Listed),
+        Just(Truth::ListedExcluded),
+        Just(Truth::Unasked),
+        Just(Truth::GetFailed),
+        Just(Truth::GetOpen),
+        Just(Truth::GetClosed),
+        Just(Truth::GetMerged),
+    ]
+}
+
+fn has() -> impl proptest::strategy::Strategy<Value = Has> {
+    use proptest::prelude::*;
+    prop_oneof![Just(Has::None), Just(Has::Ours), Just(Has::Foreign)]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Whatever GitHub says: nothing is created, updated or deleted without
+    /// a whole listing; a delete is of an Environment the set controls,
+    /// with its uid, and only for a pull request whose own GET says closed
+    /// or merged, or that fails the filters; no foreign Environment is
+    /// applied to; creates never exceed the free slots.
+    #[test]
+    fn the_plan_keeps_the_safety_rules(
+        world in proptest::collection::vec((truth(), has()), 1..8),
+        listing_fails in proptest::prelude::any::<bool>(),
+        max in proptest::option::of(0u8..5),
+    ) {
+        let s = set(max.map(i32::from));
+        let mut listed = Vec::new();
+        let mut environments = Vec::new();
+        let mut fetched = BTreeMap::new();
+        for (i, (truth, has)) in world.iter().enumerate() {
+            let n = i as u64 + 1;
+            let mut excluded = open(n);
+            excluded.labels.clear();
+            let mut closed = open(n);
+            closed.state = "closed".into();
+            match truth {
+                Truth::Listed => listed.push(open(n)),
+                Truth::ListedExcluded => listed.push(excluded),
+                Truth::Unasked => {}
+                Truth::GetFailed => {
+                    fetched.insert(n, Fetched::Failed("502".into()));
+                }
+                Truth::GetOpen => {
+                    fetched.insert(n, Fetched::Found(Box::new(open(n))));
+                }
+                Truth::GetClosed => {
+                    fetched.insert(n, Fetched::Found(Box::new(closed)));
+                }
+                Truth::GetMerged => {
+                    closed.merged_at = Some("2026-12-01T11:00:00Z".into());
+                    fetched.insert(n, Fetched::Found(Box::new(closed)));
+                }
+            }
+            match has {
+                Has::None => {}
+                Has::Ours => environments.push(stored(&s, &open(n))),
+                Has::Foreign => {
+                    let mut env = stored(&s, &open(n));
+                    env.metadata.uid = Some(format!("foreign-{n}"));
+                    env.metadata.owner_references = None;
+                    environments.push(env);
+                }
+            }
+        }
+        let listing = if listing_fails {
+            Listing::Failed("timed out".into())
+        } else {
+            Listing::Listed(listed)
+        };
+        let mut w = World::new(s, listing, environments);
+        w.fetched = fetched;
+        let p = w.plan();
+
+        if listing_fails {
+            proptest::prop_assert!(p.apply.is_empty() && p.delete.is_empty() && p.fetch.is_empty());
+        }
+        for d in &p.delete {
+            let (truth, has) = world[d.number as usize - 1];
+            proptest::prop_assert!(matches!(has, Has::Ours), "{d:?} of {has:?}");
+            proptest::prop_assert_eq!(&d.uid, &format!("uid-{}", d.number));
+            let allowed = matches!(
+                (&d.reason, truth),
+                (DeleteReason::Merged, Truth::GetMerged)
+                    | (DeleteReason::Closed, Truth::GetClosed)
+                    | (DeleteReason::Excluded(_), Truth::ListedExcluded)
+            );
+            proptest::prop_assert!(allowed, "{d:?} when GitHub says {truth:?}");
+        }
+        let ours: Vec<u64> = world
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, has))| matches!(has, Has::Ours))
+            .map(|(i, _)| i as u64 + 1)
+            .collect();
+        for a in &p.apply {
+            let n: u64 = a.environment.labels()[crate::set::PULL_REQUEST_LABEL].parse().unwrap();
+            match &a.uid {
+                Some(uid) => proptest::prop_assert_eq!(uid, &format!("uid-{n}")),
+                None => proptest::prop_assert!(matches!(world[n as usize - 1].1, Has::None), "create over {:?}", world[n as usize - 1]),
+            }
+        }
+        let creates = p.apply.iter().filter(|a| a.uid.is_none()).count();
+        if let Some(max) = max {
+            proptest::prop_assert!(creates <= (max as usize).saturating_sub(ours.len()));
+        }
+        // Every pull request with our Environment that GitHub did not list
+        // is asked about, unless already answered.
+        if !listing_fails {
+            for n in &ours {
+                let unasked = matches!(world[*n as usize - 1].0, Truth::Unasked);
+                proptest::prop_assert_eq!(p.fetch.contains(n), unasked);
+            }
+        }
+    }
 }
