@@ -1413,8 +1413,9 @@ fn base_is_what_both_flavours_share() {
         }
     }
     assert!(
-        base.iter().all(|o| o["kind"] != "CustomResourceDefinition"
-            && o["apiVersion"] != "cert-manager.io/v1"),
+        base.iter()
+            .all(|o| o["kind"] != "CustomResourceDefinition"
+                && o["apiVersion"] != "cert-manager.io/v1"),
         "the base has no CRDs and no certificates"
     );
     // Secrets only in the EnvironmentSets' ClusterRole of their own (so it

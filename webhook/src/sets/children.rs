@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::Resource;
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
 
 use ephemeral_core::api::Environment;
 use ephemeral_core::set::SET_LABEL;
@@ -40,7 +41,13 @@ impl Family for SetEnvironments {
         &[Environments]
     }
     fn facts(_: Environments, object: &DynamicObject) -> Self::Facts {
-        object.clone().try_parse::<Environment>().ok().map(Arc::new)
+        let mut object = object.clone();
+        // A list's items may come without their type; they are Environments.
+        object.types.get_or_insert_with(|| TypeMeta {
+            api_version: Environment::api_version(&()).into_owned(),
+            kind: Environment::kind(&()).into_owned(),
+        });
+        object.try_parse::<Environment>().ok().map(Arc::new)
     }
 }
 
