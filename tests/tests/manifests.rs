@@ -29,6 +29,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -213,7 +214,14 @@ fn kustomize(kubectl: &Path, dir: &str) -> Vec<Value> {
 }
 
 /// Every folder under `manifests/` that `kubectl kustomize` builds.
-const FOLDERS: [&str; 5] = ["crds", "base", "default", "cert-manager", "samples"];
+const FOLDERS: [&str; 6] = [
+    "crds",
+    "base",
+    "default",
+    "cert-manager",
+    "samples",
+    "receiver-ingress",
+];
 
 // ---------------------------------------------------------------- typed objects
 
@@ -272,6 +280,7 @@ fn types() -> Vec<(&'static str, &'static str, Check)> {
         k8s::<Namespace>(),
         k8s::<ServiceAccount>(),
         k8s::<Service>(),
+        k8s::<Ingress>(),
         k8s::<Deployment>(),
         k8s::<PodDisruptionBudget>(),
         k8s::<ClusterRole>(),
@@ -741,6 +750,31 @@ fn assert_deployment(objects: &[Value], flavour: Flavour) -> BTreeMap<String, St
         container_port(container, https.target_port.as_ref().expect("targetPort")),
         port_of(listen),
         "Service 443 reaches the admission listener"
+    );
+    // The receiver of GitHub's deliveries: a Service port of its own.
+    let receiver = service_spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("receiver"))
+        .expect("the Service has a port named receiver");
+    let receiver_listen = flags
+        .get("--receiver-listen")
+        .expect("--receiver-listen is set");
+    assert_eq!(
+        container_port(
+            container,
+            receiver.target_port.as_ref().expect("targetPort")
+        ),
+        port_of(receiver_listen),
+        "the Service's receiver port reaches --receiver-listen"
+    );
+    assert!(
+        service_spec
+            .type_
+            .as_deref()
+            .is_none_or(|t| t == "ClusterIP"),
+        "the receiver is not exposed outside the cluster by default"
     );
     let service_selector = service_spec.selector.expect("service selector");
     assert!(
@@ -1546,5 +1580,40 @@ fn samples_are_the_examples_in_their_namespace() {
     assert_eq!(
         kinds,
         BTreeSet::from(["AppBundle", "AppTemplate", "Environment"])
+    );
+}
+
+// ---------------------------------------------------------------- receiver
+
+#[test]
+fn the_receiver_ingress_example_exposes_only_post_github_of_the_receiver_port() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = kustomize(&kubectl, "receiver-ingress");
+    assert_eq!(objects.len(), 1, "only the Ingress");
+    let ingress: Ingress = one(&objects, "ephemeral-webhook-receiver");
+    assert_eq!(ingress.metadata.namespace.as_deref(), Some(NAMESPACE));
+    let spec = ingress.spec.expect("ingress spec");
+    assert!(
+        spec.tls.is_some_and(|t| !t.is_empty()),
+        "TLS at the Ingress"
+    );
+    let paths: Vec<_> = spec
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.http.iter().flat_map(|h| h.paths.iter()))
+        .collect();
+    assert_eq!(paths.len(), 1, "one path");
+    assert_eq!(paths[0].path.as_deref(), Some("/github"));
+    assert_eq!(paths[0].path_type, "Exact");
+    let backend = paths[0]
+        .backend
+        .service
+        .as_ref()
+        .expect("a Service backend");
+    assert_eq!(backend.name, SERVICE);
+    assert_eq!(
+        backend.port.as_ref().and_then(|p| p.name.as_deref()),
+        Some("receiver")
     );
 }
