@@ -662,4 +662,28 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.flag, "zone");
     }
+
+    #[test]
+    fn the_receiver_is_off_by_default_and_needs_the_controller() {
+        let s = parse(&[]).unwrap().to_settings().unwrap();
+        assert_eq!(s.controller.unwrap().receiver, None, "off by default");
+        let s = parse(&["--receiver-listen", "0.0.0.0:8090"])
+            .unwrap()
+            .to_settings()
+            .unwrap();
+        assert_eq!(
+            s.controller.unwrap().receiver.map(|a| a.to_string()),
+            Some("0.0.0.0:8090".into())
+        );
+        let err = parse(&["--receiver-listen", "0.0.0.0:8090", "--controller=false"])
+            .unwrap()
+            .to_settings()
+            .unwrap_err();
+        assert_eq!(err.flag, "receiver-listen");
+        assert!(err.problem.contains("--controller=false"), "{err}");
+        assert!(
+            parse(&["--receiver-listen", "8090"]).is_err(),
+            "an address, with a port"
+        );
+    }
 }

@@ -159,6 +159,18 @@ async fn reconcile_once(
     Result<kube::runtime::controller::Action, reconcile::Error>,
     Vec<Seen>,
 ) {
+    reconcile_with(set, world, Arc::new(Directory::default())).await
+}
+
+/// [`reconcile_once`], recording the set in `directory` (the receiver's view).
+async fn reconcile_with(
+    set: EnvironmentSet,
+    world: &World,
+    directory: Arc<Directory>,
+) -> (
+    Result<kube::runtime::controller::Action, reconcile::Error>,
+    Vec<Seen>,
+) {
     let (client, api) = mock_api::client();
     let mut api: MockApi = api.checking_rbac(Grants::self_managed());
     let recorder = Recorder::new(
@@ -175,14 +187,7 @@ async fn reconcile_once(
         },
         ..Settings::default()
     };
-    let ctx = Context::new(
-        client,
-        Clock::System,
-        recorder,
-        settings,
-        Arc::new(Directory::default()),
-    )
-    .unwrap();
+    let ctx = Context::new(client, Clock::System, recorder, settings, directory).unwrap();
     let mut running = tokio::spawn(reconcile::reconcile(Arc::new(set), Arc::new(ctx)));
     let mut seen = Vec::new();
     let result = loop {
@@ -551,4 +556,62 @@ async fn a_missing_token_secret_stalls_the_set_and_deletes_nothing() {
             "GitHub is not asked without credentials"
         );
     }
+}
+
+#[tokio::test]
+async fn a_signed_delivery_triggers_a_reconcile_of_the_sets_following_its_repository() {
+    use axum::body::Body;
+    use ephemeral_e2e::fake_github::{pull_request_event, webhook_signature};
+    use ephemeral_webhook::github::receiver;
+    use futures::StreamExt;
+    use tower::ServiceExt;
+
+    let github = FakeGitHub::start().await;
+    github.set_pull_requests("acme", "shop", Vec::new());
+    let mut with_hook = set(&github, None);
+    with_hook.spec.pull_requests.github.webhook_secret_ref =
+        Some(ephemeral_core::set::api::SecretKeyRef {
+            name: "hook".into(),
+            key: "secret".into(),
+        });
+    let mut world = with_token();
+    // "s3cret"
+    world
+        .secrets
+        .insert("hook".into(), json!({"secret": "czNjcmV0"}));
+    let directory = Arc::new(Directory::default());
+    let (result, _) = reconcile_with(with_hook, &world, directory.clone()).await;
+    result.unwrap();
+
+    // The controller is running: its trigger channel is open.
+    let mut triggers = directory.open_trigger();
+    let deliver = |secret: &'static [u8]| {
+        let body = serde_json::to_vec(&pull_request_event("opened", &pr(8).json())).unwrap();
+        http::Request::post("/github")
+            .header("content-type", "application/json")
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", "d-1")
+            .header("x-hub-signature-256", webhook_signature(secret, &body))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let router = receiver::router(directory.clone());
+    let wrong = router.clone().oneshot(deliver(b"guess")).await.unwrap();
+    assert_eq!(wrong.status(), 401, "signed with another secret: refused");
+    let answer = router.oneshot(deliver(b"s3cret")).await.unwrap();
+    assert_eq!(answer.status(), 202);
+    let triggered = tokio::time::timeout(std::time::Duration::from_secs(1), triggers.next())
+        .await
+        .expect("a trigger")
+        .unwrap();
+    assert_eq!(
+        (triggered.namespace.as_deref(), triggered.name.as_str()),
+        (Some(NS), SET)
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), triggers.next())
+            .await
+            .is_err(),
+        "one trigger, for the one verified delivery"
+    );
 }
