@@ -315,6 +315,11 @@ fn types() -> Vec<(&'static str, &'static str, Check)> {
             "AppBundle",
             round_trip::<ephemeral_core::AppBundle>,
         ),
+        (
+            "ephemeral.io/v1alpha1",
+            "EnvironmentSet",
+            round_trip::<ephemeral_core::set::EnvironmentSet>,
+        ),
     ]
 }
 
@@ -1555,9 +1560,11 @@ fn samples_are_the_examples_in_their_namespace() {
     let examples = examples();
     let namespace: Namespace = one(&samples, "ephemeral");
     let namespace = namespace.metadata.name.unwrap();
+    // The EnvironmentSet is the samples' own (examples/ is what render reads
+    // without GitHub); see the next test.
     let rest: Vec<&Value> = samples
         .iter()
-        .filter(|o| o["kind"] != "Namespace")
+        .filter(|o| o["kind"] != "Namespace" && o["kind"] != "EnvironmentSet")
         .collect();
     for object in &rest {
         assert_eq!(object["metadata"]["namespace"], namespace.as_str());
@@ -1581,6 +1588,60 @@ fn samples_are_the_examples_in_their_namespace() {
         kinds,
         BTreeSet::from(["AppBundle", "AppTemplate", "Environment"])
     );
+}
+
+#[test]
+fn the_sample_set_renders_an_environment_for_each_matching_pull_request() {
+    use ephemeral_e2e::fake_github::PullRequestFixture;
+    let Some(kubectl) = kubectl() else { return };
+    let samples = kustomize(&kubectl, "samples");
+    let sets = of_kind(&samples, "ephemeral.io/v1alpha1", "EnvironmentSet");
+    assert_eq!(sets.len(), 1, "one sample EnvironmentSet");
+    assert_eq!(sets[0]["metadata"]["namespace"], "ephemeral");
+    // Labelled "preview": in. Unlabelled, or by dependabot: out.
+    let mut seven = PullRequestFixture::new("acme", "shop", 7);
+    seven.labels = vec!["preview".into()];
+    let eight = PullRequestFixture::new("acme", "shop", 8);
+    let mut nine = PullRequestFixture::new("acme", "shop", 9);
+    nine.labels = vec!["preview".into()];
+    nine.author = "dependabot[bot]".into();
+    let dir = tempfile::tempdir().unwrap();
+    let pulls = dir.path().join("pulls.json");
+    fs::write(
+        &pulls,
+        serde_json::to_vec(&json!([seven.json(), eight.json(), nine.json()])).unwrap(),
+    )
+    .unwrap();
+    let root = workspace_root();
+    let output = std::process::Command::new(binary("kubectl-ephemeral"))
+        .arg("render")
+        .arg("-f")
+        .arg(root.join("manifests/samples/catalog.yaml"))
+        .arg("-f")
+        .arg(root.join("manifests/samples/shop-prs.yaml"))
+        .arg("--pull-requests")
+        .arg(&pulls)
+        .args(["--now", "2026-12-01T09:00:00Z", "-o", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "render the sample set: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A v1 List of the Environments (render prints them with their Flux
+    // objects only with -o yaml's stream; -o json is the list).
+    let rendered: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("render -o json: {e}: {stdout}"));
+    let names: Vec<&str> = rendered["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a List: {stdout}"))
+        .iter()
+        .filter(|o| o["kind"] == "Environment")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["shop-prs-pr-7"], "{stdout}");
 }
 
 // ---------------------------------------------------------------- receiver
