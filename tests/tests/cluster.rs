@@ -1343,3 +1343,145 @@ fn outside_uptime_a_suspended_kustomization_leaves_the_downscaled_deployment_alo
         cluster.delete_environment(env);
     }
 }
+
+// ---------------------------------------------------------------- EnvironmentSet
+
+/// The sets' GitHub: the fake GitHub, served from this test process on
+/// 127.0.0.1, which the loopback cluster's `serve` reaches.
+fn fake_github() -> (
+    tokio::runtime::Runtime,
+    ephemeral_e2e::fake_github::FakeGitHub,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let github = runtime.block_on(ephemeral_e2e::fake_github::FakeGitHub::start());
+    (runtime, github)
+}
+
+#[test]
+#[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
+fn a_pull_request_gets_an_environment_through_flux_and_loses_it_when_closed() {
+    use ephemeral_e2e::fake_github::PullRequestFixture;
+
+    let cluster = catalog();
+    let (_runtime, github) = fake_github();
+    github.require_token("ghp_cluster");
+    let set = "setloop";
+    cluster.kubectl(
+        User::Admin,
+        &[
+            "delete",
+            "-n",
+            NAMESPACE,
+            "environmentset",
+            set,
+            "--ignore-not-found",
+            "--wait",
+        ],
+        None,
+    );
+    let mut pr = PullRequestFixture::new("acme", "shop", 41);
+    github.set_pull_requests("acme", "shop", vec![pr.json()]);
+    cluster
+        .apply(
+            User::Admin,
+            &format!(
+                r#"apiVersion: v1
+kind: Secret
+metadata: {{name: setloop-github, namespace: {NAMESPACE}}}
+stringData: {{token: ghp_cluster}}
+---
+apiVersion: ephemeral.io/v1alpha1
+kind: EnvironmentSet
+metadata: {{name: {set}, namespace: {NAMESPACE}}}
+spec:
+  pullRequests:
+    github:
+      owner: acme
+      repo: shop
+      apiURL: "{url}"
+      tokenSecretRef: {{name: setloop-github, key: token}}
+  interval: 5s
+  template:
+    spec:
+      apps: [{{name: plain}}]
+  report:
+    commitStatus: {{}}
+"#,
+                url = github.url()
+            ),
+        )
+        .expect_ok("the Secret and the EnvironmentSet");
+
+    // The pull request's Environment: the set's, through admission and Flux.
+    let name = format!("{set}-pr-41");
+    let env = eventually("the pull request's Environment", QUICK, || {
+        cluster.get("environment", &name)
+    });
+    assert_eq!(env["metadata"]["labels"]["ephemeral.io/set"], set);
+    assert_eq!(env["metadata"]["labels"]["ephemeral.io/pull-request"], "41");
+    assert_eq!(
+        env["metadata"]["ownerReferences"][0]["kind"],
+        "EnvironmentSet"
+    );
+    assert!(
+        env["metadata"]["annotations"]["ephemeral.io/owner"].is_string(),
+        "admitted by the webhook"
+    );
+    eventually("the Environment Ready through Flux", FLUX, || {
+        let env = cluster.get("environment", &name)?;
+        (condition(&env, "Ready")?["status"] == "True").then_some(())
+    });
+
+    // The commit status: pending (once per description: coming up, then
+    // progressing), then success once.
+    let states = eventually("the commit status success", QUICK, || {
+        let statuses = github.statuses("acme", "shop");
+        let states: Vec<String> = statuses
+            .iter()
+            .filter(|s| s["sha"] == pr.head_sha.as_str())
+            .filter_map(|s| s["state"].as_str().map(str::to_owned))
+            .collect();
+        states.iter().any(|s| s == "success").then_some(states)
+    });
+    let mut phases = states.clone();
+    phases.dedup();
+    assert_eq!(phases, ["pending", "success"], "{states:?}");
+    std::thread::sleep(Duration::from_secs(12));
+    let successes = github
+        .statuses("acme", "shop")
+        .iter()
+        .filter(|s| s["state"] == "success")
+        .count();
+    assert_eq!(successes, 1, "success is set once, not on every poll");
+
+    // Closed on GitHub: gone from the list, its own GET says closed.
+    pr.state = "closed".into();
+    github.set_pull_requests("acme", "shop", vec![pr.json()]);
+    eventually("the closed pull request's Environment to go", FLUX, || {
+        cluster.get("environment", &name).is_none().then_some(())
+    });
+    eventually("its Kustomization to go with it", FLUX, || {
+        cluster
+            .get("kustomization", &format!("{name}-plain"))
+            .is_none()
+            .then_some(())
+    });
+    cluster
+        .kubectl(
+            User::Admin,
+            &[
+                "delete",
+                "-n",
+                NAMESPACE,
+                "environmentset",
+                set,
+                "secret/setloop-github",
+            ],
+            None,
+        )
+        .expect_ok("cleaning up");
+}

@@ -665,9 +665,11 @@ def start_ephemeral(server):
     apply_docs(configs)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    args = [a for a in container["args"] if not a.startswith(("--listen=", "--admin-listen=", "--log-format"))]
+    receiver = free_port()
+    args = [a for a in container["args"] if not a.startswith(
+        ("--listen=", "--admin-listen=", "--receiver-listen=", "--log-format"))]
     args += [f"--listen=127.0.0.1:{listen}", f"--admin-listen=127.0.0.1:{admin}",
-             "--cert-extra-names=127.0.0.1"]
+             f"--receiver-listen=127.0.0.1:{receiver}", "--cert-extra-names=127.0.0.1"]
     env = {
         "KUBECONFIG": str(STATE / "webhook.kubeconfig"),
         "POD_NAMESPACE": WEBHOOK_NAMESPACE,
@@ -691,7 +693,7 @@ def start_ephemeral(server):
              lambda: "ephemeral.io/owner" in kubectl(
                  "create", "--dry-run=server", "-o", "json", "-f", "-", input=probe, check=False).stdout,
              proc, 60, 1)
-    return proc, listen, admin, target
+    return proc, listen, admin, receiver, target
 
 
 # ---------------------------------------------------------------- commands
@@ -749,9 +751,10 @@ def up(args):
         start_downscaler(bins, api_port)
         log(f"GoKubeDownscaler scanning {TEST_NAMESPACE} ({time.time() - t0:.0f}s)")
     if args.with_ephemeral:
-        _, listen, admin, target = start_ephemeral(server)
+        _, listen, admin, receiver, target = start_ephemeral(server)
         env.update(EPHEMERAL_WEBHOOK=f"https://127.0.0.1:{listen}",
                    EPHEMERAL_ADMIN=f"http://127.0.0.1:{admin}",
+                   EPHEMERAL_RECEIVER=f"http://127.0.0.1:{receiver}",
                    KUBECONFIG_WEBHOOK=STATE / "webhook.kubeconfig",
                    EPHEMERAL_BIN_DIR=target)
         log(f"ephemeral-webhook serving ({time.time() - t0:.0f}s)")
