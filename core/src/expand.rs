@@ -26,6 +26,7 @@ use crate::lease::{self, whole_seconds};
 use crate::names::{self, GENERATE_NAME_SUFFIX, MAX_LABEL};
 use crate::prefix;
 use crate::schedule::Schedule;
+use crate::set::{self, generate::PullRequestOf};
 
 /// Annotation holding the Environment's owner.
 pub const OWNER_ANNOTATION: &str = "ephemeral.io/owner";
@@ -39,9 +40,17 @@ pub const APP_LABEL: &str = "ephemeral.io/app";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`] on every child.
 pub const MANAGED_BY: &str = "ephemeral";
-/// Substitution variables this project sets; users may not.
-pub const RESERVED_VARIABLES: [&str; 4] =
-    ["environment", "downscaler_uptime", "owner", "image_tag"];
+/// Substitution variables this project sets; users may not. The last three
+/// are those of an EnvironmentSet's Environments ([`set::generate::VARIABLES`]).
+pub const RESERVED_VARIABLES: [&str; 7] = [
+    "environment",
+    "downscaler_uptime",
+    "owner",
+    "image_tag",
+    set::generate::VARIABLES[0],
+    set::generate::VARIABLES[1],
+    set::generate::VARIABLES[2],
+];
 
 const KUSTOMIZATION_SOURCE_KINDS: [&str; 4] = [
     "GitRepository",
@@ -496,12 +505,16 @@ impl Cx<'_> {
             let (problem, fix) = if RESERVED_VARIABLES.contains(&key.as_str()) {
                 (
                     "is set by kubectl-ephemeral itself",
-                    "rename the variable; environment, downscaler_uptime, owner and image_tag are reserved",
+                    format!(
+                        "rename the variable; {} and {} are reserved",
+                        RESERVED_VARIABLES[..RESERVED_VARIABLES.len() - 1].join(", "),
+                        RESERVED_VARIABLES[RESERVED_VARIABLES.len() - 1]
+                    ),
                 )
             } else if !names::is_substitute_key(key) {
                 (
                     "is not a valid variable name",
-                    "use letters, digits and '_', not starting with a digit",
+                    "use letters, digits and '_', not starting with a digit".to_owned(),
                 )
             } else {
                 continue;
@@ -510,7 +523,7 @@ impl Cx<'_> {
                 field: field.to_string(),
                 key: key.clone(),
                 problem: problem.into(),
-                fix: fix.into(),
+                fix,
             });
         }
     }
@@ -877,6 +890,9 @@ impl Children<'_> {
         vars.insert("owner".into(), self.owner.to_owned());
         if let Some(tag) = tag {
             vars.insert("image_tag".into(), tag.to_owned());
+        }
+        if let Some(pr) = PullRequestOf::read(&self.env.metadata) {
+            vars.extend(pr.variables().map(|(k, v)| (k.to_owned(), v.to_owned())));
         }
         vars
     }

@@ -25,8 +25,8 @@
 //! - **Lists.** A document whose `kind` ends in `List` and that has an
 //!   `items` array (`kind: List` as `kubectl get -o yaml` prints it, or
 //!   `AppTemplateList`) stands for its items, in order; errors name the item.
-//! - **Kinds.** `ephemeral.io/v1alpha1` Environment, AppTemplate and
-//!   AppBundle; `source.toolkit.fluxcd.io/v1` GitRepository (what
+//! - **Kinds.** `ephemeral.io/v1alpha1` Environment, EnvironmentSet,
+//!   AppTemplate and AppBundle; `source.toolkit.fluxcd.io/v1` GitRepository (what
 //!   `sourceBranch` copies); `image.toolkit.fluxcd.io/v1` ImagePolicy, whose
 //!   `status.latestRef.tag` is a resolved tag (one without it is ignored).
 //!   Anything else, another version of those kinds included, is skipped and
@@ -51,6 +51,7 @@ use serde_json::Value;
 use crate::api::Environment;
 use crate::catalog::Catalog;
 use crate::flux::GitRepository;
+use crate::set::{EnvironmentSet, PullRequest};
 
 mod walk;
 
@@ -103,6 +104,34 @@ pub enum LoadError {
     /// A document of a known kind does not match its schema.
     #[error(transparent)]
     Decode(Box<DecodeError>),
+    /// A pull-request file is not a list of pull requests in GitHub's shape.
+    #[error(
+        "{}: not a list of pull requests: field {field}: {message}. Fix: give a JSON array shaped like GitHub's answer to GET /repos/OWNER/REPO/pulls",
+        path.display()
+    )]
+    PullRequests {
+        /// The file.
+        path: PathBuf,
+        /// Path of the bad field, e.g. `[1].head.sha`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads a list of pull requests shaped like GitHub's answer to `GET
+/// /repos/{owner}/{repo}/pulls` (JSON, or the same in YAML) from `text`;
+/// `path` only names it in errors.
+pub fn pull_requests(path: &Path, text: &str) -> Result<Vec<PullRequest>, LoadError> {
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| LoadError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    serde_path_to_error::deserialize(&value).map_err(|e| LoadError::PullRequests {
+        path: path.to_path_buf(),
+        field: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
 }
 
 /// A document of a known kind that does not match its schema.
@@ -144,7 +173,9 @@ impl std::fmt::Display for Skipped {
         } else {
             write!(f, "{} {}", self.api_version, self.kind)?;
         }
-        f.write_str(" (not an Environment, AppTemplate, AppBundle, GitRepository or ImagePolicy)")
+        f.write_str(
+            " (not an Environment, EnvironmentSet, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
+        )
     }
 }
 
@@ -166,6 +197,8 @@ pub struct ImageTag {
 pub struct Loaded {
     /// Environments in input order.
     pub environments: Vec<(Origin, Environment)>,
+    /// EnvironmentSets in input order.
+    pub sets: Vec<(Origin, EnvironmentSet)>,
     /// AppTemplates, AppBundles and GitRepositories. Resolved tags are kept
     /// apart in [`Loaded::image_tags`]: in the cluster they are observed, not
     /// part of the catalog; [`Loaded::catalog_with_image_tags`] joins them.
@@ -272,6 +305,7 @@ impl Loaded {
         }
         let resource = match (api_version.as_str(), kind.as_str()) {
             ("ephemeral.io/v1alpha1", "Environment") => "environments",
+            ("ephemeral.io/v1alpha1", "EnvironmentSet") => "environmentsets",
             ("ephemeral.io/v1alpha1", "AppTemplate") => "apptemplates",
             ("ephemeral.io/v1alpha1", "AppBundle") => "appbundles",
             ("source.toolkit.fluxcd.io/v1", "GitRepository") => "gitrepositories",
@@ -286,7 +320,10 @@ impl Loaded {
             }
         };
         default_namespace_of(&mut doc, default_namespace);
-        let catalog_kind = !matches!(resource, "environments" | "imagepolicies");
+        let catalog_kind = !matches!(
+            resource,
+            "environments" | "environmentsets" | "imagepolicies"
+        );
         if catalog_kind
             && doc
                 .pointer("/metadata/name")
@@ -305,6 +342,10 @@ impl Loaded {
             "environments" => {
                 let env: Environment = decode(&origin, &doc, resource)?;
                 self.environments.push((origin, env));
+            }
+            "environmentsets" => {
+                let set: EnvironmentSet = decode(&origin, &doc, resource)?;
+                self.sets.push((origin, set));
             }
             "apptemplates" => self
                 .catalog
@@ -459,9 +500,9 @@ mod tests {
         assert_eq!(
             skipped,
             [
-                "t.yaml, document 1: skipped v1 ConfigMap (not an Environment, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
-                "t.yaml, document 2: skipped source.toolkit.fluxcd.io/v1beta2 GitRepository (not an Environment, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
-                "t.yaml, document 3: skipped a document without kind (not an Environment, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
+                "t.yaml, document 1: skipped v1 ConfigMap (not an Environment, EnvironmentSet, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
+                "t.yaml, document 2: skipped source.toolkit.fluxcd.io/v1beta2 GitRepository (not an Environment, EnvironmentSet, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
+                "t.yaml, document 3: skipped a document without kind (not an Environment, EnvironmentSet, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
             ]
         );
     }
@@ -477,6 +518,35 @@ mod tests {
             Some("main-abc-1")
         );
         assert_eq!(loaded.catalog.image_tag("default", "p"), None);
+    }
+
+    #[test]
+    fn environment_sets_are_read_and_pull_request_files_name_the_bad_field() {
+        let loaded = load_text(
+            "apiVersion: ephemeral.io/v1alpha1\nkind: EnvironmentSet\nmetadata: {name: prs}\nspec:\n  pullRequests: {github: {owner: acme, repo: shop, tokenSecretRef: {name: g, key: t}}}\n  template: {spec: {apps: [{name: shop}]}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.sets[0].1.metadata.namespace.as_deref(),
+            Some("default")
+        );
+
+        let prs = pull_requests(
+            Path::new("prs.json"),
+            r#"[{"number": 1, "state": "open", "user": {"login": "a"}, "head": {"ref": "x", "sha": "1"}, "base": {"ref": "main", "sha": "2"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(prs[0].head.branch, "x");
+        let err = pull_requests(
+            Path::new("prs.json"),
+            r#"[{"number": 1, "state": "open", "user": {"login": "a"}, "head": {"ref": "x"}, "base": {"ref": "main", "sha": "2"}}]"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "prs.json: not a list of pull requests: field [0].head: missing field `sha`. Fix: give a JSON array shaped like GitHub's answer to GET /repos/OWNER/REPO/pulls"
+        );
     }
 
     #[test]

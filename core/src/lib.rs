@@ -7,8 +7,11 @@
 //! stands for. Its first half, [`admit`], defaults and validates
 //! the Environment without building Flux objects: admission calls that, render
 //! and the controller call the whole. No client, no HTTP, no clock: time and
-//! cluster state are inputs. The `files` feature adds the `files` module, the
-//! one loader of YAML and JSON files that `render` and `serve --catalog-dir` share.
+//! cluster state are inputs. [`set`] holds the rules of `EnvironmentSet`
+//! (one Environment per pull request): filters, variables, the generated
+//! Environment and the plan its controller executes. The `files` feature adds
+//! the `files` module, the one loader of YAML and JSON files that `render` and
+//! `serve --catalog-dir` share.
 
 pub mod api;
 pub mod catalog;

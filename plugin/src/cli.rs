@@ -484,6 +484,11 @@ pub struct RenderArgs {
     /// Read directories recursively.
     #[arg(short = 'R', long)]
     pub recursive: bool,
+    /// Pull requests for the EnvironmentSets in the files: a JSON array shaped like GitHub's answer
+    /// to GET /repos/OWNER/REPO/pulls. Each set renders the Environment of every open one that
+    /// passes its filters.
+    #[arg(long = "pull-requests", value_name = "FILE")]
+    pub pull_requests: Option<PathBuf>,
     /// The time to render at (RFC 3339); defaults to now.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,

@@ -1,9 +1,12 @@
-//! `kubectl ephemeral render`: offline expansion of Environments.
+//! `kubectl ephemeral render`: offline expansion of Environments, and of the
+//! Environments EnvironmentSets would make for a list of pull requests.
 
 use std::io::Write;
 
 use ephemeral_core::config::ConfigError;
-use ephemeral_core::{Denied, expand};
+use ephemeral_core::set::generate::{self, GenerateError};
+use ephemeral_core::set::{EnvironmentSet, PullRequest, filter};
+use ephemeral_core::{Denied, Environment, expand};
 use jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -29,11 +32,37 @@ pub enum RenderError {
     },
     /// The input holds no Environment.
     #[error(
-        "no Environment found in {paths}. Fix: pass files or directories holding apiVersion ephemeral.io/v1alpha1, kind Environment"
+        "no Environment found in {paths}. Fix: pass files or directories holding apiVersion ephemeral.io/v1alpha1, kind Environment (or EnvironmentSet, with --pull-requests)"
     )]
     NoEnvironment {
         /// The paths given.
         paths: String,
+    },
+    /// An EnvironmentSet without `--pull-requests`.
+    #[error(
+        "{origin}: EnvironmentSet '{name}' needs pull requests to render. Fix: pass --pull-requests FILE (a JSON array shaped like GitHub's answer to GET /repos/OWNER/REPO/pulls)"
+    )]
+    NoPullRequests {
+        /// Where the set is.
+        origin: Origin,
+        /// Its name.
+        name: String,
+    },
+    /// `--pull-requests` without an EnvironmentSet.
+    #[error(
+        "--pull-requests is given but no EnvironmentSet was found in {paths}. Fix: pass the file holding the EnvironmentSet with -f"
+    )]
+    NoSet {
+        /// The paths given.
+        paths: String,
+    },
+    /// A pull request gets no valid Environment.
+    #[error("{origin}: {error}")]
+    Generate {
+        /// Where the set is.
+        origin: Origin,
+        /// Why.
+        error: Box<GenerateError>,
     },
     /// `--now` is not a time.
     #[error("--now '{0}' is not an RFC 3339 time. Fix: write it like 2026-11-21T09:00:00Z")]
@@ -108,19 +137,47 @@ pub fn run(args: &RenderArgs, out: &mut impl Write) -> Result<Vec<String>, Rende
         .ok_or(RenderError::Owner)?;
     let input = input::read(&args.filenames, args.recursive, input::DEFAULT_NAMESPACE)?;
     let catalog = input.catalog_with_image_tags();
-    if input.environments.is_empty() {
-        return Err(RenderError::NoEnvironment {
-            paths: args
-                .filenames
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+    let paths = || {
+        args.filenames
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if input.environments.is_empty() && input.sets.is_empty() {
+        return Err(RenderError::NoEnvironment { paths: paths() });
     }
     let mut warnings: Vec<String> = input.skipped.iter().map(ToString::to_string).collect();
+    let generated = match (&args.pull_requests, input.sets.first()) {
+        (None, None) => Vec::new(),
+        (None, Some((origin, set))) => {
+            return Err(RenderError::NoPullRequests {
+                origin: origin.clone(),
+                name: set.name_any(),
+            });
+        }
+        (Some(_), None) => return Err(RenderError::NoSet { paths: paths() }),
+        (Some(path), Some(_)) => {
+            let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let prs = ephemeral_core::files::pull_requests(path, &text)?;
+            let mut generated = Vec::new();
+            for (origin, set) in &input.sets {
+                for env in environments_of(set, &prs, &mut warnings) {
+                    let env = env.map_err(|error| RenderError::Generate {
+                        origin: origin.clone(),
+                        error: Box::new(error),
+                    })?;
+                    generated.push((origin.clone(), env));
+                }
+            }
+            generated
+        }
+    };
     let mut objects = Vec::new();
-    for (origin, env) in &input.environments {
+    for (origin, env) in input.environments.iter().chain(&generated) {
         let expansion =
             expand(env, &catalog, &config, now, &owner).map_err(|denied| RenderError::Denied {
                 origin: origin.clone(),
@@ -143,4 +200,47 @@ pub fn run(args: &RenderArgs, out: &mut impl Write) -> Result<Vec<String>, Rende
         RenderFormat::Json => output::json_list(out, objects)?,
     }
     Ok(warnings)
+}
+
+/// The Environments `set` makes for the open pull requests of `prs` that
+/// pass its filters; a warning for each one that does not, and when more
+/// match than `maxEnvironments` allows at once.
+fn environments_of(
+    set: &EnvironmentSet,
+    prs: &[PullRequest],
+    warnings: &mut Vec<String>,
+) -> Vec<Result<Environment, GenerateError>> {
+    let name = set.name_any();
+    let mut matching = Vec::new();
+    for pr in prs {
+        if pr.state != "open" {
+            warnings.push(format!(
+                "EnvironmentSet '{name}': pull request #{}: no Environment: it is {}",
+                pr.number, pr.state
+            ));
+        } else if let Err(exclusion) = filter::check(&set.spec.pull_requests, pr) {
+            warnings.push(format!(
+                "EnvironmentSet '{name}': pull request #{}: no Environment: {exclusion}",
+                pr.number
+            ));
+        } else {
+            matching.push(pr);
+        }
+    }
+    if let Some(max) = set
+        .spec
+        .max_environments
+        .map(|m| usize::try_from(m).unwrap_or(0))
+        && matching.len() > max
+    {
+        warnings.push(format!(
+            "EnvironmentSet '{name}': {} pull requests match and maxEnvironments is {max}: in a cluster the newest {} wait, queued",
+            matching.len(),
+            matching.len() - max
+        ));
+    }
+    matching
+        .into_iter()
+        .map(|pr| generate::environment(set, pr))
+        .collect()
 }

@@ -146,6 +146,32 @@ fn namespace_less_catalog_and_environment_are_in_default() {
 }
 
 #[test]
+fn an_environment_set_renders_the_environment_of_each_matching_pull_request() {
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "plugin/tests/fixtures/set",
+        "--pull-requests",
+        "plugin/tests/fixtures/pull-requests/shop.json",
+        "--now",
+        MORNING,
+        "--owner",
+        "system:serviceaccount:ephemeral-system:ephemeral-webhook"
+    ]));
+}
+
+#[test]
+fn an_environment_set_without_pull_requests_is_an_error() {
+    insta::assert_snapshot!(render(&[
+        "-f",
+        "plugin/tests/fixtures/set/set.yaml",
+        "--now",
+        MORNING,
+        "--owner",
+        "x"
+    ]));
+}
+
+#[test]
 fn refused_environment_names_every_rule() {
     insta::assert_snapshot!(render(&[
         "-f",

@@ -46,10 +46,11 @@ const CERT_SECRET: &str = "ephemeral-webhook-tls";
 const LEASE: &str = "ephemeral-controller";
 const IMAGE: &str = "ghcr.io/example/ephemeral-webhook";
 const REGENERATE: &str = "manifests/generate-crds.sh";
-const CRD_NAMES: [&str; 3] = [
+const CRD_NAMES: [&str; 4] = [
     "environments.ephemeral.io",
     "apptemplates.ephemeral.io",
     "appbundles.ephemeral.io",
+    "environmentsets.ephemeral.io",
 ];
 /// Namespaces the webhooks must never be called for.
 const EXCLUDED_NAMESPACES: [&str; 4] = [
@@ -115,7 +116,7 @@ fn committed_crds_are_what_ephemeral_webhook_crds_prints() {
     assert_eq!(
         names,
         CRD_NAMES.map(|n| format!("{n}.yaml")),
-        "ephemeral-webhook crds prints Environment, AppTemplate, AppBundle"
+        "ephemeral-webhook crds prints Environment, AppTemplate, AppBundle, EnvironmentSet"
     );
 
     for (file, doc) in &generated {

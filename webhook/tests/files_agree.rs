@@ -140,7 +140,7 @@ fn every_case_of_the_rule_agrees() {
     assert_eq!(
         rendered.skipped[0].to_string(),
         format!(
-            "{}, document 2: skipped v1 ConfigMap (not an Environment, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
+            "{}, document 2: skipped v1 ConfigMap (not an Environment, EnvironmentSet, AppTemplate, AppBundle, GitRepository or ImagePolicy)",
             d.join("nested/deeper/list.yml").display()
         )
     );

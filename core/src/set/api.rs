@@ -58,6 +58,9 @@ use crate::api::EnvironmentSpec;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.maxEnvironments) || self.maxEnvironments >= 0", "message": "maxEnvironments is 0 or more"}
+]))]
 pub struct EnvironmentSetSpec {
     /// Where the pull requests come from, and which of them get an Environment.
     pub pull_requests: PullRequestSource,
@@ -69,8 +72,7 @@ pub struct EnvironmentSetSpec {
     /// At most this many Environments at once; more matching pull requests
     /// wait (`Queued`, oldest first) and none is evicted. Unlimited when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub max_environments: Option<u32>,
+    pub max_environments: Option<i32>,
     /// The Environment made for each pull request. `${PR_NUMBER}`,
     /// `${PR_HEAD_SHA}`, `${PR_HEAD_SHORT_SHA}`, `${PR_BRANCH}`,
     /// `${PR_BASE_BRANCH}` and `${PR_AUTHOR}` (and the earlier controller's
@@ -192,6 +194,9 @@ pub struct TemplateMetadata {
 /// An HTTP check of a pull request's running Environment.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.expectedStatus) || (self.expectedStatus >= 100 && self.expectedStatus <= 599)", "message": "expectedStatus is an HTTP status code, 100 to 599"}
+]))]
 pub struct HealthCheck {
     /// The URL to GET (variables are replaced), e.g.
     /// `https://shop-${PR_NUMBER}.preview.example.com/healthz`.
@@ -199,8 +204,7 @@ pub struct HealthCheck {
     pub url: String,
     /// The status code that counts as healthy (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 100, max = 599))]
-    pub expected_status: Option<u16>,
+    pub expected_status: Option<i32>,
     /// How long after the Environment became Ready the check may keep
     /// failing before the commit status says `failure`, e.g. `10m` (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,6 +262,7 @@ pub struct EnvironmentSetStatus {
     pub ready_environments: Option<String>,
     /// Matching pull requests waiting for a slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<i32>")]
     pub queued: Option<u32>,
     /// Per pull request that matches the filters (or still has an Environment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -269,6 +274,7 @@ pub struct EnvironmentSetStatus {
 #[serde(rename_all = "camelCase")]
 pub struct PullRequestStatus {
     /// The pull request's number.
+    #[schemars(with = "i64")]
     pub number: u64,
     /// Its head commit.
     pub head_sha: String,
@@ -286,9 +292,60 @@ pub struct PullRequestStatus {
     /// Why it is in that state, e.g. `WaitingForImage`, `HealthCheckFailed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The commit status last set on the head commit: `pending`, `success`, `failure`.
+    /// The state in words, as reported to the pull request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit_status: Option<String>,
+    pub message: Option<String>,
+    /// When its Environment was first seen Ready for the head commit (RFC
+    /// 3339); the health check's `timeout` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<String>,
+    /// The last health check of the head commit's Environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckStatus>,
+    /// What was last reported to the pull request (commit status and
+    /// comment): a report is made only when this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_status: Option<ReportedStatus>,
+}
+
+/// The last health check of a pull request's Environment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckStatus {
+    /// The head commit the Environment ran.
+    pub head_sha: String,
+    /// When the check ran (RFC 3339).
+    pub time: String,
+    /// Whether the URL answered the expected status.
+    pub passed: bool,
+    /// What it answered instead, e.g. `503 Service Unavailable` or a connection error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A commit status (and comment) as reported.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedStatus {
+    /// The commit it was set on.
+    pub head_sha: String,
+    /// `pending`, `success` or `failure`.
+    pub state: CommitState,
+    /// Its description.
+    pub description: String,
+}
+
+/// The state of a commit status, as GitHub spells it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitState {
+    /// The Environment is queued or coming up.
+    #[default]
+    Pending,
+    /// The Environment is Ready for the commit (and the health check answers).
+    Success,
+    /// The Environment failed.
+    Failure,
 }
 
 /// The state of one pull request's Environment.
