@@ -8,6 +8,7 @@ pub mod error;
 pub mod input;
 pub mod output;
 pub mod render;
+pub mod set_view;
 pub mod summary;
 pub mod table;
 pub mod time;

@@ -89,12 +89,7 @@ pub async fn gather(ctx: &Ctx, name: &str) -> Result<Described, Error> {
         .await
         .map(|list| urls(&list.items))
         .map_err(api_message);
-    let fields = format!("involvedObject.kind=Environment,involvedObject.name={name}");
-    let events = Api::<Event>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default().fields(&fields))
-        .await
-        .map(|list| recent(list.items))
-        .map_err(api_message);
+    let events = events(ctx, "Environment", name).await;
     Ok(Described {
         env,
         policies,
@@ -103,7 +98,19 @@ pub async fn gather(ctx: &Ctx, name: &str) -> Result<Described, Error> {
     })
 }
 
-fn api_message(e: kube::Error) -> String {
+/// The most recent Events about the object `kind` `name` of the namespace,
+/// oldest first, or why they could not be listed.
+pub async fn events(ctx: &Ctx, kind: &str, name: &str) -> Result<Vec<Event>, String> {
+    let fields = format!("involvedObject.kind={kind},involvedObject.name={name}");
+    Api::<Event>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .list(&ListParams::default().fields(&fields))
+        .await
+        .map(|list| recent(list.items))
+        .map_err(api_message)
+}
+
+/// What an API error says, for a line in the output instead of a failure.
+pub fn api_message(e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message,
         other => crate::error::causes(&other),
@@ -202,13 +209,7 @@ pub fn text(d: &Described, clock: &Clock) -> String {
     field(&mut s, "Namespace", &ns);
     field(&mut s, "Owner", summary::owner(env));
     if let Some(created) = env.creation_timestamp() {
-        let local = created.0.to_zoned(clock.zone.clone());
-        let when = format!(
-            "{} ({} ago)",
-            local.strftime("%Y-%m-%d %H:%M %Z"),
-            time::age(clock.now.duration_since(created.0))
-        );
-        field(&mut s, "Created", &when);
+        field(&mut s, "Created", &time::moment(created.0, clock));
     }
     field(&mut s, "Lease", &summary::lease(env, clock));
     if let Some(uptime) = env.annotations().get(UPTIME_ANNOTATION) {
@@ -285,8 +286,14 @@ pub fn text(d: &Described, clock: &Clock) -> String {
         }
     }
 
+    events_section(&mut s, &d.events, clock);
+    s
+}
+
+/// The `Events:` section: a table of the events, `<none>`, or why they could not be listed.
+pub fn events_section(s: &mut String, events: &Result<Vec<Event>, String>, clock: &Clock) {
     s.push_str("\nEvents:\n");
-    match &d.events {
+    match events {
         Ok(events) if events.is_empty() => s.push_str("  <none>\n"),
         Ok(events) => {
             let rows = events
@@ -317,7 +324,6 @@ pub fn text(d: &Described, clock: &Clock) -> String {
             let _ = writeln!(s, "  <cannot list Events: {e}>");
         }
     }
-    s
 }
 
 fn describe_app(s: &mut String, d: &Described, app: &App, ns: &str) {
