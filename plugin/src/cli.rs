@@ -20,6 +20,9 @@ Examples:
   kubectl ephemeral list --mine
   kubectl ephemeral describe alice
 
+  # The environments an EnvironmentSet keeps for pull requests, and where each stands
+  kubectl ephemeral sets shop-prs
+
   # Two more hours, then clean up
   kubectl ephemeral extend alice --for 2h
   kubectl ephemeral delete alice --wait
