@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod error;
+pub mod events;
 pub mod input;
 pub mod output;
 pub mod render;

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
-use crate::cmd::describe::events_section;
+use crate::events;
 use crate::summary::NONE;
 use crate::table::{self, Paint, paint};
 use crate::time::{self, Clock};
@@ -322,7 +322,7 @@ pub fn describe(
         pull_request(&mut s, pr, clock);
     }
 
-    events_section(&mut s, events, clock);
+    events::section(&mut s, events, clock);
     s
 }
 

@@ -19,12 +19,9 @@ use super::{Ctx, Notes};
 use crate::api;
 use crate::cli::NameArgs;
 use crate::error::{Error, Target};
+use crate::events;
 use crate::summary;
-use crate::table;
 use crate::time::{self, Clock};
-
-/// How many recent Events to show.
-pub const EVENTS: usize = 10;
 
 /// What `describe` found about an app's ImagePolicy when it has no tag.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,7 +102,7 @@ pub async fn events(ctx: &Ctx, kind: &str, name: &str) -> Result<Vec<Event>, Str
     Api::<Event>::namespaced(ctx.client.clone(), &ctx.namespace)
         .list(&ListParams::default().fields(&fields))
         .await
-        .map(|list| recent(list.items))
+        .map(|list| events::recent(list.items))
         .map_err(api_message)
 }
 
@@ -156,21 +153,6 @@ pub fn urls(ingresses: &[Ingress]) -> Vec<String> {
         }
     }
     out.into_iter().collect()
-}
-
-fn event_time(e: &Event) -> Option<jiff::Timestamp> {
-    e.last_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| e.event_time.as_ref().map(|t| t.0))
-        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-}
-
-/// The most recent Events, oldest first.
-fn recent(mut events: Vec<Event>) -> Vec<Event> {
-    events.sort_by_key(event_time);
-    let skip = events.len().saturating_sub(EVENTS);
-    events.split_off(skip)
 }
 
 fn image_tag<'a>(env: &'a Environment, app: &str) -> Option<&'a str> {
@@ -286,44 +268,8 @@ pub fn text(d: &Described, clock: &Clock) -> String {
         }
     }
 
-    events_section(&mut s, &d.events, clock);
+    events::section(&mut s, &d.events, clock);
     s
-}
-
-/// The `Events:` section: a table of the events, `<none>`, or why they could not be listed.
-pub fn events_section(s: &mut String, events: &Result<Vec<Event>, String>, clock: &Clock) {
-    s.push_str("\nEvents:\n");
-    match events {
-        Ok(events) if events.is_empty() => s.push_str("  <none>\n"),
-        Ok(events) => {
-            let rows = events
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.type_.clone().unwrap_or_default(),
-                        e.reason.clone().unwrap_or_default(),
-                        event_time(e)
-                            .map(|t| time::age(clock.now.duration_since(t)))
-                            .unwrap_or_else(|| summary::NONE.to_owned()),
-                        e.source
-                            .as_ref()
-                            .and_then(|src| src.component.clone())
-                            .or_else(|| e.reporting_component.clone())
-                            .unwrap_or_default(),
-                        e.message.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            for line in
-                table::render(&["TYPE", "REASON", "AGE", "FROM", "MESSAGE"], rows, true).lines()
-            {
-                let _ = writeln!(s, "  {line}");
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(s, "  <cannot list Events: {e}>");
-        }
-    }
 }
 
 fn describe_app(s: &mut String, d: &Described, app: &App, ns: &str) {
