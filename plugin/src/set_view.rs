@@ -1,22 +1,25 @@
 //! What a person wants to know about EnvironmentSets: the sets at a glance,
 //! where each pull request stands, and one set in detail. Pure: the sets,
-//! their Events and the clock are inputs. Everything comes from the set's
-//! status as its controller last wrote it (`ephemeral_core::set::api`).
+//! their Environments and Events and the clock are inputs. The states come
+//! from the set's status as its controller last wrote it
+//! (`ephemeral_core::set::api`); one set's detail adds how its Environments
+//! are now.
 
 use std::fmt::Write as _;
 
-use ephemeral_core::set::EnvironmentSet;
+use ephemeral_core::Environment;
 use ephemeral_core::set::api::{
     CommitState, EnvironmentSetStatus, PullRequestSource, PullRequestState, PullRequestStatus,
 };
 use ephemeral_core::set::vars::short_sha;
+use ephemeral_core::set::{EnvironmentSet, SET_LABEL};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
 use crate::events;
-use crate::summary::NONE;
+use crate::summary::{self, NONE};
 use crate::table::{self, Paint, paint};
 use crate::time::{self, Clock};
 
@@ -230,13 +233,70 @@ fn condition_text(c: &Condition) -> String {
     text
 }
 
+/// Everything `sets NAME` shows, gathered from the API.
+#[derive(Clone, Debug)]
+pub struct DescribedSet {
+    /// The set.
+    pub set: EnvironmentSet,
+    /// The Environments labelled `ephemeral.io/set=<name>` in its namespace,
+    /// or why they could not be listed.
+    pub environments: Result<Vec<Environment>, String>,
+    /// Recent Events about the set, oldest first, or why they could not be listed.
+    pub events: Result<Vec<Event>, String>,
+}
+
+/// An Environment of the set as it is now: `apps 2/3 ready, Ready False`,
+/// `being deleted`.
+fn live(env: &Environment) -> String {
+    if env.metadata.deletion_timestamp.is_some() {
+        return "being deleted".to_owned();
+    }
+    format!(
+        "apps {} ready, Ready {}",
+        summary::ready_apps(env),
+        summary::ready(env)
+    )
+}
+
+/// The labelled Environments no pull request of the status names: being
+/// deleted, or carrying the set's labels without being the set's.
+fn others(s: &mut String, d: &DescribedSet, entries: &[PullRequestStatus]) {
+    let selector = format!("{SET_LABEL}={}", d.set.name_any());
+    let envs = match &d.environments {
+        Ok(envs) => envs,
+        Err(e) => {
+            let _ = writeln!(
+                s,
+                "  <cannot list the Environments labelled {selector}: {e}>"
+            );
+            return;
+        }
+    };
+    let named = |name: &str| {
+        entries
+            .iter()
+            .any(|p| p.environment.as_deref() == Some(name))
+    };
+    let rest: Vec<&Environment> = envs.iter().filter(|e| !named(&e.name_any())).collect();
+    if rest.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nOther Environments labelled {selector}:");
+    for env in rest {
+        let (_, pr) = summary::set_of(env);
+        let why = if env.metadata.deletion_timestamp.is_some() {
+            "being deleted".to_owned()
+        } else {
+            format!("{}; no pull request of the status names it", live(env))
+        };
+        let _ = writeln!(s, "  {} ({pr}): {why}", env.name_any());
+    }
+}
+
 /// One set in detail, in the layout of `kubectl describe`: the set, its
 /// conditions, the queue, each pull request, and the Events.
-pub fn describe(
-    set: &EnvironmentSet,
-    events: &Result<Vec<Event>, String>,
-    clock: &Clock,
-) -> String {
+pub fn describe(d: &DescribedSet, clock: &Clock) -> String {
+    let set = &d.set;
     let mut s = String::new();
     let status = status_of(set);
     let spec = &set.spec;
@@ -319,14 +379,20 @@ pub fn describe(
         s.push_str("  <none> (no open pull request passes the filters)\n");
     }
     for pr in entries {
-        pull_request(&mut s, pr, clock);
+        pull_request(&mut s, pr, &d.environments, clock);
     }
+    others(&mut s, d, entries);
 
-    events::section(&mut s, events, clock);
+    events::section(&mut s, &d.events, clock);
     s
 }
 
-fn pull_request(s: &mut String, pr: &PullRequestStatus, clock: &Clock) {
+fn pull_request(
+    s: &mut String,
+    pr: &PullRequestStatus,
+    environments: &Result<Vec<Environment>, String>,
+    clock: &Clock,
+) {
     let mut title = format!("#{}", pr.number);
     match (pr.branch.is_empty(), pr.author.is_empty()) {
         (false, false) => {
@@ -343,12 +409,15 @@ fn pull_request(s: &mut String, pr: &PullRequestStatus, clock: &Clock) {
     let _ = writeln!(s, "  {title}:");
     let head = short_sha(&pr.head_sha);
     field(s, "    ", "Head", head);
-    field(
-        s,
-        "    ",
-        "Environment",
-        pr.environment.as_deref().unwrap_or("none yet"),
-    );
+    let environment = match (&pr.environment, environments) {
+        (None, _) => "none yet".to_owned(),
+        (Some(name), Ok(envs)) => match envs.iter().find(|e| e.name_any() == *name) {
+            Some(env) => format!("{name} ({})", live(env)),
+            None => format!("{name} (not in the cluster now)"),
+        },
+        (Some(name), Err(_)) => name.clone(),
+    };
+    field(s, "    ", "Environment", &environment);
     let mut state = state_name(pr.state).to_owned();
     if let Some(reason) = &pr.reason {
         let _ = write!(state, "  {reason}");
@@ -405,6 +474,47 @@ mod tests {
             "github": {"owner": "acme", "repo": "shop"},
             "includeDrafts": true, "includeForks": true}));
         assert_eq!(filters(&open), "into any branch; drafts too; forks too");
+    }
+
+    fn shop_prs(entries: serde_json::Value) -> EnvironmentSet {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ephemeral.io/v1alpha1", "kind": "EnvironmentSet",
+            "metadata": {"name": "shop-prs", "namespace": "previews"},
+            "spec": {"pullRequests": {"github": {"owner": "acme", "repo": "shop"}},
+                     "template": {"spec": {}}},
+            "status": {"pullRequests": entries}}))
+        .unwrap()
+    }
+
+    fn clock() -> Clock {
+        Clock::fixed(
+            "2026-11-21T12:00:00Z".parse().unwrap(),
+            jiff::tz::TimeZone::UTC,
+        )
+    }
+
+    /// The status names an Environment the cluster no longer has (deleted
+    /// by hand since the last sync): the detail says so instead of passing
+    /// the recorded state off as the present one.
+    #[test]
+    fn an_environment_the_cluster_no_longer_has() {
+        let set = shop_prs(
+            serde_json::json!([{"number": 42, "headSha": "3f2c1ab9d8", "environment": "shop-prs-pr-42", "state": "Ready"}]),
+        );
+        let d = DescribedSet {
+            set,
+            environments: Ok(vec![]),
+            events: Ok(vec![]),
+        };
+        let text = describe(&d, &clock());
+        assert!(
+            text.contains("    Environment:    shop-prs-pr-42 (not in the cluster now)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    Commit status:  not reported yet\n"),
+            "{text}"
+        );
     }
 
     #[test]

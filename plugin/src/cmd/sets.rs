@@ -1,11 +1,12 @@
 //! `kubectl ephemeral sets [NAME]`: the EnvironmentSets of a namespace (or
-//! every namespace) with their pull requests, or one set in detail. Reads
-//! only the sets (and, for one set, its Events): what a pull request's
-//! Environment is doing is in the set's status, written by its controller.
+//! every namespace) with their pull requests, or one set in detail. The list
+//! reads only the sets: where each pull request stands is in the set's
+//! status, written by its controller. One set also reads its Environments
+//! (by the label `ephemeral.io/set`) and its Events.
 
 use std::io::Write;
 
-use ephemeral_core::set::EnvironmentSet;
+use ephemeral_core::set::{EnvironmentSet, SET_LABEL};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
@@ -15,7 +16,7 @@ use crate::api;
 use crate::cli::{SetsArgs, SetsFormat};
 use crate::error::{ENVIRONMENTSETS, Error, Target};
 use crate::output;
-use crate::set_view::{self, Layout};
+use crate::set_view::{self, DescribedSet, Layout};
 
 /// Runs `sets`: one set with NAME, else the list.
 pub async fn run(ctx: &Ctx, args: &SetsArgs, out: &mut dyn Write) -> Result<Notes, Error> {
@@ -38,8 +39,19 @@ async fn one(
         .map_err(|e| Error::from_kube(e, Target::set(name, ns)))?;
     match format {
         None => {
+            let selector = format!("{SET_LABEL}={name}");
+            let environments = api::environments(&ctx.client, ns)
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map(|list| list.items)
+                .map_err(describe::api_message);
             let events = describe::events(ctx, "EnvironmentSet", name).await;
-            out.write_all(set_view::describe(&set, &events, &ctx.clock).as_bytes())?;
+            let described = DescribedSet {
+                set,
+                environments,
+                events,
+            };
+            out.write_all(set_view::describe(&described, &ctx.clock).as_bytes())?;
         }
         Some(SetsFormat::Name) => writeln!(out, "{}", api::set_display_name(&set.name_any()))?,
         Some(SetsFormat::Yaml) => output::yaml(out, &to_value(&set))?,

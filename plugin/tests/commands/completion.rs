@@ -41,7 +41,7 @@ async fn set_names_with_repository_and_ready_environments() {
     .await;
     assert_eq!(
         out,
-        "docs-prs\tacme/docs\nshop-prs\tacme/shop, 1/3 ready\n:4\n"
+        "docs-prs\tacme/docs\nshop-prs\tacme/shop, 2/3 ready\n:4\n"
     );
 }
 

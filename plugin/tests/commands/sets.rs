@@ -52,7 +52,7 @@ pub fn shop_prs() -> Value {
             "repository": "acme/shop",
             "lastSyncTime": "2026-11-21T11:58:00Z",
             "rateLimitRemaining": 4873,
-            "readyEnvironments": "1/3",
+            "readyEnvironments": "2/3",
             "queued": 1,
             "conditions": [{"type": "Ready", "status": "True", "reason": "Synced",
                 "message": "4 open pull requests match: 3 with an Environment, 1 queued",
@@ -96,6 +96,35 @@ pub fn docs_prs() -> Value {
                 "includeDrafts": true},
             "template": {"spec": {"apps": [{"name": "web"}]}}}
     })
+}
+
+/// The Environment shop-prs keeps for pull request `number`, with its apps
+/// ready or not; `deleting`: with a deletionTimestamp.
+fn generated(number: u64, ready: bool, deleting: bool) -> Value {
+    let name = format!("shop-prs-pr-{number}");
+    let mut env = with_status(
+        admitted(
+            &name,
+            "system:serviceaccount:ephemeral-system:ephemeral-webhook",
+            json!({"apps": [{"name": "checkout", "branch": "feature/new-basket"}, {"name": "payments"}]}),
+        ),
+        json!([
+            {"name": "checkout", "kind": "Kustomization", "ready": ready},
+            {"name": "payments", "kind": "Kustomization", "ready": true}]),
+        "2026-11-21T19:00:00Z",
+    );
+    env["metadata"]["labels"] =
+        json!({"ephemeral.io/set": "shop-prs", "ephemeral.io/pull-request": number.to_string()});
+    if deleting {
+        env["metadata"]["deletionTimestamp"] = json!("2026-11-21T11:59:00Z");
+    }
+    env
+}
+
+fn environments_of(set: &str, items: Vec<Value>) -> Exchange {
+    expect("GET", ENVS)
+        .query(&[("labelSelector", &format!("ephemeral.io/set={set}"))])
+        .ok(list_of("Environment", items))
 }
 
 fn list_ok() -> Exchange {
@@ -171,11 +200,22 @@ async fn names_and_a_json_list() {
 }
 
 #[tokio::test]
-async fn one_set_in_detail() {
+async fn one_set_in_detail_with_its_environments_now() {
     let text = sets(
         &["shop-prs"],
         vec![
             expect("GET", format!("{SETS}/shop-prs")).ok(shop_prs()),
+            // #42 and #44 are up (#44's health check fails), #43's checkout
+            // is not; #40's (closed) is being deleted.
+            environments_of(
+                "shop-prs",
+                vec![
+                    generated(40, true, true),
+                    generated(42, true, false),
+                    generated(43, false, false),
+                    generated(44, true, false),
+                ],
+            ),
             events(
                 "shop-prs",
                 vec![
@@ -203,6 +243,9 @@ async fn a_set_before_its_controller() {
         &["docs-prs"],
         vec![
             expect("GET", format!("{SETS}/docs-prs")).ok(docs_prs()),
+            expect("GET", ENVS)
+                .query(&[("labelSelector", "ephemeral.io/set=docs-prs")])
+                .fail(403, "Forbidden", "environments.ephemeral.io is forbidden: User \"bob\" cannot list resource \"environments\"", None),
             expect("GET", EVENTS).any_query().fail(
                 403,
                 "Forbidden",
