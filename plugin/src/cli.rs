@@ -78,9 +78,9 @@ An EnvironmentSet keeps one Environment per open pull request of a GitHub reposi
 its filters, and reports back to the pull request. Without NAME: a table of the sets (repository, \
 ready Environments out of all, queued pull requests, the Ready condition, last sync with GitHub), \
 then one row per pull request (head commit, Environment, state, reason). With NAME: that set in \
-detail: its conditions, repository, last sync, rate limit left, the queue, each pull request with \
-its commit status as last reported, and recent Events. Everything shown is the set's status, as its \
-controller last wrote it.";
+detail: its conditions, repository, filters, last sync, rate limit left, the queue, each pull \
+request with its Environment as it is now and its commit status as last reported, and recent \
+Events. The states are the set's status, as its controller last wrote it.";
 
 const SETS_AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error (a set that does not exist too), 2 wrong usage, 130 interrupted.
