@@ -1,6 +1,7 @@
 //! Handles on the API: which resources, with which field manager.
 
 use ephemeral_core::kinds::FluxKind;
+use ephemeral_core::set::EnvironmentSet;
 use ephemeral_core::{AppBundle, AppTemplate, Environment};
 use kube::api::{Api, PatchParams, PostParams};
 use kube::core::ApiResource;
@@ -11,6 +12,11 @@ pub const FIELD_MANAGER: &str = "kubectl-ephemeral";
 
 /// Environments in a namespace.
 pub fn environments(client: &Client, namespace: &str) -> Api<Environment> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// EnvironmentSets in a namespace.
+pub fn sets(client: &Client, namespace: &str) -> Api<EnvironmentSet> {
     Api::namespaced(client.clone(), namespace)
 }
 
@@ -48,9 +54,14 @@ pub fn patch_params() -> PatchParams {
 
 /// `environment.ephemeral.io/NAME`, as kubectl names objects.
 pub fn display_name(name: &str) -> String {
-    format!(
-        "{}.{}/{name}",
-        Environment::kind(&()).to_lowercase(),
-        Environment::group(&())
-    )
+    kind_name::<Environment>(name)
+}
+
+/// `environmentset.ephemeral.io/NAME`, as kubectl names objects.
+pub fn set_display_name(name: &str) -> String {
+    kind_name::<EnvironmentSet>(name)
+}
+
+fn kind_name<K: Resource<DynamicType = ()>>(name: &str) -> String {
+    format!("{}.{}/{name}", K::kind(&()).to_lowercase(), K::group(&()))
 }

@@ -20,6 +20,9 @@ Examples:
   kubectl ephemeral list --mine
   kubectl ephemeral describe alice
 
+  # The environments an EnvironmentSet keeps for pull requests, and where each stands
+  kubectl ephemeral sets shop-prs
+
   # Two more hours, then clean up
   kubectl ephemeral extend alice --for 2h
   kubectl ephemeral delete alice --wait
@@ -70,6 +73,33 @@ Flux object the controller creates for it. Needs no kubeconfig and no cluster. D
 other kinds are skipped with a warning.\n\n\
 The policy flags must match the cluster's webhook for the output to match the cluster.";
 
+const SETS_ABOUT: &str = "List EnvironmentSets with their pull requests, or show one set in detail.\n\n\
+An EnvironmentSet keeps one Environment per open pull request of a GitHub repository that passes \
+its filters, and reports back to the pull request. Without NAME: a table of the sets (repository, \
+ready Environments out of all, queued pull requests, the Ready condition, last sync with GitHub), \
+then one row per pull request (head commit, Environment, state, reason). With NAME: that set in \
+detail: its conditions, repository, filters, last sync, rate limit left, the queue, each pull \
+request with its Environment as it is now and its commit status as last reported, and recent \
+Events. The states are the set's status, as its controller last wrote it.";
+
+const SETS_AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 error (a set that does not exist too), 2 wrong usage, 130 interrupted.
+kubectl passes no global flags to plugins: put -n, --context and --kubeconfig after `ephemeral`.
+
+Examples:
+  # The sets of the namespace and where each pull request stands
+  kubectl ephemeral sets -n previews
+
+  # One set: conditions, rate limit, queue, each pull request's commit status, Events
+  kubectl ephemeral sets shop-prs -n previews
+
+  # Every namespace's sets; one set as YAML
+  kubectl ephemeral sets -A
+  kubectl ephemeral sets shop-prs -n previews -o yaml
+
+  # Which set and pull request each Environment came from
+  kubectl ephemeral list -n previews -o wide";
+
 const CLUSTER_AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error, 2 wrong usage, 130 interrupted.
 API server warnings (e.g. the admission webhook's) go to stderr as \"Warning: TEXT\", as in kubectl.
@@ -100,6 +130,9 @@ pub enum Command {
     List(ListArgs),
     /// Show an environment in detail: lease, apps, image tags, readiness, URLs, events.
     Describe(NameArgs),
+    /// List EnvironmentSets with their pull requests, or show one set in detail.
+    #[command(long_about = SETS_ABOUT)]
+    Sets(SetsArgs),
     /// Move the end of an environment's lease.
     #[command(long_about = EXTEND_ABOUT)]
     Extend(ExtendArgs),
@@ -154,7 +187,8 @@ pub enum ObjectFormat {
 pub enum ListFormat {
     /// A table: NAME, OWNER, APPS, READY, LEASE, AGE.
     Table,
-    /// The table plus each app with the image tag prefix it follows.
+    /// The table plus the set and pull request an environment came from, and
+    /// each app with the image tag prefix it follows.
     Wide,
     /// A `v1` `List` as YAML.
     Yaml,
@@ -290,6 +324,38 @@ pub struct ListArgs {
     /// Leave out the header row.
     #[arg(long)]
     pub no_headers: bool,
+    /// Cluster and namespace.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Output formats of `sets`; without `-o`, a table (or one set in detail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SetsFormat {
+    /// YAML: the set, or a `v1` `List` of the sets.
+    Yaml,
+    /// JSON: the set, or a `v1` `List` of the sets.
+    Json,
+    /// `environmentset.ephemeral.io/NAME` per line.
+    Name,
+}
+
+/// `kubectl ephemeral sets`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = SETS_AFTER_HELP)]
+pub struct SetsArgs {
+    /// Name of a set: show it in detail (default: list the sets).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// List the sets of every namespace.
+    #[arg(short = 'A', long, conflicts_with = "name")]
+    pub all_namespaces: bool,
+    /// Label selector of the sets, as in kubectl (e.g. team=shop).
+    #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "name")]
+    pub selector: Option<String>,
+    /// Output format (default: tables, or with NAME the set in detail).
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<SetsFormat>,
     /// Cluster and namespace.
     #[command(flatten)]
     pub kube: KubeArgs,

@@ -24,6 +24,15 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// An EnvironmentSet.
+    pub fn set(name: &'a str, namespace: &'a str) -> Self {
+        Target {
+            resource: ENVIRONMENTSETS,
+            name: Some(name),
+            namespace: Some(namespace),
+        }
+    }
+
     /// A collection of a resource.
     pub fn collection(resource: &'static str, namespace: Option<&'a str>) -> Self {
         Target {
@@ -36,6 +45,8 @@ impl<'a> Target<'a> {
 
 /// `environments.ephemeral.io`.
 pub const ENVIRONMENTS: &str = "environments.ephemeral.io";
+/// `environmentsets.ephemeral.io`.
+pub const ENVIRONMENTSETS: &str = "environmentsets.ephemeral.io";
 /// `apptemplates.ephemeral.io`.
 pub const APPTEMPLATES: &str = "apptemplates.ephemeral.io";
 /// `appbundles.ephemeral.io`.
@@ -84,6 +95,16 @@ pub enum Error {
         "environment \"{name}\" not found in namespace \"{namespace}\". See which exist: kubectl ephemeral list -n {namespace} (or -A for every namespace)"
     )]
     NotFound {
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// The EnvironmentSet does not exist.
+    #[error(
+        "environmentset \"{name}\" not found in namespace \"{namespace}\". See which exist: kubectl ephemeral sets -n {namespace} (or -A for every namespace)"
+    )]
+    SetNotFound {
         /// Its name.
         name: String,
         /// Its namespace.
@@ -189,6 +210,12 @@ impl Error {
                             namespace: ns.to_owned(),
                         }
                     }
+                    (404, Some(name), Some(ns)) if target.resource == ENVIRONMENTSETS => {
+                        Error::SetNotFound {
+                            name: name.to_owned(),
+                            namespace: ns.to_owned(),
+                        }
+                    }
                     (code, _, _) => Error::Api {
                         code,
                         message: if status.message.is_empty() {
@@ -264,6 +291,23 @@ mod tests {
             e.to_string(),
             "environment \"alice\" not found in namespace \"dev\". See which exist: kubectl ephemeral list -n dev (or -A for every namespace)"
         );
+    }
+
+    #[test]
+    fn a_named_404_of_a_set_suggests_sets() {
+        let e = Error::from_kube(
+            status(
+                404,
+                "environmentsets.ephemeral.io \"shop\" not found",
+                Some("shop"),
+            ),
+            Target::set("shop", "previews"),
+        );
+        assert_eq!(
+            e.to_string(),
+            "environmentset \"shop\" not found in namespace \"previews\". See which exist: kubectl ephemeral sets -n previews (or -A for every namespace)"
+        );
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]

@@ -161,6 +161,7 @@ async fn run(cli: Cli) -> Result<Notes, Error> {
         Command::Create(args) => cluster!(cmd::create::run, args),
         Command::List(args) => cluster!(cmd::list::run, args),
         Command::Describe(args) => cluster!(cmd::describe::run, args),
+        Command::Sets(args) => cluster!(cmd::sets::run, args),
         Command::Extend(args) => cluster!(cmd::extend::run, args),
         Command::AddApp(args) => cluster!(cmd::apps::add, args),
         Command::SetApp(args) => cluster!(cmd::apps::set, args),

@@ -4,6 +4,8 @@
 use ephemeral_core::Environment;
 use ephemeral_core::expand::{OWNER_ANNOTATION, UPTIME_ANNOTATION};
 use ephemeral_core::lease::{LeaseWindow, parse_absolute_uptime, parse_until};
+use ephemeral_core::set::SET_LABEL;
+use ephemeral_core::set::generate::PullRequestOf;
 use jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -91,6 +93,18 @@ pub fn age(env: &Environment, clock: &Clock) -> String {
     }
 }
 
+/// The EnvironmentSet an Environment came from and its pull request
+/// (`shop-prs`, `#42`), from the labels the set's controller puts on it;
+/// `-` for an Environment made by hand.
+pub fn set_of(env: &Environment) -> (String, String) {
+    let set = env.labels().get(SET_LABEL).map(String::as_str);
+    let pr = PullRequestOf::read(&env.metadata).map(|p| format!("#{}", p.number));
+    (
+        set.unwrap_or(NONE).to_owned(),
+        pr.unwrap_or_else(|| NONE.to_owned()),
+    )
+}
+
 /// Each app with what it follows: `checkout=feature-new-basket`, or the bare name.
 pub fn app_prefixes(env: &Environment) -> String {
     if env.spec.apps.is_empty() {
@@ -138,6 +152,18 @@ mod tests {
         assert_eq!(lease(&e, &clock()), "until 19:00 (in 3h)");
         assert_eq!(age(&e, &clock()), "7h");
         assert_eq!(app_prefixes(&e), "checkout=feature-x,payments");
+        assert_eq!(set_of(&e), ("-".to_owned(), "-".to_owned()));
+    }
+
+    #[test]
+    fn the_set_and_pull_request_of_a_generated_environment() {
+        let e = env(serde_json::json!({
+            "apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "shop-prs-pr-42",
+                "labels": {"ephemeral.io/set": "shop-prs", "ephemeral.io/pull-request": "42"}},
+            "spec": {}
+        }));
+        assert_eq!(set_of(&e), ("shop-prs".to_owned(), "#42".to_owned()));
     }
 
     #[test]

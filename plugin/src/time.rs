@@ -102,6 +102,15 @@ pub fn span(d: SignedDuration) -> String {
     }
 }
 
+/// A past moment for people, in the user's zone: `2026-11-21 09:00 UTC (3h ago)`.
+pub fn moment(t: Timestamp, clock: &Clock) -> String {
+    format!(
+        "{} ({} ago)",
+        clock.local(t).strftime("%Y-%m-%d %H:%M %Z"),
+        age(clock.now.duration_since(t))
+    )
+}
+
 /// A lease end for people, in the user's zone: `until 19:00 (in 3h)`,
 /// `until tomorrow 19:00 (in 20h)`, `until Wed 19:00 (in 2d)`,
 /// `until 2026-12-24 19:00 (in 33d)`, or `expired 2d ago`.

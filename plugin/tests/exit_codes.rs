@@ -63,6 +63,9 @@ fn wrong_usage_exits_2_even_without_a_kubeconfig() {
             &["add-app", "alice", "web@feature/x", "--prefix=main"][..],
             "'web' already says what to follow",
         ),
+        // One set is read from one namespace: -A and -l are for the list.
+        (&["sets", "shop-prs", "-A"][..], "cannot be used with"),
+        (&["sets", "-o", "wide"][..], "invalid value 'wide'"),
     ] {
         let out = run(home.path(), args);
         let text = stderr(&out);

@@ -26,6 +26,7 @@ const COMMANDS: &[&str] = &[
     "create",
     "list",
     "describe",
+    "sets",
     "extend",
     "add-app",
     "set-app",

@@ -6,7 +6,7 @@
 //!   new word), and reads back one candidate per line (`value<TAB>description`)
 //!   and a last line `:<directive>` (cobra's ShellCompDirective: 0 default,
 //!   i.e. also offer files; 4 no file completion). When this binary runs under
-//!   that name (a symlink), it answers that protocol, with environment, app,
+//!   that name (a symlink), it answers that protocol, with environment, set, app,
 //!   template, bundle, namespace and context names looked up live.
 //! - Standalone: `completion bash|zsh|fish` prints a clap_complete script for
 //!   `kubectl-ephemeral` itself.
@@ -21,6 +21,7 @@ use kube::api::{Api, ListParams};
 
 use crate::api;
 use crate::cli::{Cli, KubeArgs, Shell};
+use crate::set_view;
 use crate::summary;
 use crate::time::Clock;
 
@@ -42,6 +43,8 @@ pub enum Want {
     Files,
     /// Environments of the namespace.
     Environments,
+    /// EnvironmentSets of the namespace.
+    Sets,
     /// Apps of an environment.
     Apps(String),
     /// AppTemplates of the namespace.
@@ -205,6 +208,7 @@ pub fn plan(words: &[String]) -> Plan {
         ("describe" | "extend" | "delete" | "wait" | "add-app" | "set-app" | "remove-app", 0) => {
             Want::Environments
         }
+        ("sets", 0) => Want::Sets,
         ("set-app" | "remove-app", 1) => Want::Apps(positionals[0].to_owned()),
         ("add-app", 1) => Want::Templates,
         ("completion", 0) => sub
@@ -249,6 +253,25 @@ pub async fn lookup(
                     (
                         e.name_any(),
                         format!("{}, {}", summary::owner(e), summary::lease(e, clock)),
+                    )
+                })
+                .collect(),
+            Want::Sets => api::sets(client, namespace)
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .iter()
+                .map(|set| {
+                    let ready = set
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.ready_environments.as_deref())
+                        .map(|r| format!(", {r} ready"))
+                        .unwrap_or_default();
+                    (
+                        set.name_any(),
+                        format!("{}{ready}", set_view::repository(set)),
                     )
                 })
                 .collect(),
@@ -395,6 +418,17 @@ mod tests {
             Some("dev")
         );
         assert_eq!(p(&["create", ""]).want, Want::Nothing);
+    }
+
+    #[test]
+    fn set_names_where_a_set_goes() {
+        assert_eq!(p(&["sets", ""]).want, Want::Sets);
+        assert_eq!(p(&["sets", "-n", "previews", "sh"]).want, Want::Sets);
+        assert_eq!(p(&["sets", "shop-prs", ""]).want, Want::Nothing);
+        assert_eq!(
+            names(&p(&["sets", "-o", ""]).want),
+            ["yaml", "json", "name"]
+        );
     }
 
     #[test]

@@ -19,12 +19,9 @@ use super::{Ctx, Notes};
 use crate::api;
 use crate::cli::NameArgs;
 use crate::error::{Error, Target};
+use crate::events;
 use crate::summary;
-use crate::table;
 use crate::time::{self, Clock};
-
-/// How many recent Events to show.
-pub const EVENTS: usize = 10;
 
 /// What `describe` found about an app's ImagePolicy when it has no tag.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,12 +86,7 @@ pub async fn gather(ctx: &Ctx, name: &str) -> Result<Described, Error> {
         .await
         .map(|list| urls(&list.items))
         .map_err(api_message);
-    let fields = format!("involvedObject.kind=Environment,involvedObject.name={name}");
-    let events = Api::<Event>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default().fields(&fields))
-        .await
-        .map(|list| recent(list.items))
-        .map_err(api_message);
+    let events = events(ctx, "Environment", name).await;
     Ok(Described {
         env,
         policies,
@@ -103,7 +95,19 @@ pub async fn gather(ctx: &Ctx, name: &str) -> Result<Described, Error> {
     })
 }
 
-fn api_message(e: kube::Error) -> String {
+/// The most recent Events about the object `kind` `name` of the namespace,
+/// oldest first, or why they could not be listed.
+pub async fn events(ctx: &Ctx, kind: &str, name: &str) -> Result<Vec<Event>, String> {
+    let fields = format!("involvedObject.kind={kind},involvedObject.name={name}");
+    Api::<Event>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .list(&ListParams::default().fields(&fields))
+        .await
+        .map(|list| events::recent(list.items))
+        .map_err(api_message)
+}
+
+/// What an API error says, for a line in the output instead of a failure.
+pub fn api_message(e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message,
         other => crate::error::causes(&other),
@@ -151,21 +155,6 @@ pub fn urls(ingresses: &[Ingress]) -> Vec<String> {
     out.into_iter().collect()
 }
 
-fn event_time(e: &Event) -> Option<jiff::Timestamp> {
-    e.last_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| e.event_time.as_ref().map(|t| t.0))
-        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-}
-
-/// The most recent Events, oldest first.
-fn recent(mut events: Vec<Event>) -> Vec<Event> {
-    events.sort_by_key(event_time);
-    let skip = events.len().saturating_sub(EVENTS);
-    events.split_off(skip)
-}
-
 fn image_tag<'a>(env: &'a Environment, app: &str) -> Option<&'a str> {
     env.status
         .as_ref()?
@@ -202,13 +191,7 @@ pub fn text(d: &Described, clock: &Clock) -> String {
     field(&mut s, "Namespace", &ns);
     field(&mut s, "Owner", summary::owner(env));
     if let Some(created) = env.creation_timestamp() {
-        let local = created.0.to_zoned(clock.zone.clone());
-        let when = format!(
-            "{} ({} ago)",
-            local.strftime("%Y-%m-%d %H:%M %Z"),
-            time::age(clock.now.duration_since(created.0))
-        );
-        field(&mut s, "Created", &when);
+        field(&mut s, "Created", &time::moment(created.0, clock));
     }
     field(&mut s, "Lease", &summary::lease(env, clock));
     if let Some(uptime) = env.annotations().get(UPTIME_ANNOTATION) {
@@ -285,38 +268,7 @@ pub fn text(d: &Described, clock: &Clock) -> String {
         }
     }
 
-    s.push_str("\nEvents:\n");
-    match &d.events {
-        Ok(events) if events.is_empty() => s.push_str("  <none>\n"),
-        Ok(events) => {
-            let rows = events
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.type_.clone().unwrap_or_default(),
-                        e.reason.clone().unwrap_or_default(),
-                        event_time(e)
-                            .map(|t| time::age(clock.now.duration_since(t)))
-                            .unwrap_or_else(|| summary::NONE.to_owned()),
-                        e.source
-                            .as_ref()
-                            .and_then(|src| src.component.clone())
-                            .or_else(|| e.reporting_component.clone())
-                            .unwrap_or_default(),
-                        e.message.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            for line in
-                table::render(&["TYPE", "REASON", "AGE", "FROM", "MESSAGE"], rows, true).lines()
-            {
-                let _ = writeln!(s, "  {line}");
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(s, "  <cannot list Events: {e}>");
-        }
-    }
+    events::section(&mut s, &d.events, clock);
     s
 }
 

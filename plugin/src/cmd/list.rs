@@ -130,16 +130,16 @@ pub fn write(
     Ok(())
 }
 
-/// The table: `[NAMESPACE] NAME OWNER APPS READY LEASE AGE [PREFIXES]`.
+/// The table: `[NAMESPACE] NAME OWNER APPS READY LEASE AGE [SET PR PREFIXES]`.
 pub fn table_text(items: &[Environment], layout: Layout, clock: &Clock) -> String {
     let wide = layout.format == ListFormat::Wide;
-    let mut header = Vec::with_capacity(8);
+    let mut header = Vec::with_capacity(10);
     if layout.namespaces {
         header.push("NAMESPACE");
     }
     header.extend(["NAME", "OWNER", "APPS", "READY", "LEASE", "AGE"]);
     if wide {
-        header.push("PREFIXES");
+        header.extend(["SET", "PR", "PREFIXES"]);
     }
     let rows = items
         .iter()
@@ -173,7 +173,8 @@ pub fn table_text(items: &[Environment], layout: Layout, clock: &Clock) -> Strin
                 summary::age(env, clock),
             ]);
             if wide {
-                row.push(summary::app_prefixes(env));
+                let (set, pr) = summary::set_of(env);
+                row.extend([set, pr, summary::app_prefixes(env)]);
             }
             row
         })

@@ -15,6 +15,7 @@ pub mod delete;
 pub mod describe;
 pub mod extend;
 pub mod list;
+pub mod sets;
 pub mod templates;
 pub mod version;
 pub mod wait;

@@ -30,6 +30,22 @@ async fn environment_names_with_owner_and_lease() {
 }
 
 #[tokio::test]
+async fn set_names_with_repository_and_ready_environments() {
+    let out = complete(
+        &["sets", "-n", "ephemeral", ""],
+        vec![expect("GET", crate::sets::SETS).ok(list_of(
+            "EnvironmentSet",
+            vec![crate::sets::docs_prs(), crate::sets::shop_prs()],
+        ))],
+    )
+    .await;
+    assert_eq!(
+        out,
+        "docs-prs\tacme/docs\nshop-prs\tacme/shop, 2/3 ready\n:4\n"
+    );
+}
+
+#[tokio::test]
 async fn app_names_of_the_environment() {
     let out = complete(
         &["set-app", "alice", "w"],

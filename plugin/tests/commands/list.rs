@@ -63,9 +63,29 @@ async fn table() {
     insta::assert_snapshot!(list(&[], vec![list_ok()]).await);
 }
 
+/// The Environment an EnvironmentSet keeps for pull request #42 (its labels).
+fn generated() -> Value {
+    let mut env = admitted(
+        "shop-prs-pr-42",
+        "system:serviceaccount:ephemeral-system:ephemeral-webhook",
+        json!({"apps": [{"name": "checkout", "branch": "feature/new-basket"}],
+            "lease": {"until": "2026-11-21T19:00:00Z"}}),
+    );
+    env["metadata"]["labels"] =
+        json!({"ephemeral.io/set": "shop-prs", "ephemeral.io/pull-request": "42"});
+    env
+}
+
 #[tokio::test]
-async fn wide_adds_the_prefixes() {
-    insta::assert_snapshot!(list(&["-o", "wide"], vec![list_ok()]).await);
+async fn wide_adds_the_set_the_pull_request_and_the_prefixes() {
+    let mut items = three();
+    items.push(generated());
+    let text = list(
+        &["-o", "wide"],
+        vec![expect("GET", ENVS).ok(list_of("Environment", items))],
+    )
+    .await;
+    insta::assert_snapshot!(text);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod delete;
 mod describe;
 mod extend;
 mod list;
+mod sets;
 mod templates;
 
 use kubectl_ephemeral::cli::{Cli, Command};
