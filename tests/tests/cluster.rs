@@ -1409,7 +1409,9 @@ spec:
     spec:
       apps: [{{name: plain}}]
   report:
-    commitStatus: {{}}
+    commitStatus:
+      targetURL: "https://shop-${{PR_NUMBER}}.preview.example.com"
+    comment: true
 "#,
                 url = github.url()
             ),
@@ -1457,6 +1459,14 @@ spec:
         .filter(|s| s["state"] == "success")
         .count();
     assert_eq!(successes, 1, "success is set once, not on every poll");
+    // The one comment, edited in place, with the URL.
+    let comments = github.comments("acme", "shop", 41);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    let body = comments[0]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("https://shop-41.preview.example.com") && body.contains("Ready"),
+        "{body}"
+    );
 
     // Closed on GitHub: gone from the list, its own GET says closed.
     pr.state = "closed".into();

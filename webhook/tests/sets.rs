@@ -615,3 +615,41 @@ async fn a_signed_delivery_triggers_a_reconcile_of_the_sets_following_its_reposi
         "one trigger, for the one verified delivery"
     );
 }
+
+#[tokio::test]
+async fn a_new_head_commit_updates_the_environment_with_its_uid_as_precondition() {
+    let github = FakeGitHub::start().await;
+    let mut seven = pr(7);
+    let env = environment_of(&github, &seven, Some(ready())).await;
+    let world = World {
+        environments: vec![env],
+        ..with_token()
+    };
+    seven.head_sha = format!("{:040x}", 0xdef1_2345_u64);
+    github.set_pull_requests("acme", "shop", vec![seven.json()]);
+    let (result, seen) = reconcile_once(set(&github, None), &world).await;
+    result.unwrap();
+    let applies = of(&seen, Method::PATCH, &format!("{ENVS}/shop-prs-pr-7"));
+    assert_eq!(applies.len(), 1);
+    let body = applies[0].body.as_ref().unwrap();
+    assert_eq!(
+        body["metadata"]["uid"], "uid-shop-prs-pr-7",
+        "the uid the plan saw"
+    );
+    assert_eq!(
+        body["metadata"]["annotations"]["ephemeral.io/pull-request-head-sha"],
+        seven.head_sha
+    );
+    assert_eq!(body["spec"]["substitute"]["commit"], &seven.head_sha[..7]);
+    assert!(
+        of(&seen, Method::GET, &format!("{ENVS}/shop-prs-pr-7")).is_empty(),
+        "an update of an observed Environment needs no lookup"
+    );
+    assert!(deletes(&seen).is_empty());
+    let statuses = github.statuses("acme", "shop");
+    let last = statuses.last().unwrap();
+    assert_eq!(
+        (&last["sha"], &last["state"]),
+        (&json!(seven.head_sha), &json!("pending"))
+    );
+}
