@@ -254,6 +254,11 @@ pub async fn run_until(
             directory.clone(),
         );
         if let Some((addr, listener)) = receiver_listener {
+            // Every replica knows the sets, so the standby verifies deliveries too.
+            tasks.spawn_until_shutdown(
+                "EnvironmentSet directory",
+                sets::directory::watch(client.clone(), directory.clone()),
+            );
             spawn_receiver(
                 &mut tasks,
                 addr,

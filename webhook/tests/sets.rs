@@ -653,3 +653,47 @@ async fn a_new_head_commit_updates_the_environment_with_its_uid_as_precondition(
         (&json!(seven.head_sha), &json!("pending"))
     );
 }
+
+#[tokio::test]
+async fn every_replica_knows_the_sets_and_their_webhook_secrets_from_a_watch() {
+    use ephemeral_webhook::github::Repository;
+    use ephemeral_webhook::github::receiver::Sets;
+
+    let (client, api) = mock_api::client();
+    let mut api: MockApi = api.checking_rbac(Grants::self_managed());
+    let directory = Arc::new(Directory::default());
+    let watch = tokio::spawn(ephemeral_webhook::sets::directory::watch(
+        client,
+        directory.clone(),
+    ));
+    let github = FakeGitHub::start().await;
+    let mut listed = serde_json::to_value(set(&github, None)).unwrap();
+    listed["spec"]["pullRequests"]["github"]["webhookSecretRef"] =
+        json!({"name": "hook", "key": "secret"});
+    api.next(Method::GET, "/apis/ephemeral.io/v1alpha1/environmentsets")
+        .await
+        .ok(
+            &json!({"apiVersion": "ephemeral.io/v1alpha1", "kind": "EnvironmentSetList",
+                    "metadata": {"resourceVersion": "40"}, "items": [listed]}),
+        );
+    api.next(Method::GET, "/api/v1/namespaces/previews/secrets/hook")
+        .await
+        .ok(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook", "namespace": NS},
+                    "data": {"secret": "czNjcmV0"}}));
+    // The watch that follows is held open.
+    let held = api
+        .next(Method::GET, "/apis/ephemeral.io/v1alpha1/environmentsets")
+        .await;
+    assert_eq!(held.query().get("watch").map(String::as_str), Some("true"));
+    let found = directory.for_repository(&Repository::new("ACME", "shop").unwrap());
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].set.namespace.as_str(), found[0].set.name.as_str()),
+        (NS, SET)
+    );
+    assert_eq!(
+        found[0].webhook_secret.as_ref().unwrap().expose(),
+        b"s3cret"
+    );
+    watch.abort();
+}

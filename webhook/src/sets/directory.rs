@@ -1,13 +1,23 @@
 //! What the receiver asks of the controller ([`Sets`]): which sets follow a
-//! repository, with their webhook secrets, from memory (each reconcile
-//! records its set), and an immediate reconcile of a set (a non-blocking
-//! send on the running controller's trigger channel).
+//! repository, with their webhook secrets, from memory, and an immediate
+//! reconcile of a set (a non-blocking send on the running controller's
+//! trigger channel).
+//!
+//! The memory is filled on every replica by [`watch`] (the sets as a watch
+//! reports them, each webhook secret read when its set changes), and
+//! refreshed by each reconcile on the leader (so a rotated webhook secret
+//! is picked up within the set's interval). Only the leader reconciles: a
+//! delivery verified by the standby is answered `202` and its set polls at
+//! its next interval.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 
+use futures::StreamExt;
 use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
 
 use ephemeral_core::set::EnvironmentSet;
 
@@ -62,8 +72,63 @@ impl Directory {
         *self.trigger.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Forgets every set but `kept` (after a re-list).
+    fn retain(&self, kept: &std::collections::BTreeSet<SetRef>) {
+        self.write().retain(|set, _| kept.contains(set));
+    }
+
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<SetRef, Followed>> {
         self.sets.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn set_ref(set: &EnvironmentSet) -> SetRef {
+    SetRef {
+        namespace: set.namespace().unwrap_or_default(),
+        name: set.name_any(),
+    }
+}
+
+/// Records `set` with its webhook secret (read now); a set whose repository
+/// is not a GitHub name, or whose Secret cannot be read, is recorded
+/// without one or not at all (it then accepts no delivery).
+async fn record(client: &kube::Client, directory: &Directory, set: &EnvironmentSet) {
+    let Ok(repository) = Repository::of(&set.spec.pull_requests.github) else {
+        directory.forget(&set_ref(set));
+        return;
+    };
+    let secret = match super::credentials::webhook(client, set).await {
+        Ok(secret) => secret,
+        Err(error) => {
+            tracing::warn!(set = %set_ref(set), %error, "cannot read the webhook secret: deliveries for this set are refused");
+            None
+        }
+    };
+    directory.record(set_ref(set), repository, secret);
+}
+
+/// Keeps `directory` in step with the EnvironmentSets of every namespace
+/// until dropped (serve runs it on every replica while the receiver is on).
+pub async fn watch(client: kube::Client, directory: std::sync::Arc<Directory>) {
+    let api = Api::<EnvironmentSet>::all(client.clone());
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut listed = std::collections::BTreeSet::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listed.clear(),
+            Ok(watcher::Event::InitApply(set)) => {
+                listed.insert(set_ref(&set));
+                record(&client, &directory, &set).await;
+            }
+            Ok(watcher::Event::InitDone) => directory.retain(&listed),
+            Ok(watcher::Event::Apply(set)) => record(&client, &directory, &set).await,
+            Ok(watcher::Event::Delete(set)) => directory.forget(&set_ref(&set)),
+            Err(error) => {
+                tracing::warn!(%error, "EnvironmentSet watch (receiver) failed; retrying")
+            }
+        }
     }
 }
 
@@ -84,7 +149,7 @@ impl Sets for Directory {
     fn trigger(&self, set: &SetRef) {
         let mut trigger = self.trigger.lock().unwrap_or_else(|e| e.into_inner());
         let Some(tx) = trigger.as_mut() else {
-            tracing::debug!(%set, "not reconciling here (not the leader): the delivery waits for the next poll");
+            tracing::info!(%set, "not the leader: the set polls at its next interval");
             return;
         };
         let object = ObjectRef::new(&set.name).within(&set.namespace);

@@ -46,11 +46,14 @@
 //!   5m, sooner for health checks), sooner when a rate limit lifts.
 //! - One GitHub client per set, replaced when the set's `github` source or
 //!   credentials change, dropped when the set is deleted or stalls.
-//! - The receiver's view of the sets is filled by the reconciles of this
-//!   replica: only the leader knows the sets (the standby answers 404 to a
-//!   delivery, which its log shows; polling is never affected). A trigger
-//!   is a non-blocking send on the running controller's channel
-//!   (`Controller::reconcile_on`); without a running controller it is dropped.
+//! - The receiver's view of the sets is filled on every replica by a watch
+//!   of the sets ([`directory::watch`], each webhook secret read when its
+//!   set changes) and refreshed by each reconcile on the leader (a rotated
+//!   webhook secret counts within the set's interval). A trigger is a
+//!   non-blocking send on the running controller's channel
+//!   (`Controller::reconcile_on`); on the standby, where no controller runs,
+//!   a verified delivery is answered `202` and the set polls at its next
+//!   interval.
 
 pub mod children;
 pub mod clients;
