@@ -2,7 +2,7 @@
 //! that passes a set's filters (`../shared/DESIGN.md`, "EnvironmentSet").
 //! Every decision is the pure plan's ([`ephemeral_core::set::plan`]); this
 //! module observes, calls it and executes it. It is the second user of the
-//! owner/children [`engine`](crate::engine): [`children::SetEnvironments`]
+//! owner/children [`engine`]: [`children::SetEnvironments`]
 //! is its family.
 //!
 //! - [`children`]: the family: Environments labelled `ephemeral.io/set`,

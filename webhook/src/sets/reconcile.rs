@@ -1,5 +1,5 @@
 //! The reconciler: one EnvironmentSet in; its credentials read, GitHub
-//! asked, the [plan](ephemeral_core::set::plan) made and executed (applies,
+//! asked, the [`plan`] made and executed (applies,
 //! deletes, health checks, reports, Events), its status written. Every
 //! decision is the plan's; this module only observes and executes.
 
