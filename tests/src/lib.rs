@@ -1,11 +1,14 @@
-//! Helpers for the cross-binary end-to-end tests: where the workspace and its
-//! built binaries are, and ([`webhook`]) driving `ephemeral-webhook serve`
-//! over real TLS, shared with the webhook crate's own integration tests, and
-//! ([`flux_schema`]) validating objects against the real CRD schemas, and
-//! ([`rbac`]) whether the manifests' RBAC allows an API request,
-//! ([`mock_api`]) the one mocked API server of the tests that pin exact
-//! requests, and ([`fake_github`]) a fake GitHub REST API to point
-//! EnvironmentSets at.
+//! The one test kit of the workspace, and (in `tests/tests/`) the
+//! cross-binary end-to-end tests that use it:
+//!
+//! - [`mock_api`]: the mocked Kubernetes API server of every test that pins
+//!   exact requests (declarative exchanges or step by step, RBAC-checked);
+//! - [`fake_github`]: a real HTTP fake of GitHub's REST API for EnvironmentSets;
+//! - [`webhook`]: driving `ephemeral-webhook serve` over real TLS;
+//! - [`cluster`]: the real-cluster harness of `tests/cluster/up`, from the tests;
+//! - [`flux_schema`]: validating objects against the real CRD schemas;
+//! - [`rbac`]: whether the manifests' RBAC allows an API request;
+//! - where the workspace, its binaries and `kubectl` are.
 
 pub mod cluster;
 pub mod fake_github;

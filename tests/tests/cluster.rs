@@ -4,7 +4,7 @@
 //!
 //! Start the cluster with `tests/cluster/up --flux --with-ephemeral
 //! --downscaler`, then
-//! `cargo test -p ephemeral-e2e --test cluster -- --ignored`. Ignored by
+//! `cargo test -p ephemeral-testkit --test cluster -- --ignored`. Ignored by
 //! default so the README's `cargo test --workspace` needs no cluster;
 //! `.ci/run` runs this tier. Each scenario uses its own Environment names,
 //! so they run in parallel.
@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ephemeral_e2e::cluster::{Cluster, GitClone, NAMESPACE, User, condition, eventually};
+use ephemeral_testkit::cluster::{Cluster, GitClone, NAMESPACE, User, condition, eventually};
 use serde_json::Value;
 
 const FLUX: Duration = Duration::from_secs(180);
@@ -873,11 +873,11 @@ fn a_second_replica_reuses_the_self_managed_certificate_and_does_not_reconcile()
     assert_eq!(holder(), "ephemeral-webhook-e2e-0");
 
     // A second replica, as the Deployment's second pod would run.
-    let port = ephemeral_e2e::webhook::free_port();
-    let admin = ephemeral_e2e::webhook::free_port();
+    let port = ephemeral_testkit::webhook::free_port();
+    let admin = ephemeral_testkit::webhook::free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("replica.log")).unwrap();
-    let mut replica = Command::new(ephemeral_e2e::binary("ephemeral-webhook"))
+    let mut replica = Command::new(ephemeral_testkit::binary("ephemeral-webhook"))
         .args([
             "serve",
             &format!("--listen=127.0.0.1:{port}"),

@@ -2,12 +2,12 @@
 //! cluster (a Flux CRD, the webhook itself), so they run after
 //! `tests/tests/cluster.rs`, alone, and leave the cluster for `down`.
 //!
-//! `cargo test -p ephemeral-e2e --test cluster_disruptive -- --ignored`
+//! `cargo test -p ephemeral-testkit --test cluster_disruptive -- --ignored`
 //! against `tests/cluster/up --flux --with-ephemeral [--downscaler]`.
 
 use std::time::Duration;
 
-use ephemeral_e2e::cluster::{Cluster, User, condition, eventually};
+use ephemeral_testkit::cluster::{Cluster, User, condition, eventually};
 
 fn environment(name: &str, apps: &str) -> String {
     format!(

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use ephemeral_e2e::workspace_root;
+use ephemeral_testkit::workspace_root;
 use serde_json::Value;
 
 /// One Dockerfile instruction: keyword (upper case), its arguments with

@@ -12,13 +12,13 @@
 //! `kubectl-ephemeral` through a `PATH` that holds only the built binaries and
 //! it; `HOME` is empty, `KUBECONFIG` unset and `TZ`, `USER`, `COLUMNS` fixed,
 //! so nothing depends on the machine. After a deliberate change of output, rewrite the transcripts with
-//! `TRYCMD=overwrite cargo test -p ephemeral-e2e --test docs` and review the diff.
+//! `TRYCMD=overwrite cargo test -p ephemeral-testkit --test docs` and review the diff.
 
 #![cfg(unix)]
 
 use std::path::Path;
 
-use ephemeral_e2e::{binary, kubectl, workspace_root};
+use ephemeral_testkit::{binary, kubectl, workspace_root};
 
 /// The pages whose console blocks are run; each must have at least one.
 const PAGES: &[&str] = &[

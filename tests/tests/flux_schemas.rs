@@ -3,14 +3,14 @@
 //! `../shared/flux-crds`) for the children, our own CRD for the Environment.
 //!
 //! The check is strict (an unknown field fails, where the API server would
-//! silently prune it): see `ephemeral_e2e::flux_schema`, which the
+//! silently prune it): see `ephemeral_testkit::flux_schema`, which the
 //! controller's tests share.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use ephemeral_e2e::flux_schema::Schemas;
-use ephemeral_e2e::{binary, workspace_root};
+use ephemeral_testkit::flux_schema::Schemas;
+use ephemeral_testkit::{binary, workspace_root};
 use serde_json::Value;
 
 fn render(args: &[&str]) -> Vec<Value> {

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ephemeral_e2e::{binary, workspace_root};
+use ephemeral_testkit::{binary, workspace_root};
 use serde_json::{Value, json};
 
 const BASE_URL: &str = "https://downloads.example.test/kubectl-ephemeral/v1.2.3";

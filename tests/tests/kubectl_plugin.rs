@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ephemeral_e2e::{binary, kubectl};
+use ephemeral_testkit::{binary, kubectl};
 
 struct Plugin {
     dir: tempfile::TempDir,

@@ -19,9 +19,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ephemeral_e2e::rbac::Grants;
-use ephemeral_e2e::webhook::{Pki, REVIEW_UID, Webhook, bounded, review};
-use ephemeral_e2e::{binary, workspace_root};
+use ephemeral_testkit::rbac::Grants;
+use ephemeral_testkit::webhook::{Pki, REVIEW_UID, Webhook, bounded, review};
+use ephemeral_testkit::{binary, workspace_root};
 use k8s_openapi::Resource;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhookConfiguration,
@@ -178,7 +178,7 @@ fn committed_crds_are_what_ephemeral_webhook_crds_prints() {
 /// a loud warning) when it is not installed outside CI. In CI (`CI=true`) a
 /// missing kubectl is a failure.
 fn kubectl() -> Option<PathBuf> {
-    let path = ephemeral_e2e::kubectl();
+    let path = ephemeral_testkit::kubectl();
     if path.is_file() {
         return Some(path);
     }
@@ -1403,7 +1403,7 @@ fn default_is_a_hardened_install_with_self_managed_certificates() {
     assert_eq!(
         Grants::of(&objects).grants,
         Grants::self_managed().grants,
-        "ephemeral_e2e::rbac::SELF_MANAGED_FILES hold all of manifests/default's RBAC"
+        "ephemeral_testkit::rbac::SELF_MANAGED_FILES hold all of manifests/default's RBAC"
     );
 }
 

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ephemeral_e2e::webhook::{Pki, Webhook, apply_patch, bounded, review};
-use ephemeral_e2e::{binary, workspace_root};
+use ephemeral_testkit::webhook::{Pki, Webhook, apply_patch, bounded, review};
+use ephemeral_testkit::{binary, workspace_root};
 use serde_json::{Value, json};
 
 /// The user every request comes from, and the owner render stamps.

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use ephemeral_e2e::mock_api::{self, Exchange, Sent, expect, failure};
-use ephemeral_e2e::rbac::Grants;
+use ephemeral_testkit::mock_api::{self, Exchange, Sent, expect, failure};
+use ephemeral_testkit::rbac::Grants;
 use ephemeral_webhook::certs::manager::CertManager;
 use ephemeral_webhook::certs::pki::{Issued, issue};
 use ephemeral_webhook::certs::{CertError, CertSettings, secret};

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
-use ephemeral_e2e::webhook::{handshake, post_request, response_of, review, send};
+use ephemeral_testkit::webhook::{handshake, post_request, response_of, review, send};
 use ephemeral_webhook::admission::Access;
 use ephemeral_webhook::catalog::SharedCatalog;
 use ephemeral_webhook::certs::CertSettings;

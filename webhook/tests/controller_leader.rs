@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use ephemeral_e2e::mock_api::{self, Call, MockApi, failure};
-use ephemeral_e2e::rbac::Grants;
+use ephemeral_testkit::mock_api::{self, Call, MockApi, failure};
+use ephemeral_testkit::rbac::Grants;
 use ephemeral_webhook::leader::{ElectionConfig, Elector};
 use http::Method;
 use jiff::Timestamp;

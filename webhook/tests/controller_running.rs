@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemeral_core::Config;
-use ephemeral_e2e::mock_api::{self, Call, MockApi, list};
+use ephemeral_testkit::mock_api::{self, Call, MockApi, list};
 use ephemeral_webhook::catalog::SharedCatalog;
 use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::controller::{self, Context, Settings};

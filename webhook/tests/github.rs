@@ -1,9 +1,9 @@
-//! The GitHub client against the fake GitHub API (`ephemeral_e2e::fake_github`,
+//! The GitHub client against the fake GitHub API (`ephemeral_testkit::fake_github`,
 //! a real HTTP server on loopback), and the `POST /github` receiver.
 
 use std::time::Duration;
 
-use ephemeral_e2e::fake_github::{FakeGitHub, Fault, PullRequestFixture};
+use ephemeral_testkit::fake_github::{FakeGitHub, Fault, PullRequestFixture};
 use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::github::{
     AppCredentials, Client, ClientSettings, CommentUpsert, CommitState, CommitStatus, Credentials,

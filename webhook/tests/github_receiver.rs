@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ephemeral_e2e::fake_github::{PullRequestFixture, pull_request_event, webhook_signature};
+use ephemeral_testkit::fake_github::{PullRequestFixture, pull_request_event, webhook_signature};
 use ephemeral_webhook::github::receiver::{self, Candidate, MAX_BODY_BYTES, SetRef, Sets};
 use ephemeral_webhook::github::{Repository, Secret};
 use http_body_util::BodyExt;

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ephemeral_e2e::webhook::{
+use ephemeral_testkit::webhook::{
     Pki, ServerCert, Webhook, apply_patch, bounded, cert_paths, post_request, response_of, review,
     send, write_cert,
 };

@@ -1,5 +1,5 @@
 //! The commands against the test kit's mocked API server
-//! ([`ephemeral_e2e::mock_api`]), which plays a named scenario: each expected
+//! ([`ephemeral_testkit::mock_api`]), which plays a named scenario: each expected
 //! request is checked (method, path, query, content type, body) and answered
 //! in order; a missing or extra request fails. The client has the plugin's warning layer, so `Warning` headers of the
 //! answers reach the transcript's stderr as they would the terminal's.
@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use ephemeral_core::{Config, Environment, expand};
-pub use ephemeral_e2e::mock_api::{Exchange, expect};
+pub use ephemeral_testkit::mock_api::{Exchange, expect};
 use kube::client::ClientBuilder;
 use kubectl_ephemeral::cmd::{Ctx, Notes};
 use kubectl_ephemeral::error::Error;
@@ -76,7 +76,7 @@ where
     F: FnOnce(Ctx, Vec<u8>) -> Fut,
     Fut: Future<Output = (Result<Notes, Error>, Vec<u8>)>,
 {
-    let (svc, api) = ephemeral_e2e::mock_api::pair();
+    let (svc, api) = ephemeral_testkit::mock_api::pair();
     let server = api.play(exchanges);
     let shown = Buffer::default();
     let client = ClientBuilder::new(svc, "default")

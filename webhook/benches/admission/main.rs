@@ -32,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baseline::Baseline;
-use ephemeral_e2e::webhook::{Pki, free_port, handshake, post_request, send, write_cert};
+use ephemeral_testkit::webhook::{Pki, free_port, handshake, post_request, send, write_cert};
 use serde_json::{Value, json};
 use tokio_rustls::rustls::pki_types::ServerName;
 
