@@ -1350,21 +1350,21 @@ fn outside_uptime_a_suspended_kustomization_leaves_the_downscaled_deployment_alo
 /// 127.0.0.1, which the loopback cluster's `serve` reaches.
 fn fake_github() -> (
     tokio::runtime::Runtime,
-    ephemeral_e2e::fake_github::FakeGitHub,
+    ephemeral_testkit::fake_github::FakeGitHub,
 ) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let github = runtime.block_on(ephemeral_e2e::fake_github::FakeGitHub::start());
+    let github = runtime.block_on(ephemeral_testkit::fake_github::FakeGitHub::start());
     (runtime, github)
 }
 
 #[test]
 #[ignore = "real-cluster tier: tests/cluster/up --flux --with-ephemeral --downscaler"]
 fn a_pull_request_gets_an_environment_through_flux_and_loses_it_when_closed() {
-    use ephemeral_e2e::fake_github::PullRequestFixture;
+    use ephemeral_testkit::fake_github::PullRequestFixture;
 
     let cluster = catalog();
     let (_runtime, github) = fake_github();

@@ -1592,7 +1592,7 @@ fn samples_are_the_examples_in_their_namespace() {
 
 #[test]
 fn the_sample_set_renders_an_environment_for_each_matching_pull_request() {
-    use ephemeral_e2e::fake_github::PullRequestFixture;
+    use ephemeral_testkit::fake_github::PullRequestFixture;
     let Some(kubectl) = kubectl() else { return };
     let samples = kustomize(&kubectl, "samples");
     let sets = of_kind(&samples, "ephemeral.io/v1alpha1", "EnvironmentSet");

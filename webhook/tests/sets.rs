@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ephemeral_core::set::EnvironmentSet;
-use ephemeral_e2e::fake_github::{FakeGitHub, Fault, PullRequestFixture};
-use ephemeral_e2e::mock_api::{self, Call, MockApi};
-use ephemeral_e2e::rbac::Grants;
+use ephemeral_testkit::fake_github::{FakeGitHub, Fault, PullRequestFixture};
+use ephemeral_testkit::mock_api::{self, Call, MockApi};
+use ephemeral_testkit::rbac::Grants;
 use ephemeral_webhook::backoff::Backoff;
 use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::sets::directory::Directory;
@@ -561,7 +561,7 @@ async fn a_missing_token_secret_stalls_the_set_and_deletes_nothing() {
 #[tokio::test]
 async fn a_signed_delivery_triggers_a_reconcile_of_the_sets_following_its_repository() {
     use axum::body::Body;
-    use ephemeral_e2e::fake_github::{pull_request_event, webhook_signature};
+    use ephemeral_testkit::fake_github::{pull_request_event, webhook_signature};
     use ephemeral_webhook::github::receiver;
     use futures::StreamExt;
     use tower::ServiceExt;
