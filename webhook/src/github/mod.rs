@@ -45,7 +45,9 @@ pub mod auth;
 pub mod client;
 pub mod error;
 mod link;
+mod model;
 pub mod receiver;
+mod repository;
 
 pub use auth::{AppCredentials, Credentials, Secret};
 pub use client::{

@@ -24,7 +24,15 @@ use serde::{Deserialize, Serialize};
 use super::auth::{AppSigner, Credentials, InstallationToken, Secret};
 use super::error::{Error, RateLimitKind};
 use super::link;
+pub use super::model::{
+    Comment, CommentUpsert, CommitState, CommitStatus, RateLimit, STATUS_DESCRIPTION_MAX_CHARS,
+};
+pub use super::repository::Repository;
 use crate::clock::Clock;
+
+mod transport;
+
+use transport::{bearer, chain, decode, to_json};
 
 /// GitHub.com's REST API.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -46,9 +54,6 @@ pub const MAX_PAGES: usize = 100;
 /// How long the client waits after a secondary rate limit that says no
 /// `Retry-After` (GitHub's docs: "wait at least one minute").
 pub const SECONDARY_LIMIT_DEFAULT_WAIT: SignedDuration = SignedDuration::from_mins(1);
-
-/// GitHub limits a commit status's description to this many characters.
-pub const STATUS_DESCRIPTION_MAX_CHARS: usize = 140;
 
 /// How to reach GitHub.
 #[derive(Clone, Debug)]
@@ -88,147 +93,6 @@ impl ClientSettings {
             settings.api_url = url.trim().to_string();
         }
         settings
-    }
-}
-
-/// A repository, `owner/name`, both checked against GitHub's naming rules
-/// ([`Repository::new`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Repository {
-    owner: String,
-    name: String,
-}
-
-impl Repository {
-    /// `owner/name`, checked against GitHub's naming rules (letters, digits,
-    /// `-`, `_`, `.`; owner at most 39 characters, name at most 100), so
-    /// that neither can change the path of a request.
-    pub fn new(owner: &str, name: &str) -> Result<Self, Error> {
-        check_name("owner", owner, 39)?;
-        check_name("repo", name, 100)?;
-        Ok(Repository {
-            owner: owner.to_string(),
-            name: name.to_string(),
-        })
-    }
-}
-
-impl Repository {
-    /// The repository of a set's `spec.pullRequests.github`.
-    pub fn of(source: &GitHubSource) -> Result<Self, Error> {
-        Repository::new(&source.owner, &source.repo)
-    }
-
-    /// The owner (user or organisation).
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
-    /// The repository's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Whether `self` and `other` name the same repository (GitHub's names
-    /// are case-insensitive).
-    pub fn same_as(&self, other: &Repository) -> bool {
-        self.owner.eq_ignore_ascii_case(&other.owner) && self.name.eq_ignore_ascii_case(&other.name)
-    }
-}
-
-impl std::fmt::Display for Repository {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.owner, self.name)
-    }
-}
-
-fn check_name(field: &str, value: &str, max: usize) -> Result<(), Error> {
-    let ok = !value.is_empty()
-        && value.len() <= max
-        && value != "."
-        && value != ".."
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "github.{field} {value:?} is not a GitHub name: use 1 to {max} letters, digits, '-', '_' or '.'"
-        )))
-    }
-}
-
-/// The rate limit as GitHub last reported it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests left in the current window (`X-RateLimit-Remaining`).
-    pub remaining: u64,
-    /// When the window resets (`X-RateLimit-Reset`).
-    pub reset: Option<Timestamp>,
-}
-
-/// A commit status's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CommitState {
-    /// Still coming up (or queued).
-    Pending,
-    /// Ready and healthy.
-    Success,
-    /// Stalled, or the health check timed out.
-    Failure,
-    /// Something went wrong on our side.
-    Error,
-}
-
-/// A commit status to set on a commit (`POST /repos/{owner}/{repo}/statuses/{sha}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CommitStatus {
-    /// Its state.
-    pub state: CommitState,
-    /// Where its "Details" link points.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_url: Option<String>,
-    /// A short description; cut to [`STATUS_DESCRIPTION_MAX_CHARS`] characters.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The status's context, e.g. `ephemeral/shop-prs`.
-    pub context: String,
-}
-
-/// A comment on a pull request (an issue comment).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Comment {
-    /// Its ID.
-    pub id: u64,
-    /// Its text (Markdown).
-    #[serde(default)]
-    pub body: Option<String>,
-    /// Its page on GitHub.
-    #[serde(default)]
-    pub html_url: String,
-}
-
-/// What [`Client::upsert_comment`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CommentUpsert {
-    /// No comment carried the marker: one was created.
-    Created(Comment),
-    /// The marked comment had other text: it was updated.
-    Updated(Comment),
-    /// The marked comment already said exactly this: nothing was sent.
-    Unchanged(Comment),
-}
-
-impl CommentUpsert {
-    /// The comment, whatever happened.
-    pub fn comment(&self) -> &Comment {
-        match self {
-            CommentUpsert::Created(c) | CommentUpsert::Updated(c) | CommentUpsert::Unchanged(c) => {
-                c
-            }
-        }
     }
 }
 
@@ -279,25 +143,6 @@ struct Cached {
 struct Answer {
     body: Bytes,
     link: Option<String>,
-}
-
-/// `Authorization: Bearer …`, marked sensitive (never printed by `Debug`).
-fn bearer(token: &[u8]) -> Result<HeaderValue, Error> {
-    let token = std::str::from_utf8(token)
-        .map(str::trim)
-        .map_err(|_| Error::Config("the GitHub token is not UTF-8 text".into()))?;
-    if token.is_empty() {
-        return Err(Error::Config(
-            "tokenSecretRef: the GitHub token is empty; put the token in the Secret's key".into(),
-        ));
-    }
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-        Error::Config(
-            "tokenSecretRef: the GitHub token has characters a header cannot carry".into(),
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// The rustls configuration: ring, the system's roots.
@@ -407,7 +252,9 @@ impl Client {
     ) -> Result<Vec<PullRequest>, Error> {
         let url = format!(
             "{}/repos/{}/{}/pulls?state=open&per_page=100",
-            self.inner.base_str, repo.owner, repo.name
+            self.inner.base_str,
+            repo.owner(),
+            repo.name()
         );
         let mut pulls: Vec<PullRequest> = self.get_all(url).await?;
         let mut seen = std::collections::HashSet::new();
@@ -424,7 +271,9 @@ impl Client {
     ) -> Result<PullRequest, Error> {
         let url = format!(
             "{}/repos/{}/{}/pulls/{number}",
-            self.inner.base_str, repo.owner, repo.name
+            self.inner.base_str,
+            repo.owner(),
+            repo.name()
         );
         let answer = self.send(Method::GET, &url, None).await?;
         decode(&Method::GET, &url, &answer.body)
@@ -450,7 +299,9 @@ impl Client {
         }
         let url = format!(
             "{}/repos/{}/{}/statuses/{sha}",
-            self.inner.base_str, repo.owner, repo.name
+            self.inner.base_str,
+            repo.owner(),
+            repo.name()
         );
         self.send(Method::POST, &url, Some(to_json(&status)?))
             .await
@@ -481,7 +332,9 @@ impl Client {
         let body = format!("{marker}\n{text}");
         let list = format!(
             "{}/repos/{}/{}/issues/{number}/comments?per_page=100",
-            self.inner.base_str, repo.owner, repo.name
+            self.inner.base_str,
+            repo.owner(),
+            repo.name()
         );
         let comments: Vec<Comment> = self.get_all(list).await?;
         let existing = comments
@@ -493,7 +346,10 @@ impl Client {
             Some(c) => {
                 let url = format!(
                     "{}/repos/{}/{}/issues/comments/{}",
-                    self.inner.base_str, repo.owner, repo.name, c.id
+                    self.inner.base_str,
+                    repo.owner(),
+                    repo.name(),
+                    c.id
                 );
                 let answer = self.send(Method::PATCH, &url, Some(payload)).await?;
                 decode(&Method::PATCH, &url, &answer.body).map(CommentUpsert::Updated)
@@ -501,7 +357,9 @@ impl Client {
             None => {
                 let url = format!(
                     "{}/repos/{}/{}/issues/{number}/comments",
-                    self.inner.base_str, repo.owner, repo.name
+                    self.inner.base_str,
+                    repo.owner(),
+                    repo.name()
                 );
                 let answer = self.send(Method::POST, &url, Some(payload)).await?;
                 decode(&Method::POST, &url, &answer.body).map(CommentUpsert::Created)
@@ -554,276 +412,6 @@ impl Client {
         // leaves the state half-written; a poisoned lock still holds valid data.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// The `Authorization` header for API requests.
-    async fn authorization(&self) -> Result<HeaderValue, Error> {
-        match &self.inner.auth {
-            Auth::Token(value) => Ok(value.clone()),
-            Auth::App { signer, token } => {
-                let mut cached = token.lock().await;
-                let now = self.inner.clock.now();
-                if let Some(t) = cached.as_ref().filter(|t| t.fresh_at(now)) {
-                    return bearer(t.token.expose());
-                }
-                let fresh = self.exchange(signer, now).await?;
-                let value = bearer(fresh.token.expose())?;
-                *cached = Some(fresh);
-                Ok(value)
-            }
-        }
-    }
-
-    /// `POST /app/installations/{id}/access_tokens` with a fresh JWT.
-    async fn exchange(
-        &self,
-        signer: &AppSigner,
-        now: Timestamp,
-    ) -> Result<InstallationToken, Error> {
-        #[derive(Deserialize)]
-        struct Answer {
-            token: String,
-            expires_at: String,
-        }
-        let url = format!(
-            "{}/app/installations/{}/access_tokens",
-            self.inner.base_str, signer.installation_id
-        );
-        let jwt = bearer(signer.jwt(now)?.as_bytes())?;
-        let answer = self.send_raw(Method::POST, &url, None, jwt).await?;
-        let parsed: Answer = decode(&Method::POST, &url, &answer.body)?;
-        let expires_at = parsed
-            .expires_at
-            .parse::<Timestamp>()
-            .map_err(|e| Error::Decode {
-                method: "POST".into(),
-                url: url.clone(),
-                path: "expires_at".into(),
-                message: format!("not an RFC 3339 time: {e}"),
-            })?;
-        Ok(InstallationToken {
-            token: Secret::new(parsed.token),
-            expires_at,
-        })
-    }
-
-    /// An API request with the client's credentials.
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Answer, Error> {
-        self.check_gate()?;
-        let authorization = self.authorization().await?;
-        self.send_raw(method, url, body, authorization).await
-    }
-
-    /// One request: the rate-limit gate, the conditional GET, the timeout,
-    /// and the reading of the answer's status and headers.
-    async fn send_raw(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<Vec<u8>>,
-        authorization: HeaderValue,
-    ) -> Result<Answer, Error> {
-        self.check_gate()?;
-        let cached = if method == Method::GET {
-            let mut state = self.state();
-            state.uses += 1;
-            let uses = state.uses;
-            state.cache.get_mut(url).map(|c| {
-                c.last_used = uses;
-                c.clone()
-            })
-        } else {
-            None
-        };
-        let mut request = self
-            .inner
-            .http
-            .request(method.clone(), url)
-            .header(header::AUTHORIZATION, authorization);
-        if let Some(c) = &cached {
-            request = request.header(header::IF_NONE_MATCH, c.etag.clone());
-        }
-        if let Some(body) = body {
-            request = request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                Error::Timeout {
-                    method: method.to_string(),
-                    url: url.to_string(),
-                    after: self.inner.timeout,
-                }
-            } else {
-                Error::Transport {
-                    method: method.to_string(),
-                    url: url.to_string(),
-                    message: chain(&e),
-                }
-            }
-        };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(transport)?;
-        let now = self.inner.clock.now();
-        let remaining = header_u64(&headers, "x-ratelimit-remaining");
-        let reset = header_u64(&headers, "x-ratelimit-reset")
-            .and_then(|s| Timestamp::from_second(i64::try_from(s).ok()?).ok());
-        let link = headers
-            .get(header::LINK)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        tracing::debug!(%method, url, status = status.as_u16(), remaining, "GitHub request");
-        let mut state = self.state();
-        if let Some(remaining) = remaining {
-            state.rate_limit = Some(RateLimit { remaining, reset });
-        }
-        if status == StatusCode::NOT_MODIFIED
-            && let Some(c) = cached
-        {
-            return Ok(Answer {
-                body: c.body,
-                link: c.link,
-            });
-        }
-        if status.is_success() {
-            if remaining == Some(0)
-                && let Some(reset) = reset.filter(|r| *r > now)
-            {
-                state.blocked = Some((RateLimitKind::Primary, reset));
-            }
-            if method == Method::GET
-                && let Some(etag) = headers.get(header::ETAG)
-            {
-                state.uses += 1;
-                let last_used = state.uses;
-                state.cache.insert(
-                    url.to_string(),
-                    Cached {
-                        etag: etag.clone(),
-                        body: bytes.clone(),
-                        link: link.clone(),
-                        last_used,
-                    },
-                );
-                evict(&mut state.cache);
-            }
-            return Ok(Answer { body: bytes, link });
-        }
-        let message = github_message(&bytes);
-        if matches!(
-            status,
-            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
-        ) {
-            let retry_after = header_u64(&headers, header::RETRY_AFTER.as_str());
-            let limited = if let Some(secs) = retry_after {
-                Some((
-                    RateLimitKind::Secondary,
-                    now + SignedDuration::from_secs(
-                        i64::try_from(secs).unwrap_or(i64::MAX / 2).min(86_400),
-                    ),
-                ))
-            } else if remaining == Some(0) {
-                Some((
-                    RateLimitKind::Primary,
-                    reset
-                        .filter(|r| *r > now)
-                        .unwrap_or(now + SECONDARY_LIMIT_DEFAULT_WAIT),
-                ))
-            } else if status == StatusCode::TOO_MANY_REQUESTS
-                || message.to_ascii_lowercase().contains("rate limit")
-            {
-                Some((RateLimitKind::Secondary, now + SECONDARY_LIMIT_DEFAULT_WAIT))
-            } else {
-                None
-            };
-            if let Some((kind, until)) = limited {
-                state.blocked = Some((kind, until));
-                return Err(Error::RateLimited { kind, until });
-            }
-        }
-        Err(Error::Status {
-            method: method.to_string(),
-            url: url.to_string(),
-            status: status.as_u16(),
-            message,
-        })
-    }
-
-    fn check_gate(&self) -> Result<(), Error> {
-        let now = self.inner.clock.now();
-        match self.state().blocked {
-            Some((kind, until)) if until > now => Err(Error::RateLimited { kind, until }),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Drops the least recently used entries over [`ETAG_CACHE_ENTRIES`].
-fn evict(cache: &mut HashMap<String, Cached>) {
-    while cache.len() > ETAG_CACHE_ENTRIES {
-        let Some(oldest) = cache
-            .iter()
-            .min_by_key(|(_, c)| c.last_used)
-            .map(|(k, _)| k.clone())
-        else {
-            return;
-        };
-        cache.remove(&oldest);
-    }
-}
-
-fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// GitHub's `message` from an error body, else the start of the body.
-fn github_message(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        message: String,
-    }
-    if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
-        return e.message;
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(no message)".to_string();
-    }
-    text.chars().take(200).collect()
-}
-
-fn decode<T: DeserializeOwned>(method: &Method, url: &str, body: &[u8]) -> Result<T, Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Decode {
-        method: method.to_string(),
-        url: url.to_string(),
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(value).map_err(|e| Error::Config(format!("cannot encode the request: {e}")))
-}
-
-/// An error and its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -917,15 +505,5 @@ mod tests {
         let err =
             Client::new(ClientSettings::new(Credentials::Token(Secret::from(" \n")))).unwrap_err();
         assert!(err.to_string().contains("tokenSecretRef"), "{err}");
-    }
-
-    #[test]
-    fn githubs_error_message_is_kept() {
-        assert_eq!(
-            github_message(br#"{"message":"Bad credentials","documentation_url":"x"}"#),
-            "Bad credentials"
-        );
-        assert_eq!(github_message(b"<html>oops</html>"), "<html>oops</html>");
-        assert_eq!(github_message(b""), "(no message)");
     }
 }
