@@ -355,12 +355,21 @@ mod tests {
         grants
             .allow("POST", &format!("{ns}?&fieldManager=x"), None)
             .unwrap();
-        // Another Secret, another namespace, a verb not granted, a list.
+        // Secrets elsewhere are only read by name (the ones EnvironmentSets
+        // name): a GET anywhere, but no list, watch, write or delete.
+        grants
+            .allow("GET", "/api/v1/namespaces/team-a/secrets/github", None)
+            .unwrap();
         for (method, path) in [
-            ("GET", format!("{ns}/other")),
+            ("GET", "/api/v1/namespaces/team-a/secrets".to_owned()),
             (
                 "GET",
-                "/api/v1/namespaces/default/secrets/ephemeral-webhook-tls".to_owned(),
+                "/api/v1/namespaces/team-a/secrets?watch=true".to_owned(),
+            ),
+            ("PUT", "/api/v1/namespaces/team-a/secrets/github".to_owned()),
+            (
+                "DELETE",
+                "/api/v1/namespaces/team-a/secrets/github".to_owned(),
             ),
             ("DELETE", format!("{ns}/ephemeral-webhook-tls")),
             ("GET", ns.to_owned()),

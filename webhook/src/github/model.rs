@@ -59,7 +59,7 @@ pub struct Comment {
     pub html_url: String,
 }
 
-/// What [`Client::upsert_comment`] did.
+/// What [`Client::upsert_comment`](super::Client::upsert_comment) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommentUpsert {
     /// No comment carried the marker: one was created.
