@@ -28,7 +28,8 @@ LABEL org.opencontainers.image.title="ephemeral-webhook" \
 COPY LICENSE /licenses/LICENSE
 COPY --from=build /out/ephemeral-webhook /usr/local/bin/ephemeral-webhook
 USER 65532:65532
-# Admission (HTTPS) and admin (/livez, /readyz, /metrics).
-EXPOSE 8443 8080
+# Admission (HTTPS), admin (/livez, /readyz, /metrics) and the receiver of
+# GitHub's deliveries (plain HTTP, --receiver-listen; behind an Ingress).
+EXPOSE 8443 8080 8090
 ENTRYPOINT ["/usr/local/bin/ephemeral-webhook"]
 CMD ["serve"]
