@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
+use ephemeral_testkit::mock_api;
 use ephemeral_testkit::webhook::{handshake, post_request, response_of, review, send};
 use ephemeral_webhook::admission::Access;
 use ephemeral_webhook::catalog::SharedCatalog;
@@ -19,11 +20,9 @@ use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::metrics::Metrics;
 use ephemeral_webhook::server::{self, AdmissionState};
 use ephemeral_webhook::tls::LiveTls;
-use http::{Method, Request, Response};
-use http_body_util::BodyExt;
+use http::Method;
 use hyper::StatusCode;
 use jiff::Timestamp;
-use kube::client::Body;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -231,32 +230,22 @@ fn without_leaf(m: &Material) -> Material {
 
 #[tokio::test]
 async fn start_serves_the_certificate_it_stored_once_the_secret_is_written() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (client, mut api) = mock_api::client();
     let (stored_tx, stored_rx) = tokio::sync::oneshot::channel::<Value>();
     tokio::spawn(async move {
-        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                               "reason": "NotFound", "code": 404, "message": "not found"});
         let mut stored_tx = Some(stored_tx);
         let mut answered = Vec::new();
         // The first round: no Secret, create it, no configurations yet.
         for _ in 0..4 {
-            let (request, reply) = handle.next_request().await.unwrap();
-            let method = request.method().clone();
-            answered.push(format!("{method} {}", request.uri().path()));
-            let bytes = request.into_body().collect().await.unwrap().to_bytes();
-            let (status, answer) = if method == Method::POST {
-                let body: Value = serde_json::from_slice(&bytes).unwrap();
+            let call = api.next_any().await.unwrap();
+            answered.push(format!("{} {}", call.method, call.uri.path()));
+            if call.method == Method::POST {
+                let body = call.body.clone().unwrap();
                 stored_tx.take().unwrap().send(body.clone()).unwrap();
-                (201, body)
+                call.reply(201, &body);
             } else {
-                (404, not_found.clone())
-            };
-            reply.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
+                call.fail(404, "NotFound");
+            }
         }
         assert_eq!(
             answered,
@@ -271,7 +260,7 @@ async fn start_serves_the_certificate_it_stored_once_the_secret_is_written() {
         std::future::pending::<()>().await;
     });
 
-    let manager = CertManager::new(kube::Client::new(service, "default"), settings());
+    let manager = CertManager::new(client, settings());
     let (live, _issued) = manager.ready().await;
     let tls = live.live();
     let stored = stored_rx.await.unwrap();

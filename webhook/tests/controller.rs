@@ -12,15 +12,15 @@ use ephemeral_core::expand::OWNER_ANNOTATION;
 use ephemeral_core::flux::FluxObject;
 use ephemeral_core::{Catalog, Config, expand};
 use ephemeral_testkit::flux_schema::Schemas;
+use ephemeral_testkit::mock_api::{self, Call, MockApi};
 use ephemeral_testkit::rbac::Grants;
 use ephemeral_webhook::backoff::Backoff;
 use ephemeral_webhook::catalog::{SharedCatalog, add_documents};
 use ephemeral_webhook::clock::Clock;
 use ephemeral_webhook::controller::reconcile::{self, Context, Settings};
 use ephemeral_webhook::metrics::Metrics;
-use http::{Method, Request, Response};
+use http::Method;
 use jiff::Timestamp;
-use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
@@ -143,12 +143,11 @@ fn context(client: kube::Client, catalog: Catalog) -> (Arc<Context>, Arc<Metrics
 }
 
 type Reconcile = tokio::task::JoinHandle<Result<Action, reconcile::Error>>;
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-type Respond = tower_test::mock::SendResponse<Response<Body>>;
-
-/// The mocked API server: hands out the reconcile's requests one by one.
+/// The test kit's mocked API server (every request checked against the
+/// manifests' RBAC), handing out the reconcile's requests one by one, and
+/// the CRD schemas the objects sent must validate against.
 struct ApiServer {
-    handle: Handle,
+    api: MockApi,
     schemas: Schemas,
 }
 
@@ -159,25 +158,16 @@ struct Received {
     query: String,
     content_type: String,
     body: Value,
-    respond: Respond,
+    call: Call,
 }
 
 impl Received {
     fn reply(self, code: u16, body: &Value) {
-        self.respond.send_response(
-            Response::builder()
-                .status(code)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(body).unwrap()))
-                .unwrap(),
-        );
+        self.call.reply(code, body);
     }
 
     fn not_found(self) {
-        self.reply(
-            404,
-            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-        );
+        self.call.fail(404, "NotFound");
     }
 
     fn has_query(&self, pair: &str) -> bool {
@@ -211,40 +201,26 @@ const LIST_ORDER: [&str; 4] = [
 ];
 
 impl ApiServer {
-    async fn next(&mut self, what: &str) -> Received {
-        let (request, respond) =
-            tokio::time::timeout(Duration::from_secs(5), self.handle.next_request())
-                .await
-                .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
-                .unwrap_or_else(|| panic!("the client went away before: {what}"));
-        let (parts, body) = request.into_parts();
-        // What the controller calls, the manifests must grant.
-        if let Err(e) = Grants::self_managed().allow(
-            parts.method.as_str(),
-            &parts.uri.to_string(),
-            parts
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-        ) {
-            panic!("{what}: {e}");
+    fn new(api: MockApi) -> Self {
+        ApiServer {
+            // What the controller calls, the manifests must grant.
+            api: api.checking_rbac(Grants::self_managed()),
+            schemas: Schemas::load(),
         }
-        let bytes = body.collect_bytes().await.unwrap();
+    }
+
+    async fn next(&mut self, what: &str) -> Received {
+        let call = tokio::time::timeout(mock_api::WAIT, self.api.next_any())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+            .unwrap_or_else(|| panic!("the client went away before: {what}"));
         Received {
-            method: parts.method,
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().unwrap_or_default().to_owned(),
-            content_type: parts
-                .headers
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default(),
-            body: if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap()
-            },
-            respond,
+            method: call.method.clone(),
+            path: call.uri.path().to_owned(),
+            query: call.uri.query().unwrap_or_default().to_owned(),
+            content_type: call.content_type.clone().unwrap_or_default(),
+            body: call.body.clone().unwrap_or(Value::Null),
+            call,
         }
     }
 
@@ -390,29 +366,19 @@ impl ApiServer {
 
     /// No request is pending or arrives shortly.
     async fn quiet(&mut self) {
-        let next =
-            tokio::time::timeout(Duration::from_millis(200), self.handle.next_request()).await;
-        if let Ok(Some((request, _))) = next {
-            panic!("unexpected request: {} {}", request.method(), request.uri());
+        let next = tokio::time::timeout(Duration::from_millis(200), self.api.next_any()).await;
+        if let Ok(Some(call)) = next {
+            panic!("unexpected request: {} {}", call.method, call.uri);
         }
     }
 }
 
 /// A reconcile of `env` running against the mocked API server.
 fn start(env: Environment, catalog: Catalog) -> (ApiServer, Reconcile, Arc<Context>, Arc<Metrics>) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, api) = mock_api::client();
     let (ctx, metrics) = context(client, catalog);
     let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
-    (
-        ApiServer {
-            handle,
-            schemas: Schemas::load(),
-        },
-        task,
-        ctx,
-        metrics,
-    )
+    (ApiServer::new(api), task, ctx, metrics)
 }
 
 async fn finish(api: &mut ApiServer, task: Reconcile) -> Result<Action, reconcile::Error> {
@@ -1075,8 +1041,7 @@ async fn a_list_error_fails_before_anything_is_applied() {
 
 #[tokio::test]
 async fn nothing_happens_before_the_catalog_syncs() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, mut api) = mock_api::client();
     let (ctx, _) = context(client, catalog());
     let unsynced = Context::new(
         ctx.client.clone(),
@@ -1091,7 +1056,7 @@ async fn nothing_happens_before_the_catalog_syncs() {
         .await
         .unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
-    let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    let next = tokio::time::timeout(Duration::from_millis(100), api.next_any()).await;
     assert!(!matches!(next, Ok(Some(_))), "no API call while unsynced");
 }
 
@@ -1273,14 +1238,10 @@ async fn with_the_watches_synced_a_flux_status_change_costs_one_status_write_and
         .collect();
 
     // Flux wrote a child's status: no LIST, no apply, the status written once.
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, api) = mock_api::client();
     let (ctx, _) = context(client, catalog());
     synced_stores(&ctx, &children);
-    let mut api = ApiServer {
-        handle,
-        schemas: Schemas::load(),
-    };
+    let mut api = ApiServer::new(api);
     let task = tokio::spawn(reconcile::reconcile(Arc::new(env.clone()), ctx.clone()));
     let status = api.status().await;
     assert_eq!(status["readyApps"], "3/3");
@@ -1306,16 +1267,12 @@ async fn a_kind_whose_watch_is_not_served_is_listed_and_stalls_while_the_others_
         .filter(|o| o["kind"] != "ImagePolicy")
         .map(|o| stored(o, "1", ready_status(1)))
         .collect();
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, api) = mock_api::client();
     let (ctx, _) = context(client, catalog());
     synced_stores(&ctx, &children);
     // The ImagePolicy CRD was removed: its watch is answered 404.
     ctx.children.not_served(ChildKind::ImagePolicy);
-    let mut api = ApiServer {
-        handle,
-        schemas: Schemas::load(),
-    };
+    let mut api = ApiServer::new(api);
     let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
     api.expect(Method::GET, &flux_path("ImagePolicy", None))
         .await
@@ -1336,14 +1293,10 @@ async fn a_wanted_child_the_index_lacks_is_looked_up_by_name_and_never_taken_ove
     // exists without our labels (so its watch never showed it).
     let env = admitted(json!([{"name": "web"}]));
     let want = expected_children(&env, &[]);
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
+    let (client, api) = mock_api::client();
     let (ctx, _) = context(client, catalog());
     synced_stores(&ctx, &[]);
-    let mut api = ApiServer {
-        handle,
-        schemas: Schemas::load(),
-    };
+    let mut api = ApiServer::new(api);
     let task = tokio::spawn(reconcile::reconcile(Arc::new(env), ctx.clone()));
     let mut foreign = stored(&want[0], "3", json!({}));
     foreign["metadata"]["labels"] = json!({});
