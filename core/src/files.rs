@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: the one loader's rules (kinds, List, namespaces, hidden files, symlinks) and its error messages, which name the file, document and field; apart they would share every private helper.
 //! Reading Environments and their catalog from YAML and JSON files: the one
 //! loader behind `kubectl ephemeral render` (and `create -f`) and
 //! `ephemeral-webhook serve --catalog-dir`, so both see the same objects.

@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: the clap definition of every command with its long help and examples, one declarative table; the commands' code lives in cmd/.
 //! Command-line interface.
 
 use std::path::PathBuf;

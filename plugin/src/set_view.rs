@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: the list tables and the detail view of EnvironmentSets share the per-pull-request wording; splitting them would duplicate it.
 //! What a person wants to know about EnvironmentSets: the sets at a glance,
 //! where each pull request stands, and one set in detail. Pure: the sets,
 //! their Environments and Events and the clock are inputs. The states come

@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: one declarative clap table of every flag of serve (with its long help and env var) and its translation into each subsystem's settings; split per subsystem if it grows further.
 //! Flags of `ephemeral-webhook serve` (each with an `EPHEMERAL_*` environment
 //! variable) and their checked form, [`ServeSettings`]: each subsystem's own
 //! settings. Only this module knows about flags; the runtime modules only

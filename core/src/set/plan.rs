@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: one pure planning function and the helpers it reads in order (its bookkeeping is already in plan/record.rs); splitting further would scatter one decision.
 //! The set's decisions, pure: from what the controller observed (the set,
 //! the listing of open pull requests, the namespace's Environments, the
 //! confirming GETs, the health checks it ran, the time) to a [`Plan`] it

@@ -1,3 +1,4 @@
+// Over 400 lines of non-test code: the executor of the set's plan in the order it must run (observe, GET, re-plan, apply, delete, health checks, reports, status, Events); every decision is in core's plan.
 //! The reconciler: one EnvironmentSet in; its credentials read, GitHub
 //! asked, the [`plan`] made and executed (applies,
 //! deletes, health checks, reports, Events), its status written. Every

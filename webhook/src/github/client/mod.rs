@@ -1,3 +1,4 @@
+// About 400 lines of non-test code: the four operations, their settings and the client's state; the HTTP machinery is in transport.rs.
 //! The GitHub REST client: the four operations an `EnvironmentSet` needs,
 //! over one HTTP machinery that paginates, makes GETs conditional, honours
 //! rate limits and times out (the choices are in the [module docs](super)).
