@@ -6,12 +6,14 @@
 //! - [`fake_github`]: a real HTTP fake of GitHub's REST API for EnvironmentSets;
 //! - [`webhook`]: driving `ephemeral-webhook serve` over real TLS;
 //! - [`cluster`]: the real-cluster harness of `tests/cluster/up`, from the tests;
+//! - [`fixtures`]: the example catalog and Environments, built from `examples/`;
 //! - [`flux_schema`]: validating objects against the real CRD schemas;
 //! - [`rbac`]: whether the manifests' RBAC allows an API request;
 //! - where the workspace, its binaries and `kubectl` are.
 
 pub mod cluster;
 pub mod fake_github;
+pub mod fixtures;
 pub mod flux_schema;
 pub mod mock_api;
 pub mod rbac;

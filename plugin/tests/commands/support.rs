@@ -8,12 +8,11 @@ use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use ephemeral_core::{Config, Environment, expand};
+use ephemeral_testkit::fixtures;
 pub use ephemeral_testkit::mock_api::{Exchange, expect};
 use kube::client::ClientBuilder;
 use kubectl_ephemeral::cmd::{Ctx, Notes};
 use kubectl_ephemeral::error::Error;
-use kubectl_ephemeral::input::Input;
 use kubectl_ephemeral::time::Clock;
 use kubectl_ephemeral::warnings::{self, Warnings};
 use serde_json::{Value, json};
@@ -101,36 +100,13 @@ where
     }
 }
 
-/// The example catalog.
-fn catalog() -> ephemeral_core::Catalog {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
-    let mut input = Input::default();
-    for file in ["sources.yaml", "templates.yaml"] {
-        let path = root.join(file);
-        input
-            .add_text(
-                &path,
-                &std::fs::read_to_string(&path).unwrap(),
-                kubectl_ephemeral::input::DEFAULT_NAMESPACE,
-            )
-            .unwrap();
-    }
-    input.catalog_with_image_tags()
-}
-
 /// An Environment as the real expansion admits it at 09:00 (what the webhook
 /// stores), created then, with the given spec; no status yet.
 pub fn admitted(name: &str, owner: &str, spec: Value) -> Value {
-    let env: Environment = serde_json::from_value(json!({
-        "apiVersion": "ephemeral.io/v1alpha1", "kind": "Environment",
-        "metadata": {"name": name, "namespace": "ephemeral"},
-        "spec": spec,
-    }))
-    .unwrap();
+    let env = fixtures::environment(name, "ephemeral", spec);
     let at = "2026-11-21T09:00:00Z".parse().unwrap();
-    let expansion = expand(&env, &catalog(), &Config::default(), at, owner)
-        .unwrap_or_else(|d| panic!("fixture {name} is refused: {d}"));
-    let mut value = serde_json::to_value(&expansion.environment).unwrap();
+    let admitted = fixtures::admitted(&env, &fixtures::example_catalog(), owner, at);
+    let mut value = serde_json::to_value(&admitted).unwrap();
     let meta = value["metadata"].as_object_mut().unwrap();
     meta.insert("uid".into(), json!(format!("uid-{name}")));
     meta.insert("resourceVersion".into(), json!("1000"));
