@@ -103,7 +103,7 @@ pub fn is_fork(pr: &PullRequest) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::set::github::{Branch, Label, Repository, User};
+    use crate::set::github::{Label, Repository};
 
     fn repo(name: &str) -> Option<Repository> {
         Some(Repository {
@@ -112,27 +112,12 @@ mod tests {
     }
 
     fn pr() -> PullRequest {
-        PullRequest {
-            number: 1,
-            state: "open".into(),
-            user: User {
-                login: "alice".into(),
-            },
-            labels: vec![Label {
-                name: "preview".into(),
-            }],
-            head: Branch {
-                branch: "feature".into(),
-                sha: "abc".into(),
-                repo: repo("acme/shop"),
-            },
-            base: Branch {
-                branch: "main".into(),
-                sha: "def".into(),
-                repo: repo("acme/shop"),
-            },
-            ..PullRequest::default()
-        }
+        let mut pr = PullRequest::open(1, "alice", "feature", "abc");
+        pr.labels = vec![Label {
+            name: "preview".into(),
+        }];
+        pr.base.sha = "def".into();
+        pr
     }
 
     fn filters() -> PullRequestSource {

@@ -181,7 +181,6 @@ mod tests {
 
     use super::*;
     use crate::set::api::EnvironmentSetSpec;
-    use crate::set::github::{Branch, User};
 
     fn set(name: &str) -> EnvironmentSet {
         let spec: EnvironmentSetSpec = serde_json::from_value(json!({
@@ -212,23 +211,12 @@ mod tests {
     }
 
     fn pr(number: u64) -> PullRequest {
-        PullRequest {
+        PullRequest::open(
             number,
-            state: "open".into(),
-            user: User {
-                login: "alice".into(),
-            },
-            head: Branch {
-                branch: "feature/basket".into(),
-                sha: "abc1234def5678abc1234def5678abc1234def56".into(),
-                repo: None,
-            },
-            base: Branch {
-                branch: "main".into(),
-                ..Branch::default()
-            },
-            ..PullRequest::default()
-        }
+            "alice",
+            "feature/basket",
+            "abc1234def5678abc1234def5678abc1234def56",
+        )
     }
 
     #[test]

@@ -76,6 +76,37 @@ pub struct Repository {
 }
 
 #[cfg(test)]
+impl PullRequest {
+    /// A test's open pull request `number` by `author` from `branch` at
+    /// `sha` into `main`, head and base both in `acme/shop`.
+    pub(crate) fn open(number: u64, author: &str, branch: &str, sha: &str) -> PullRequest {
+        let repo = || {
+            Some(Repository {
+                full_name: "acme/shop".into(),
+            })
+        };
+        PullRequest {
+            number,
+            state: "open".into(),
+            user: User {
+                login: author.into(),
+            },
+            head: Branch {
+                branch: branch.into(),
+                sha: sha.into(),
+                repo: repo(),
+            },
+            base: Branch {
+                branch: "main".into(),
+                repo: repo(),
+                ..Branch::default()
+            },
+            ..PullRequest::default()
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

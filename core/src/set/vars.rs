@@ -108,26 +108,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::set::github::{Branch, User};
 
     fn pr() -> PullRequest {
-        PullRequest {
-            number: 42,
-            state: "open".into(),
-            user: User {
-                login: "dependabot[bot]".into(),
-            },
-            head: Branch {
-                branch: "feature/new-basket".into(),
-                sha: "abc1234def5678abc1234def5678abc1234def56".into(),
-                repo: None,
-            },
-            base: Branch {
-                branch: "main".into(),
-                ..Branch::default()
-            },
-            ..PullRequest::default()
-        }
+        PullRequest::open(
+            42,
+            "dependabot[bot]",
+            "feature/new-basket",
+            "abc1234def5678abc1234def5678abc1234def56",
+        )
     }
 
     #[test]
