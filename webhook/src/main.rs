@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the CustomResourceDefinitions (Environment, AppTemplate, AppBundle) as YAML.
+    /// Print the CustomResourceDefinitions (Environment, AppTemplate, AppBundle, EnvironmentSet) as YAML.
     ///
     /// The same documents are committed under manifests/crds/.
     Crds,
