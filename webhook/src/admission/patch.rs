@@ -67,6 +67,26 @@ pub(super) struct Tree {
 }
 
 impl Tree {
+    /// Empties the tree, keeping its buffers.
+    fn clear(&mut self) {
+        self.nodes.clear();
+        self.text.clear();
+        self.items.clear();
+        self.entries.clear();
+        self.pending_items.clear();
+        self.pending_entries.clear();
+    }
+
+    /// Bytes of buffer the tree holds.
+    fn capacity_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.nodes.capacity() * size_of::<Node>()
+            + self.text.capacity()
+            + (self.items.capacity() + self.pending_items.capacity()) * size_of::<Id>()
+            + (self.entries.capacity() + self.pending_entries.capacity())
+                * size_of::<(Range<usize>, Id)>()
+    }
+
     /// Serialises `value` into the tree; the root's id.
     fn add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Id, Unsupported> {
         value.serialize(&mut *self)
@@ -236,15 +256,7 @@ impl PatchWriter {
             out,
             path: String::with_capacity(64),
             ops: 0,
-            // Room for an Environment of a few dozen apps without growing.
-            tree: Tree {
-                nodes: Vec::with_capacity(512),
-                text: String::with_capacity(4096),
-                items: Vec::with_capacity(64),
-                entries: Vec::with_capacity(512),
-                pending_items: Vec::with_capacity(64),
-                pending_entries: Vec::with_capacity(128),
-            },
+            tree: spare::take(),
         }
     }
 
@@ -361,8 +373,57 @@ impl PatchWriter {
         if self.ops == 0 {
             return None;
         }
-        self.out.push(b']');
-        Some(self.out)
+        let mut out = std::mem::take(&mut self.out);
+        out.push(b']');
+        Some(out)
+    }
+}
+
+impl Drop for PatchWriter {
+    fn drop(&mut self) {
+        spare::put(std::mem::take(&mut self.tree));
+    }
+}
+
+/// One spare [`Tree`] per thread, so that the tree's buffers (a few KiB
+/// each for an Environment of ten apps) are allocated once per thread rather
+/// than once per request: with glibc's allocator, buffers that size are
+/// neither cached per thread nor cheap to free from another thread, and
+/// allocating them per request cost more than the diff itself. A tree that
+/// grew past [`spare::KEEP_BYTES`] for an unusually large Environment is
+/// dropped instead of kept.
+mod spare {
+    use std::cell::Cell;
+
+    use super::Tree;
+
+    /// Largest tree kept for the next request, in bytes of buffer capacity.
+    pub(super) const KEEP_BYTES: usize = 256 * 1024;
+
+    thread_local! {
+        static SPARE: Cell<Option<Tree>> = const { Cell::new(None) };
+    }
+
+    /// The thread's spare tree, empty, or a new one with room for an
+    /// Environment of a few dozen apps.
+    pub(super) fn take() -> Tree {
+        SPARE.take().unwrap_or_else(|| Tree {
+            nodes: Vec::with_capacity(512),
+            text: String::with_capacity(4096),
+            items: Vec::with_capacity(64),
+            entries: Vec::with_capacity(512),
+            pending_items: Vec::with_capacity(64),
+            pending_entries: Vec::with_capacity(128),
+        })
+    }
+
+    /// Keeps `tree`, emptied, as the thread's spare (unless it is too big).
+    pub(super) fn put(mut tree: Tree) {
+        if tree.capacity_bytes() > KEEP_BYTES {
+            return;
+        }
+        tree.clear();
+        SPARE.set(Some(tree));
     }
 }
 
@@ -728,5 +789,33 @@ impl ser::Serializer for KeySerializer<'_> {
         _: usize,
     ) -> Result<Self::SerializeStructVariant, Unsupported> {
         Err(Unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_grown_past_the_bound_is_not_kept_for_the_next_request() {
+        let mut writer = PatchWriter::new();
+        let big: Vec<String> = (0..20_000).map(|i| format!("item-{i:08}")).collect();
+        writer.at("spec", |w| w.add(&big)).unwrap();
+        assert!(writer.tree.capacity_bytes() > spare::KEEP_BYTES);
+        drop(writer);
+        let next = spare::take();
+        assert!(next.capacity_bytes() <= spare::KEEP_BYTES, "{}", next.capacity_bytes());
+        assert!(next.nodes.is_empty() && next.text.is_empty());
+    }
+
+    #[test]
+    fn a_tree_within_the_bound_is_kept_empty_with_its_buffers() {
+        let mut writer = PatchWriter::new();
+        writer.at("spec", |w| w.add(&vec!["x"; 2_000])).unwrap();
+        let grown = writer.tree.nodes.capacity();
+        drop(writer);
+        let next = spare::take();
+        assert_eq!(next.nodes.capacity(), grown);
+        assert!(next.nodes.is_empty() && next.items.is_empty() && next.text.is_empty());
     }
 }

@@ -20,7 +20,13 @@ pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
     use base64::Engine as _;
     let r = response;
     let patch_len = r.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
-    let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len);
+    let warnings_len: usize = r
+        .warnings
+        .iter()
+        .flatten()
+        .map(|w| w.len() + 3)
+        .sum();
+    let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len + warnings_len);
     out.extend_from_slice(br#"{"apiVersion":""#);
     out.extend_from_slice(REVIEW_API_VERSION.as_bytes());
     out.extend_from_slice(br#"","kind":""#);
