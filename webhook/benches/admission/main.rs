@@ -15,6 +15,14 @@
 //! latency percentiles (p50, p99, p99.9), errors, and peak RSS (`VmHWM` of
 //! `/proc/PID/status`), then the ratios the goals are stated in.
 //!
+//! Also printed: the server's CPU time per request (user + system, from
+//! `/proc/PID/stat` over the measured window), steadier than req/s on a
+//! shared machine because it does not count wrk's time.
+//!
+//! The baselines run in this binary with the webhook's allocator (mimalloc,
+//! as its `main.rs` sets), so that the ratios compare the work of the
+//! servers, not of allocators.
+//!
 //! The webhook runs twice: with `RUST_LOG=warn`, and at the default level
 //! (`info`, one line per request, written to a file). `BENCH_COMPARE=PATH`
 //! adds rows for another `ephemeral-webhook` binary (e.g. a build of an
@@ -35,6 +43,10 @@ use baseline::Baseline;
 use ephemeral_testkit::webhook::{Pki, free_port, handshake, post_request, send, write_cert};
 use serde_json::{Value, json};
 use tokio_rustls::rustls::pki_types::ServerName;
+
+/// The webhook binary's allocator, for the baselines too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `request.uid` of the benchmark's review (the fixed answer echoes it).
 pub const REVIEW_UID: &str = "7c1e6a52-0b0e-4f6e-9a4e-10a9b1e2c3d4";
@@ -272,6 +284,8 @@ struct Measured {
     p999_ms: f64,
     errors: u64,
     hwm_kib: u64,
+    /// Server CPU time (user + system) per request, in microseconds.
+    cpu_us: f64,
 }
 
 struct Load {
@@ -315,7 +329,10 @@ impl Load {
 
     fn measure(&self, server: &Server) -> Measured {
         self.wrk(server.https, 2);
+        let pid = server.child.id();
+        let cpu_before = cpu_ticks(pid);
         let fields = self.wrk(server.https, self.seconds);
+        let cpu_ticks = cpu_ticks(pid) - cpu_before;
         let get = |k: &str| {
             fields
                 .iter()
@@ -339,26 +356,49 @@ impl Load {
             p999_ms: ms(get("p999_us")),
             errors: get("errors") + get("non2xx"),
             hwm_kib,
+            cpu_us: cpu_ticks as f64 * 1e6 / clock_ticks_per_second() / get("requests") as f64,
         }
     }
 }
 
+/// User + system CPU time of process `pid` so far, in clock ticks
+/// (`/proc/PID/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |n: usize| -> u64 { fields[n - 3].parse().expect("a tick count") };
+    field(14) + field(15)
+}
+
+/// `getconf CLK_TCK`: 100 on Linux unless the kernel says otherwise.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 fn table(rows: &[Measured]) -> String {
     let mut out = format!(
-        "{:<44} {:>9} {:>8} {:>8} {:>9} {:>7} {:>10}\n",
-        "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "VmHWM MiB"
+        "{:<44} {:>9} {:>8} {:>8} {:>9} {:>7} {:>10} {:>11}\n",
+        "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "VmHWM MiB", "CPU us/req"
     );
     for m in rows {
         let _ = writeln!(
             out,
-            "{:<44} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>10.1}",
+            "{:<44} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>10.1} {:>11.1}",
             m.label,
             m.rps,
             m.p50_ms,
             m.p99_ms,
             m.p999_ms,
             m.errors,
-            m.hwm_kib as f64 / 1024.0
+            m.hwm_kib as f64 / 1024.0,
+            m.cpu_us
         );
     }
     out
@@ -379,6 +419,7 @@ fn summarise(label: &str, runs: &[&Measured]) -> Measured {
         p999_ms: median(|m| m.p999_ms),
         errors: runs.iter().map(|m| m.errors).sum(),
         hwm_kib: runs.iter().map(|m| m.hwm_kib).max().unwrap_or(0),
+        cpu_us: median(|m| m.cpu_us),
     }
 }
 
@@ -474,12 +515,13 @@ fn main() {
     let (fixed, minimal) = (&rows[0], &rows[1]);
     for m in &rows[2..] {
         println!(
-            "{}: {:.0}% of the minimal webhook's throughput (goal >= 70%), p99 {:.2}x its p99 (goal <= 1.5x); {:.0}% of the fixed answer's throughput; peak RSS {:.1} MiB (goal < 40 MiB)",
+            "{}: {:.0}% of the minimal webhook's throughput (goal >= 70%), p99 {:.2}x its p99 (goal <= 1.5x); {:.0}% of the fixed answer's throughput; peak RSS {:.1} MiB (goal < 40 MiB); {:.2}x the minimal webhook's CPU per request",
             m.label,
             100.0 * m.rps / minimal.rps,
             m.p99_ms / minimal.p99_ms,
             100.0 * m.rps / fixed.rps,
             m.hwm_kib as f64 / 1024.0,
+            m.cpu_us / minimal.cpu_us,
         );
     }
     println!(
