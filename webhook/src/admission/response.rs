@@ -17,15 +17,9 @@ use super::{
 /// numbers, and `response.patchType` set when there is a patch. Keys come in
 /// sorted order, as they always have.
 pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
-    use base64::Engine as _;
     let r = response;
     let patch_len = r.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
-    let warnings_len: usize = r
-        .warnings
-        .iter()
-        .flatten()
-        .map(|w| w.len() + 3)
-        .sum();
+    let warnings_len: usize = r.warnings.iter().flatten().map(|w| w.len() + 3).sum();
     let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len + warnings_len);
     out.extend_from_slice(br#"{"apiVersion":""#);
     out.extend_from_slice(REVIEW_API_VERSION.as_bytes());
@@ -39,14 +33,15 @@ pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
         write_json(&mut out, &sorted);
     }
     if let Some(patch) = &r.patch {
-        // Base64 needs no escaping in a JSON string.
+        // Base64 needs no escaping in a JSON string. base64-simd: the
+        // encoding of a patch of a few KiB was several per cent of the CPU
+        // time of an admission with the scalar encoder.
         out.extend_from_slice(br#","patch":""#);
         let start = out.len();
-        out.resize(start + patch.len().div_ceil(3) * 4, 0);
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(patch, &mut out[start..])
-            .expect("the buffer fits the encoding");
-        out.truncate(start + written);
+        let base64 = base64_simd::STANDARD;
+        out.resize(start + base64.encoded_length(patch.len()), 0);
+        let written = base64.encode(patch, base64_simd::Out::from_slice(&mut out[start..]));
+        debug_assert_eq!(written.len(), out.len() - start);
         out.extend_from_slice(br#"","patchType":"JSONPatch""#);
     }
     out.extend_from_slice(br#","status":"#);

@@ -792,6 +792,29 @@ fn responses_serialise_as_admission_reviews_with_a_base64_patch() {
 
 // The fast paths against the straightforward ways they replace.
 
+#[test]
+fn patches_of_every_length_are_encoded_as_the_reference_encodes_them() {
+    // Every padding (length mod 3) and the lengths around the SIMD
+    // encoder's block sizes, with every byte value.
+    let review = parse_review(
+        review_json("CREATE", "alice", &[], Some(lightweight()), None)
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    for len in (0..=200).chain([255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097]) {
+        let mut response = AdmissionResponse::from(&review.request)
+            .with_patch(json_patch::Patch(Vec::new()))
+            .unwrap();
+        response.patch = Some((0..len).map(|i| (i * 7 + len) as u8).collect());
+        assert_eq!(
+            String::from_utf8(response_body(&response)).unwrap(),
+            reference_body(&response),
+            "patch of {len} bytes"
+        );
+    }
+}
+
 /// The body as it used to be made: the review serialised to a `Value`, its
 /// patch (an array of numbers) read back and base64-encoded.
 fn reference_body(response: &AdmissionResponse) -> String {
