@@ -277,7 +277,16 @@ impl PatchWriter {
     fn at_index<R>(&mut self, index: usize, f: impl FnOnce(&mut Self) -> R) -> R {
         use std::fmt::Write as _;
         let len = self.path.len();
-        let _ = write!(self.path, "/{index}");
+        // One digit without the formatting machinery: apps rarely number ten.
+        match u8::try_from(index) {
+            Ok(digit @ 0..=9) => {
+                self.path.push('/');
+                self.path.push(char::from(b'0' + digit));
+            }
+            _ => {
+                let _ = write!(self.path, "/{index}");
+            }
+        }
         let r = f(self);
         self.path.truncate(len);
         r
@@ -343,12 +352,11 @@ impl PatchWriter {
             let (key, right) = self.tree.entries[i].clone();
             let key = &self.tree.text[key];
             let left = loop {
-                match lefts.peek() {
-                    Some((k, _)) if k.as_str() < key => {
+                match lefts.peek().map(|(k, v)| (k.as_str().cmp(key), *v)) {
+                    Some((std::cmp::Ordering::Less, _)) => {
                         lefts.next();
                     }
-                    Some((k, v)) if k.as_str() == key => {
-                        let v = *v;
+                    Some((std::cmp::Ordering::Equal, v)) => {
                         lefts.next();
                         paired += 1;
                         break Some(v);
@@ -820,6 +828,24 @@ impl ser::Serializer for KeySerializer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn array_indexes_of_one_and_more_digits_are_written_in_paths() {
+        let left = serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let mut right = left.clone();
+        right[3] = 33.into();
+        right[12] = 1212.into();
+        let mut writer = PatchWriter::new();
+        writer.at("spec", |w| w.diff(&left, &right)).unwrap();
+        assert_eq!(
+            String::from_utf8(writer.finish().unwrap()).unwrap(),
+            serde_json::to_string(&serde_json::json!([
+                {"op": "replace", "path": "/spec/3", "value": 33},
+                {"op": "replace", "path": "/spec/12", "value": 1212},
+            ]))
+            .unwrap()
+        );
+    }
 
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
