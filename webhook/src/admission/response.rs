@@ -18,7 +18,11 @@ use super::{
 /// sorted order, as they always have.
 pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
     let r = response;
-    let patch_len = r.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
+    let base64 = base64_simd::STANDARD;
+    let patch_len = r
+        .patch
+        .as_ref()
+        .map_or(0, |p| base64.encoded_length(p.len()));
     let warnings_len: usize = r.warnings.iter().flatten().map(|w| w.len() + 3).sum();
     let mut out = Vec::with_capacity(256 + r.result.message.len() + patch_len + warnings_len);
     out.extend_from_slice(br#"{"apiVersion":""#);
@@ -38,8 +42,7 @@ pub fn response_body(response: &AdmissionResponse) -> Vec<u8> {
         // time of an admission with the scalar encoder.
         out.extend_from_slice(br#","patch":""#);
         let start = out.len();
-        let base64 = base64_simd::STANDARD;
-        out.resize(start + base64.encoded_length(patch.len()), 0);
+        out.resize(start + patch_len, 0);
         let written = base64.encode(patch, base64_simd::Out::from_slice(&mut out[start..]));
         debug_assert_eq!(written.len(), out.len() - start);
         out.extend_from_slice(br#"","patchType":"JSONPatch""#);
