@@ -53,7 +53,7 @@ enum Node {
 }
 
 /// What `serde_json::to_value` would give, flattened.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Tree {
     nodes: Vec<Node>,
     text: String,
@@ -63,7 +63,44 @@ pub(super) struct Tree {
     /// Children of the containers being built, moved to `items` or
     /// `entries` when their container ends.
     pending_items: Vec<Id>,
-    pending_entries: Vec<(Range<usize>, Id)>,
+    pending_entries: Vec<Pending>,
+    /// How much of `text` [`Tree::check_text`] has looked at, and whether
+    /// all of it can be written as JSON without escapes.
+    checked: usize,
+    plain: bool,
+}
+
+/// An entry of an object being built: its key's first bytes (see
+/// [`key_prefix`]) make most comparisons of the sort one integer compare.
+#[derive(Clone, Debug)]
+struct Pending {
+    prefix: u64,
+    key: Range<usize>,
+    id: Id,
+}
+
+/// The first 8 bytes of `key`, zero-padded, big-endian: ordering prefixes
+/// orders keys, except that equal prefixes need the whole keys compared.
+fn key_prefix(key: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+impl Default for Tree {
+    fn default() -> Tree {
+        Tree {
+            nodes: Vec::new(),
+            text: String::new(),
+            items: Vec::new(),
+            entries: Vec::new(),
+            pending_items: Vec::new(),
+            pending_entries: Vec::new(),
+            checked: 0,
+            plain: true,
+        }
+    }
 }
 
 impl Tree {
@@ -75,6 +112,8 @@ impl Tree {
         self.entries.clear();
         self.pending_items.clear();
         self.pending_entries.clear();
+        self.checked = 0;
+        self.plain = true;
     }
 
     /// Bytes of buffer the tree holds.
@@ -83,8 +122,8 @@ impl Tree {
         self.nodes.capacity() * size_of::<Node>()
             + self.text.capacity()
             + (self.items.capacity() + self.pending_items.capacity()) * size_of::<Id>()
-            + (self.entries.capacity() + self.pending_entries.capacity())
-                * size_of::<(Range<usize>, Id)>()
+            + self.entries.capacity() * size_of::<(Range<usize>, Id)>()
+            + self.pending_entries.capacity() * size_of::<Pending>()
     }
 
     /// Serialises `value` into the tree; the root's id.
@@ -123,15 +162,42 @@ impl Tree {
     fn end_object(&mut self, start: usize) -> Id {
         let from = self.entries.len();
         let text = &self.text;
-        self.pending_entries[start..].sort_by(|a, b| text[a.0.clone()].cmp(&text[b.0.clone()]));
-        for (key, id) in self.pending_entries.drain(start..) {
-            match self.entries[from..].last_mut() {
-                Some(last) if text[last.0.clone()] == text[key.clone()] => last.1 = id,
-                _ => self.entries.push((key, id)),
+        let same = |a: &Pending, b: &Pending| {
+            a.prefix == b.prefix && text[a.key.clone()] == text[b.key.clone()]
+        };
+        // Stable, so that of equal keys the last one written stays last.
+        self.pending_entries[start..].sort_by(|a, b| {
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| text[a.key.clone()].cmp(&text[b.key.clone()]))
+        });
+        let mut last: Option<Pending> = None;
+        for entry in self.pending_entries.drain(start..) {
+            match &mut last {
+                Some(l) if same(l, &entry) => l.id = entry.id,
+                _ => {
+                    if let Some(l) = last.replace(entry) {
+                        self.entries.push((l.key, l.id));
+                    }
+                }
             }
+        }
+        if let Some(l) = last {
+            self.entries.push((l.key, l.id));
         }
         let to = self.entries.len();
         self.push(Node::Object(from..to))
+    }
+
+    /// Notes whether the text added since the last check has anything JSON
+    /// must escape; [`Tree::write`] copies strings as they are while nothing
+    /// in the tree has. One pass over the whole text is much cheaper than one
+    /// check per (short) string.
+    fn check_text(&mut self) {
+        if self.plain {
+            self.plain = !needs_escape(&self.text.as_bytes()[self.checked..]);
+        }
+        self.checked = self.text.len();
     }
 
     fn entries(&self, range: &Range<usize>) -> &[(Range<usize>, Id)] {
@@ -171,6 +237,18 @@ impl Tree {
         }
     }
 
+    /// Writes a string of the text as JSON ([`Tree::check_text`] must have
+    /// seen it).
+    fn write_text(&self, range: &Range<usize>, out: &mut Vec<u8>) {
+        debug_assert!(range.end <= self.checked);
+        let s = self.str(range);
+        if self.plain {
+            write_plain(out, s);
+        } else {
+            write_str(out, s);
+        }
+    }
+
     /// Writes the node as `serde_json::to_writer` writes the `Value`.
     fn write(&self, id: Id, out: &mut Vec<u8>) {
         match self.node(id) {
@@ -178,7 +256,7 @@ impl Tree {
             Node::Bool(true) => out.extend_from_slice(b"true"),
             Node::Bool(false) => out.extend_from_slice(b"false"),
             Node::Number(n) => write_json(out, n),
-            Node::Str(s) => write_str(out, self.str(s)),
+            Node::Str(s) => self.write_text(s, out),
             Node::Array(items) => {
                 out.push(b'[');
                 for (i, item) in self.items[items.clone()].iter().enumerate() {
@@ -195,7 +273,7 @@ impl Tree {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_str(out, self.str(key));
+                    self.write_text(key, out);
                     out.push(b':');
                     self.write(*value, out);
                 }
@@ -221,21 +299,30 @@ fn push_token(path: &mut String, token: &str) {
     }
 }
 
+/// Whether any byte of `bytes` must be escaped in a JSON string.
+fn needs_escape(bytes: &[u8]) -> bool {
+    // A fold without an early exit, so that the compiler checks many bytes
+    // per instruction.
+    bytes.iter().fold(false, |escape, &b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+/// Writes a string with nothing to escape as a JSON string.
+fn write_plain(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// Writes a JSON string as `serde_json` does; strings with nothing to
 /// escape (nearly all) are copied as they are.
 pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
-    // A fold without an early exit, so that the compiler checks many bytes
-    // per instruction: this check ran over every byte of every answer.
-    let plain = !s.bytes().fold(false, |escape, b| {
-        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
+    if needs_escape(s.as_bytes()) {
         write_json(out, s);
+    } else {
+        write_plain(out, s);
     }
 }
 
@@ -302,6 +389,7 @@ impl PatchWriter {
         self.out.extend_from_slice(b"\",\"path\":");
         write_str(&mut self.out, &self.path);
         if let Some(id) = value {
+            self.tree.check_text();
             self.out.extend_from_slice(b",\"value\":");
             self.tree.write(id, &mut self.out);
         }
@@ -447,6 +535,8 @@ mod spare {
             entries: Vec::with_capacity(512),
             pending_items: Vec::with_capacity(64),
             pending_entries: Vec::with_capacity(128),
+            checked: 0,
+            plain: true,
         })
     }
 
@@ -653,7 +743,8 @@ impl Obj<'_> {
         value: &T,
     ) -> Result<(), Unsupported> {
         let id = value.serialize(&mut *self.tree)?;
-        self.tree.pending_entries.push((key, id));
+        let prefix = key_prefix(&self.tree.text[key.clone()]);
+        self.tree.pending_entries.push(Pending { prefix, key, id });
         Ok(())
     }
 }
