@@ -35,4 +35,4 @@ pub use api::{AppBundle, AppTemplate, Environment};
 pub use catalog::Catalog;
 pub use config::Config;
 pub use error::{Denied, Violation};
-pub use expand::{Admitted, Expansion, ResolvedTags, admit, expand, expand_observing};
+pub use expand::{Admitted, Expansion, ResolvedTags, admit, admit_owned, expand, expand_observing};

@@ -203,7 +203,7 @@ pub fn mutate(review: &Review, catalog: &Catalog, config: &Config, now: Timestam
     };
 
     // The Environment only: admission needs none of the Flux objects.
-    let admitted = match ephemeral_core::admit(&environment, catalog, config, now, owner) {
+    let admitted = match ephemeral_core::admit_owned(environment, catalog, config, now, owner) {
         Ok(x) => x,
         Err(denied) => return deny(request, Refusal::Invalid, denied.to_string()),
     };

@@ -133,6 +133,19 @@ pub fn admit(
     now: Timestamp,
     owner: &str,
 ) -> Result<Admitted, Denied> {
+    admit_owned(environment.clone(), catalog, config, now, owner)
+}
+
+/// [`admit`], consuming `environment`: the admitted Environment reuses its
+/// parts instead of copying them (the webhook decodes one per request and
+/// needs it only to admit it).
+pub fn admit_owned(
+    mut environment: Environment,
+    catalog: &Catalog,
+    config: &Config,
+    now: Timestamp,
+    owner: &str,
+) -> Result<Admitted, Denied> {
     let mut cx = Cx {
         catalog,
         config,
@@ -144,10 +157,11 @@ pub fn admit(
     };
     let now = whole_seconds(now);
     let name = environment.metadata.name.as_deref().unwrap_or_default();
-    let name_len = cx.check_environment_name(environment);
+    let name_len = cx.check_environment_name(&environment);
 
+    let apps = std::mem::take(&mut environment.spec.apps);
     let spec = &environment.spec;
-    let mut apps = cx.collect_apps(spec.apps.clone(), &spec.bundles);
+    let mut apps = cx.collect_apps(apps, &spec.bundles);
     for (i, app) in apps.iter_mut().enumerate() {
         cx.expand_app(i, app, name_len);
     }
@@ -156,7 +170,7 @@ pub fn admit(
         cx.check_source_branch(branch);
     }
     let git_sources = cx.git_sources(&apps, spec.source_branch.as_deref(), name, name_len);
-    let (lease, uptime) = cx.lease(environment, now);
+    let (lease, uptime) = cx.lease(&environment, now);
     let service_account = spec
         .service_account_name
         .clone()
@@ -169,18 +183,22 @@ pub fn admit(
         });
     }
 
-    // Field by field, so that the incoming apps are not copied only to be replaced.
+    let Environment {
+        metadata,
+        spec,
+        status,
+    } = environment;
     let mut admitted = Environment {
-        metadata: environment.metadata.clone(),
+        metadata,
         spec: EnvironmentSpec {
             apps,
-            bundles: spec.bundles.clone(),
+            bundles: spec.bundles,
             lease: Some(lease),
-            source_branch: spec.source_branch.clone(),
-            substitute: spec.substitute.clone(),
+            source_branch: spec.source_branch,
+            substitute: spec.substitute,
             service_account_name: service_account,
         },
-        status: environment.status.clone(),
+        status,
     };
     let annotations = admitted.annotations_mut();
     annotations.insert(OWNER_ANNOTATION.to_owned(), owner.to_owned());
