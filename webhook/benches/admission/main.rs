@@ -26,7 +26,11 @@
 //! The webhook runs twice: with `RUST_LOG=warn`, and at the default level
 //! (`info`, one line per request, written to a file). `BENCH_COMPARE=PATH`
 //! adds rows for another `ephemeral-webhook` binary (e.g. a build of an
-//! older commit); `BENCH_ROUNDS=N` repeats the whole set N times.
+//! older commit); `BENCH_ROUNDS=N` repeats the whole set N times. The
+//! table shows each measure's median over the rounds; the goals' ratios are
+//! the medians of each round's ratio (servers of one round run seconds
+//! apart, so a drift of the machine's speed between rounds cancels out), with
+//! the ratios of the table's medians beside them.
 //!
 //! Run: `cargo bench -p ephemeral-webhook --bench admission` (release build).
 //! The numbers are only comparable within one run on one machine.
@@ -513,15 +517,29 @@ fn main() {
     print!("{}", table(&rows));
     println!();
     let (fixed, minimal) = (&rows[0], &rows[1]);
-    for m in &rows[2..] {
+    for (i, m) in rows.iter().enumerate().skip(2) {
+        // A round's ratio compares servers measured seconds apart: the median
+        // of those is steadier than the ratio of medians when the machine's
+        // speed drifts between rounds. Both are printed.
+        let per_round = |f: fn(&Measured) -> f64| {
+            let mut v: Vec<f64> = all
+                .chunks(kinds.len())
+                .map(|round| f(&round[i]) / f(&round[1]))
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         println!(
-            "{}: {:.0}% of the minimal webhook's throughput (goal >= 70%), p99 {:.2}x its p99 (goal <= 1.5x); {:.0}% of the fixed answer's throughput; peak RSS {:.1} MiB (goal < 40 MiB); {:.2}x the minimal webhook's CPU per request",
+            "{}: {:.0}% of the minimal webhook's throughput (goal >= 70%), p99 {:.2}x its p99 (goal <= 1.5x), medians of the {rounds} rounds' ratios; \
+             ratios of the medians: {:.0}%, {:.2}x; {:.0}% of the fixed answer's throughput; peak RSS {:.1} MiB (goal < 40 MiB); {:.2}x the minimal webhook's CPU per request",
             m.label,
+            100.0 * per_round(|m| m.rps),
+            per_round(|m| m.p99_ms),
             100.0 * m.rps / minimal.rps,
             m.p99_ms / minimal.p99_ms,
             100.0 * m.rps / fixed.rps,
             m.hwm_kib as f64 / 1024.0,
-            m.cpu_us / minimal.cpu_us,
+            per_round(|m| m.cpu_us),
         );
     }
     println!(
