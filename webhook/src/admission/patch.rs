@@ -960,6 +960,52 @@ mod tests {
         }
     }
 
+    /// A map written key by key, repeats included.
+    struct Entries(Vec<(&'static str, u32)>);
+
+    impl Serialize for Entries {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap as _;
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+
+    #[test]
+    fn objects_are_sorted_and_deduplicated_as_a_value_map_does() {
+        // Keys alike in their first 8 bytes (the sort's integer prefix), a
+        // key that is a prefix of another, the empty key, and repeats whose
+        // last value must win; with and without a key JSON must escape.
+        let keys = vec![
+            ("namespaceB", 1),
+            ("namespace", 2),
+            ("namespaceA", 3),
+            ("a", 4),
+            ("namespace", 5),
+            ("", 6),
+            ("namespac", 7),
+            ("a", 8),
+            ("namespaceA", 9),
+        ];
+        let mut escaped = keys.clone();
+        escaped.push(("namespac\"", 10));
+        for entries in [Entries(keys), Entries(escaped)] {
+            let mut writer = PatchWriter::new();
+            writer.at("spec", |w| w.add(&entries)).unwrap();
+            let value = serde_json::to_value(&entries).unwrap();
+            assert_eq!(
+                String::from_utf8(writer.finish().unwrap()).unwrap(),
+                serde_json::to_string(&serde_json::json!([
+                    {"op": "add", "path": "/spec", "value": value},
+                ]))
+                .unwrap()
+            );
+        }
+    }
+
     #[test]
     fn a_tree_grown_past_the_bound_is_not_kept_for_the_next_request() {
         let mut writer = PatchWriter::new();
