@@ -72,7 +72,7 @@ pub(super) struct Tree {
 
 /// An entry of an object being built: its key's first bytes (see
 /// [`key_prefix`]) make most comparisons of the sort one integer compare.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Pending {
     prefix: u64,
     key: Range<usize>,
@@ -162,28 +162,17 @@ impl Tree {
     fn end_object(&mut self, start: usize) -> Id {
         let from = self.entries.len();
         let text = &self.text;
-        let same = |a: &Pending, b: &Pending| {
-            a.prefix == b.prefix && text[a.key.clone()] == text[b.key.clone()]
-        };
         // Stable, so that of equal keys the last one written stays last.
         self.pending_entries[start..].sort_by(|a, b| {
             a.prefix
                 .cmp(&b.prefix)
                 .then_with(|| text[a.key.clone()].cmp(&text[b.key.clone()]))
         });
-        let mut last: Option<Pending> = None;
-        for entry in self.pending_entries.drain(start..) {
-            match &mut last {
-                Some(l) if same(l, &entry) => l.id = entry.id,
-                _ => {
-                    if let Some(l) = last.replace(entry) {
-                        self.entries.push((l.key, l.id));
-                    }
-                }
+        for Pending { key, id, .. } in self.pending_entries.drain(start..) {
+            match self.entries[from..].last_mut() {
+                Some(last) if text[last.0.clone()] == text[key.clone()] => last.1 = id,
+                _ => self.entries.push((key, id)),
             }
-        }
-        if let Some(l) = last {
-            self.entries.push((l.key, l.id));
         }
         let to = self.entries.len();
         self.push(Node::Object(from..to))
