@@ -2,6 +2,11 @@
 //!
 //! Doc comments on these types become the field descriptions of the CRDs that
 //! `ephemeral-webhook crds` prints, so they are written for `kubectl explain`.
+//!
+//! The types of an Environment's `spec` declare their fields sorted by JSON
+//! name, the order in which a `serde_json::Value` keeps them: the webhook then
+//! writes its JSONPatch while it serialises the spec, in one pass (it checks
+//! the order and takes a slower route when it is off; a test here keeps it).
 
 // kube-derive repeats `type_` per printcolumn, which clippy mistakes for a duplicate.
 #![allow(clippy::duplicated_attributes)]
@@ -80,6 +85,10 @@ pub struct EnvironmentSpec {
     /// unless the cluster is configured otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The service account Flux impersonates to apply the apps. Defaults to the
+    /// cluster's configured service account, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
     /// Track this branch of the GitRepositories that the apps' sources point to:
     /// each such GitRepository is copied as `<environment>-<name>` with
     /// `ref.branch` set to this branch, and the apps use the copy.
@@ -89,10 +98,6 @@ pub struct EnvironmentSpec {
     /// under `values.ephemeral`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub substitute: BTreeMap<String, String>,
-    /// The service account Flux impersonates to apply the apps. Defaults to the
-    /// cluster's configured service account, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account_name: Option<String>,
 }
 
 /// One app of an environment: from a template, or written out in full.
@@ -102,33 +107,33 @@ pub struct EnvironmentSpec {
     {"rule": "!(has(self.kustomization) && has(self.helm))", "message": "an app sets at most one of kustomization or helm"}
 ]))]
 pub struct App {
-    /// Name of the app, a DNS-1123 label unique in the environment.
-    #[schemars(length(min = 1, max = 63))]
-    pub name: String,
-    /// The AppTemplate (in the environment's namespace) the app comes from.
-    /// Defaults to the app's name when neither `kustomization` nor `helm` is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
     /// A git branch whose images the app follows. The webhook turns it into
     /// `imageTagPrefix` the way CI tags images: each run of characters outside
     /// `[A-Za-z0-9._-]` becomes one `-`, leading `.` and `-` are dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
-    /// The app follows the newest image tagged `<imageTagPrefix>-<git sha>-<unix seconds>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_tag_prefix: Option<String>,
-    /// Deploy the app with a Flux Kustomization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kustomization: Option<KustomizationSource>,
     /// Deploy the app with a Flux HelmRelease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSource>,
     /// The Flux ImageRepository that scans the app's image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_repository: Option<ImageRepositoryRef>,
+    /// The app follows the newest image tagged `<imageTagPrefix>-<git sha>-<unix seconds>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag_prefix: Option<String>,
+    /// Deploy the app with a Flux Kustomization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomization: Option<KustomizationSource>,
+    /// Name of the app, a DNS-1123 label unique in the environment.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
     /// Extra `postBuild.substitute` variables for this app.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub substitute: BTreeMap<String, String>,
+    /// The AppTemplate (in the environment's namespace) the app comes from.
+    /// Defaults to the app's name when neither `kustomization` nor `helm` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// Where a Kustomization app's manifests come from.
@@ -147,15 +152,15 @@ pub struct KustomizationSource {
 pub struct HelmSource {
     /// Name of the chart in the source (or its path in a GitRepository).
     pub chart: String,
-    /// Chart version or semver range, e.g. `1.4.x`. Defaults to `*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
     /// The Flux source holding the chart: HelmRepository, GitRepository or Bucket.
     pub source_ref: SourceRef,
     /// Helm values. The webhook and controller add `ephemeral.*` and the image tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::preserve_unknown_object")]
     pub values: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Chart version or semver range, e.g. `1.4.x`. Defaults to `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A reference to a Flux source.
@@ -191,17 +196,14 @@ pub struct ImageRepositoryRef {
     {"rule": "has(self.until) != has(self.schedule)", "message": "a lease sets exactly one of until or schedule"}
 ]))]
 pub struct Lease {
-    /// Up until this time (RFC 3339). Defaulted by the webhook to the next daily cut-off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
-    /// Up on a weekly schedule in GoKubeDownscaler's form, e.g.
-    /// `Mon-Fri 07:00-19:00 Europe/London` (several windows separated by commas).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<String>,
     /// Delete the environment this long after its lease ended, e.g. `168h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub expire_after: Option<String>,
+    /// Up on a weekly schedule in GoKubeDownscaler's form, e.g.
+    /// `Mon-Fri 07:00-19:00 Europe/London` (several windows separated by commas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Suspend the apps' Flux Kustomizations and HelmReleases (`spec.suspend:
     /// true`) while the environment is outside its lease, so Flux does not
     /// undo the downscaler by re-applying `spec.replicas` and does not upgrade
@@ -210,6 +212,9 @@ pub struct Lease {
     /// Defaults to the controller's `--suspend-outside-uptime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_outside_uptime: Option<bool>,
+    /// Up until this time (RFC 3339). Defaulted by the webhook to the next daily cut-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// Observed state of an Environment, written by the controller.
@@ -334,4 +339,71 @@ pub struct AppBundleSpec {
     /// Names of AppTemplates; each becomes an app of the same name.
     #[schemars(length(min = 1, max = 100))]
     pub apps: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field of a spec set (written out, no `..Default::default()`, so
+    /// that a new field must be added here), maps with several keys.
+    fn full_spec() -> EnvironmentSpec {
+        let source_ref = SourceRef {
+            kind: "GitRepository".into(),
+            name: "platform".into(),
+            namespace: Some("flux-system".into()),
+        };
+        let substitute: BTreeMap<String, String> = [
+            ("tier".into(), "small".into()),
+            ("port".into(), "80".into()),
+        ]
+        .into();
+        let values =
+            serde_json::json!({"replicas": 1, "image": {"tag": "main", "pullPolicy": "Always"}});
+        let app = App {
+            branch: Some("feature/x".into()),
+            helm: Some(HelmSource {
+                chart: "web".into(),
+                source_ref: source_ref.clone(),
+                values: values.as_object().cloned(),
+                version: Some("1.x".into()),
+            }),
+            image_repository: Some(ImageRepositoryRef {
+                name: "web".into(),
+                namespace: Some("flux-system".into()),
+            }),
+            image_tag_prefix: Some("feature-x".into()),
+            kustomization: Some(KustomizationSource {
+                path: "./apps/web".into(),
+                source_ref,
+            }),
+            name: "web".into(),
+            substitute: substitute.clone(),
+            template: Some("web".into()),
+        };
+        EnvironmentSpec {
+            apps: vec![app.clone(), app],
+            bundles: vec!["observability".into()],
+            lease: Some(Lease {
+                expire_after: Some("168h".into()),
+                schedule: Some("Mon-Fri 07:00-19:00 UTC".into()),
+                suspend_outside_uptime: Some(true),
+                until: Some("2026-12-01T19:00:00Z".into()),
+            }),
+            service_account_name: Some("flux".into()),
+            source_branch: Some("feature/x".into()),
+            substitute,
+        }
+    }
+
+    #[test]
+    fn spec_fields_are_declared_in_json_key_order() {
+        // Serialised directly, the fields come in declaration order; through
+        // a `Value`, sorted. The same text means they were declared sorted.
+        let spec = full_spec();
+        assert_eq!(
+            serde_json::to_string(&spec).unwrap(),
+            serde_json::to_value(&spec).unwrap().to_string()
+        );
+    }
 }

@@ -1,25 +1,29 @@
-// Over 400 lines of non-test code: a serde Serializer into a flat tree (the trait's many methods are required boilerplate) and the diff walk over it; apart they would share every private type.
+// Over 400 lines of non-test code: three serde Serializers (the trait's many methods are required boilerplate) that share the writer's buffers and its rules.
 //! The JSONPatch of a mutation, written straight to its JSON bytes.
 //!
 //! [`PatchWriter::diff`] writes what
 //! `serde_json::to_vec(&json_patch::diff(old, &serde_json::to_value(new)?))`
-//! would, op for op and byte for byte, without building `new` as a
-//! `serde_json::Value`, cloning subtrees into ops or keeping a list of ops:
-//! `new` is serialised once into a flat [`Tree`] (one buffer for all text,
-//! one for all nodes, object keys sorted as a `Value`'s map sorts them), which
-//! is walked against `old` as `json_patch::diff` walks two `Value`s.
+//! would, op for op and byte for byte, in one pass and without building
+//! `new` as a `serde_json::Value`: `new` is serialised while `old` is walked
+//! beside it, and the value of every `add` and `replace` is written as JSON
+//! while it is serialised.
 //!
-//! The few shapes the tree does not take (non-string map keys, enum variants
-//! with data, 128-bit integers, byte strings, `f32`) are reported as
-//! [`Unsupported`]; callers then take the `Value` route.
+//! One pass is enough because `json_patch::diff` visits an object's keys in
+//! the order of a `Value`'s map (sorted, unique) and `new` brings them in that
+//! order: the structs of `ephemeral_core::api` declare their fields sorted by
+//! JSON name, and maps are `BTreeMap`s. The writer checks the keys of every
+//! object as they come; keys out of order or repeated are [`Unsupported`], as
+//! are the few shapes it does not model (non-string map keys, enum variants
+//! with data, 128-bit integers, byte strings, `f32`). Callers then take the
+//! `Value` route: a refusal costs time, never correctness.
 
 use std::ops::Range;
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
-/// A value the [`Tree`] does not model; use `serde_json::to_value` instead.
+/// A value the writer does not model; use `serde_json::to_value` instead.
 #[derive(Debug)]
 pub(super) struct Unsupported;
 
@@ -34,241 +38,6 @@ impl std::error::Error for Unsupported {}
 impl ser::Error for Unsupported {
     fn custom<T: std::fmt::Display>(_: T) -> Self {
         Unsupported
-    }
-}
-
-type Id = u32;
-
-#[derive(Clone, Debug)]
-enum Node {
-    Null,
-    Bool(bool),
-    Number(Number),
-    /// A range of [`Tree::text`].
-    Str(Range<usize>),
-    /// A range of [`Tree::items`].
-    Array(Range<usize>),
-    /// A range of [`Tree::entries`], sorted by key, keys unique.
-    Object(Range<usize>),
-}
-
-/// What `serde_json::to_value` would give, flattened.
-#[derive(Debug)]
-pub(super) struct Tree {
-    nodes: Vec<Node>,
-    text: String,
-    items: Vec<Id>,
-    /// Key (a range of `text`) and value of object entries.
-    entries: Vec<(Range<usize>, Id)>,
-    /// Children of the containers being built, moved to `items` or
-    /// `entries` when their container ends.
-    pending_items: Vec<Id>,
-    pending_entries: Vec<Pending>,
-    /// How much of `text` [`Tree::check_text`] has looked at, and whether
-    /// all of it can be written as JSON without escapes.
-    checked: usize,
-    plain: bool,
-}
-
-/// An entry of an object being built: its key's first bytes (see
-/// [`key_prefix`]) make most comparisons of the sort one integer compare.
-#[derive(Debug)]
-struct Pending {
-    prefix: u64,
-    key: Range<usize>,
-    id: Id,
-}
-
-/// The first 8 bytes of `key`, zero-padded, big-endian: ordering prefixes
-/// orders keys, except that equal prefixes need the whole keys compared.
-fn key_prefix(key: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
-}
-
-impl Default for Tree {
-    fn default() -> Tree {
-        Tree {
-            nodes: Vec::new(),
-            text: String::new(),
-            items: Vec::new(),
-            entries: Vec::new(),
-            pending_items: Vec::new(),
-            pending_entries: Vec::new(),
-            checked: 0,
-            plain: true,
-        }
-    }
-}
-
-impl Tree {
-    /// Empties the tree, keeping its buffers.
-    fn clear(&mut self) {
-        self.nodes.clear();
-        self.text.clear();
-        self.items.clear();
-        self.entries.clear();
-        self.pending_items.clear();
-        self.pending_entries.clear();
-        self.checked = 0;
-        self.plain = true;
-    }
-
-    /// Bytes of buffer the tree holds.
-    fn capacity_bytes(&self) -> usize {
-        use std::mem::size_of;
-        self.nodes.capacity() * size_of::<Node>()
-            + self.text.capacity()
-            + (self.items.capacity() + self.pending_items.capacity()) * size_of::<Id>()
-            + self.entries.capacity() * size_of::<(Range<usize>, Id)>()
-            + self.pending_entries.capacity() * size_of::<Pending>()
-    }
-
-    /// Serialises `value` into the tree; the root's id.
-    fn add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Id, Unsupported> {
-        value.serialize(&mut *self)
-    }
-
-    fn push(&mut self, node: Node) -> Id {
-        self.nodes.push(node);
-        (self.nodes.len() - 1) as Id
-    }
-
-    fn push_str(&mut self, s: &str) -> Range<usize> {
-        let start = self.text.len();
-        self.text.push_str(s);
-        start..self.text.len()
-    }
-
-    fn str(&self, range: &Range<usize>) -> &str {
-        &self.text[range.clone()]
-    }
-
-    fn node(&self, id: Id) -> &Node {
-        &self.nodes[id as usize]
-    }
-
-    fn end_array(&mut self, start: usize) -> Id {
-        let from = self.items.len();
-        self.items.extend(self.pending_items.drain(start..));
-        let to = self.items.len();
-        self.push(Node::Array(from..to))
-    }
-
-    /// Sorts the entries by key and keeps the last of equal keys, as
-    /// inserting them one by one into a `serde_json::Map` does.
-    fn end_object(&mut self, start: usize) -> Id {
-        let from = self.entries.len();
-        let text = &self.text;
-        // Stable, so that of equal keys the last one written stays last.
-        self.pending_entries[start..].sort_by(|a, b| {
-            a.prefix
-                .cmp(&b.prefix)
-                .then_with(|| text[a.key.clone()].cmp(&text[b.key.clone()]))
-        });
-        for Pending { key, id, .. } in self.pending_entries.drain(start..) {
-            match self.entries[from..].last_mut() {
-                Some(last) if text[last.0.clone()] == text[key.clone()] => last.1 = id,
-                _ => self.entries.push((key, id)),
-            }
-        }
-        let to = self.entries.len();
-        self.push(Node::Object(from..to))
-    }
-
-    /// Notes whether the text added since the last check has anything JSON
-    /// must escape; [`Tree::write`] copies strings as they are while nothing
-    /// in the tree has. One pass over the whole text is much cheaper than one
-    /// check per (short) string.
-    fn check_text(&mut self) {
-        if self.plain {
-            self.plain = !needs_escape(&self.text.as_bytes()[self.checked..]);
-        }
-        self.checked = self.text.len();
-    }
-
-    fn entries(&self, range: &Range<usize>) -> &[(Range<usize>, Id)] {
-        &self.entries[range.clone()]
-    }
-
-    fn find(&self, range: &Range<usize>, key: &str) -> Option<Id> {
-        let entries = self.entries(range);
-        entries
-            .binary_search_by(|(k, _)| self.str(k).cmp(key))
-            .ok()
-            .map(|i| entries[i].1)
-    }
-
-    /// Whether `left` equals the node (for anything but two objects or two
-    /// arrays, which are diffed instead).
-    fn equals(&self, left: &Value, id: Id) -> bool {
-        match (left, self.node(id)) {
-            (Value::Null, Node::Null) => true,
-            (Value::Bool(a), Node::Bool(b)) => a == b,
-            (Value::Number(a), Node::Number(b)) => a == b,
-            (Value::String(a), Node::Str(b)) => a == self.str(b),
-            (Value::Array(a), Node::Array(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(&self.items[b.clone()])
-                        .all(|(l, r)| self.equals(l, *r))
-            }
-            (Value::Object(a), Node::Object(b)) => {
-                let entries = self.entries(b);
-                a.len() == entries.len()
-                    && a.iter()
-                        .zip(entries)
-                        .all(|((lk, lv), (rk, rv))| lk == self.str(rk) && self.equals(lv, *rv))
-            }
-            _ => false,
-        }
-    }
-
-    /// Writes a string of the text as JSON ([`Tree::check_text`] must have
-    /// seen it).
-    fn write_text(&self, range: &Range<usize>, out: &mut Vec<u8>) {
-        debug_assert!(range.end <= self.checked);
-        let s = self.str(range);
-        if self.plain {
-            write_plain(out, s);
-        } else {
-            write_str(out, s);
-        }
-    }
-
-    /// Writes the node as `serde_json::to_writer` writes the `Value`.
-    fn write(&self, id: Id, out: &mut Vec<u8>) {
-        match self.node(id) {
-            Node::Null => out.extend_from_slice(b"null"),
-            Node::Bool(true) => out.extend_from_slice(b"true"),
-            Node::Bool(false) => out.extend_from_slice(b"false"),
-            Node::Number(n) => write_json(out, n),
-            Node::Str(s) => self.write_text(s, out),
-            Node::Array(items) => {
-                out.push(b'[');
-                for (i, item) in self.items[items.clone()].iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.write(*item, out);
-                }
-                out.push(b']');
-            }
-            Node::Object(entries) => {
-                out.push(b'{');
-                for (i, (key, value)) in self.entries(entries).iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.write_text(key, out);
-                    out.push(b':');
-                    self.write(*value, out);
-                }
-                out.push(b'}');
-            }
-        }
     }
 }
 
@@ -297,21 +66,16 @@ fn needs_escape(bytes: &[u8]) -> bool {
     })
 }
 
-/// Writes a string with nothing to escape as a JSON string.
-fn write_plain(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
-    out.push(b'"');
-}
-
 /// Writes a JSON string as `serde_json` does; strings with nothing to
 /// escape (nearly all) are copied as they are.
 pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
         write_json(out, s);
     } else {
-        write_plain(out, s);
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
     }
 }
 
@@ -326,7 +90,9 @@ pub(super) struct PatchWriter {
     /// The JSON pointer of the current position, tokens escaped.
     path: String,
     ops: usize,
-    tree: Tree,
+    /// The last map key of each object being written, innermost last (see
+    /// [`PatchWriter::next_key`]).
+    keys: String,
 }
 
 impl PatchWriter {
@@ -337,7 +103,7 @@ impl PatchWriter {
             out,
             path: String::with_capacity(64),
             ops: 0,
-            tree: spare::take(),
+            keys: String::new(),
         }
     }
 
@@ -368,7 +134,8 @@ impl PatchWriter {
         r
     }
 
-    fn op(&mut self, op: &str, value: Option<Id>) {
+    /// Writes an op up to its path; a value (if any) and `}` follow.
+    fn begin(&mut self, op: &str) {
         if self.ops > 0 {
             self.out.push(b',');
         }
@@ -377,26 +144,38 @@ impl PatchWriter {
         self.out.extend_from_slice(op.as_bytes());
         self.out.extend_from_slice(b"\",\"path\":");
         write_str(&mut self.out, &self.path);
-        if let Some(id) = value {
-            self.tree.check_text();
-            self.out.extend_from_slice(b",\"value\":");
-            self.tree.write(id, &mut self.out);
-        }
+    }
+
+    /// Writes an op with a value up to the value; the value and `}` follow.
+    fn begin_with_value(&mut self, op: &str) {
+        self.begin(op);
+        self.out.extend_from_slice(b",\"value\":");
+    }
+
+    fn remove(&mut self) {
+        self.begin("remove");
         self.out.push(b'}');
+    }
+
+    fn with_value<T: Serialize + ?Sized>(
+        &mut self,
+        op: &str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.begin_with_value(op);
+        value.serialize(Json(self))?;
+        self.out.push(b'}');
+        Ok(())
     }
 
     /// An `add` of `value` at the current path.
     pub(super) fn add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        let id = self.tree.add(value)?;
-        self.op("add", Some(id));
-        Ok(())
+        self.with_value("add", value)
     }
 
     /// A `replace` with `value` at the current path.
     pub(super) fn replace<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        let id = self.tree.add(value)?;
-        self.op("replace", Some(id));
-        Ok(())
+        self.with_value("replace", value)
     }
 
     /// The ops `json_patch::diff(left, &to_value(right))` gives, at the
@@ -406,76 +185,29 @@ impl PatchWriter {
         left: &Value,
         right: &T,
     ) -> Result<(), Unsupported> {
-        let id = self.tree.add(right)?;
-        self.diff_node(left, id);
-        Ok(())
+        right.serialize(Diff { w: self, left })
     }
 
-    fn diff_node(&mut self, left: &Value, right: Id) {
-        match (left, self.tree.node(right).clone()) {
-            (Value::Object(left), Node::Object(entries)) => self.diff_object(left, entries),
-            (Value::Array(left), Node::Array(items)) => self.diff_array(left, items),
-            _ if self.tree.equals(left, right) => {}
-            _ => self.op("replace", Some(right)),
-        }
-    }
-
-    fn diff_object(&mut self, left: &Map<String, Value>, entries: Range<usize>) {
-        // Both sides are sorted by key (a `Map` is a `BTreeMap`; the tree
-        // sorts its entries the same way), so one walk pairs them.
-        let mut lefts = left.iter().peekable();
-        let mut paired = 0usize;
-        for i in entries.clone() {
-            let (key, right) = self.tree.entries[i].clone();
-            let key = &self.tree.text[key];
-            let left = loop {
-                match lefts.peek().map(|(k, v)| (k.as_str().cmp(key), *v)) {
-                    Some((std::cmp::Ordering::Less, _)) => {
-                        lefts.next();
-                    }
-                    Some((std::cmp::Ordering::Equal, v)) => {
-                        lefts.next();
-                        paired += 1;
-                        break Some(v);
-                    }
-                    _ => break None,
-                }
-            };
-            let len = self.path.len();
-            push_token(&mut self.path, key);
-            match left {
-                Some(left) => self.diff_node(left, right),
-                None => self.op("add", Some(right)),
+    /// Reads the next map key of an object into [`PatchWriter::keys`], where
+    /// the object keeps its last key from `base` on, and checks that it comes
+    /// after that one (`had_key`). The new key then replaces the last one;
+    /// its range in `keys` is returned. Objects nested in the entry's value
+    /// keep their keys above it and drop them when they end.
+    fn next_key<K: Serialize + ?Sized>(
+        &mut self,
+        base: usize,
+        had_key: bool,
+        key: &K,
+    ) -> Result<Range<usize>, Unsupported> {
+        let mid = self.keys.len();
+        key.serialize(KeyInto(&mut self.keys))?;
+        if had_key {
+            if self.keys[base..mid] >= self.keys[mid..] {
+                return Err(Unsupported);
             }
-            self.path.truncate(len);
+            self.keys.replace_range(base..mid, "");
         }
-        if paired == left.len() {
-            return;
-        }
-        for key in left.keys() {
-            if self.tree.find(&entries, key).is_none() {
-                self.at(key, |w| w.op("remove", None));
-            }
-        }
-    }
-
-    fn diff_array(&mut self, left: &[Value], items: Range<usize>) {
-        let right = |w: &Self, index: usize| {
-            (index < items.len()).then(|| w.tree.items[items.start + index])
-        };
-        let mut shift = 0usize;
-        for index in 0..left.len().max(items.len()) {
-            let right = right(self, index);
-            self.at_index(index - shift, |w| match (left.get(index), right) {
-                (Some(left), Some(right)) => w.diff_node(left, right),
-                (Some(_), None) => {
-                    shift += 1;
-                    w.op("remove", None);
-                }
-                (None, Some(right)) => w.op("add", Some(right)),
-                (None, None) => unreachable!("index below the longer length"),
-            });
-        }
+        Ok(base..self.keys.len())
     }
 
     /// The patch's JSON, or `None` when it has no op.
@@ -483,144 +215,114 @@ impl PatchWriter {
         if self.ops == 0 {
             return None;
         }
-        let mut out = std::mem::take(&mut self.out);
-        out.push(b']');
-        Some(out)
+        self.out.push(b']');
+        Some(self.out)
     }
 }
 
-impl Drop for PatchWriter {
-    fn drop(&mut self) {
-        spare::put(std::mem::take(&mut self.tree));
+/// Checks that a struct's field comes after the one before it.
+fn next_field(last: &mut Option<&'static str>, key: &'static str) -> Result<(), Unsupported> {
+    if last.is_some_and(|last| last >= key) {
+        return Err(Unsupported);
     }
+    *last = Some(key);
+    Ok(())
 }
 
-/// One spare [`Tree`] per thread, so that the tree's buffers (a few KiB
-/// each for an Environment of ten apps) are allocated once per thread rather
-/// than once per request: with glibc's allocator, buffers that size are
-/// neither cached per thread nor cheap to free from another thread, and
-/// allocating them per request cost more than the diff itself. A tree that
-/// grew past [`spare::KEEP_BYTES`] for an unusually large Environment is
-/// dropped instead of kept.
-mod spare {
-    use std::cell::Cell;
+/// Serialises a value as JSON into the writer's output, as
+/// `serde_json::to_writer(&serde_json::to_value(value)?)` writes it.
+struct Json<'a>(&'a mut PatchWriter);
 
-    use super::Tree;
-
-    /// Largest tree kept for the next request, in bytes of buffer capacity.
-    pub(super) const KEEP_BYTES: usize = 256 * 1024;
-
-    thread_local! {
-        static SPARE: Cell<Option<Tree>> = const { Cell::new(None) };
-    }
-
-    /// The thread's spare tree, empty, or a new one with room for an
-    /// Environment of a few dozen apps.
-    pub(super) fn take() -> Tree {
-        SPARE.take().unwrap_or_else(|| Tree {
-            nodes: Vec::with_capacity(512),
-            text: String::with_capacity(4096),
-            items: Vec::with_capacity(64),
-            entries: Vec::with_capacity(512),
-            pending_items: Vec::with_capacity(64),
-            pending_entries: Vec::with_capacity(128),
-            checked: 0,
-            plain: true,
-        })
-    }
-
-    /// Keeps `tree`, emptied, as the thread's spare (unless it is too big).
-    pub(super) fn put(mut tree: Tree) {
-        if tree.capacity_bytes() > KEEP_BYTES {
-            return;
-        }
-        tree.clear();
-        SPARE.set(Some(tree));
-    }
+/// Generates the methods of a `Serializer` that refuse their shape.
+macro_rules! refuse {
+    ($($name:ident($($arg:ty),*) -> $ok:ty;)*) => {
+        $(fn $name(self, $(_: $arg),*) -> Result<$ok, Unsupported> {
+            Err(Unsupported)
+        })*
+    };
 }
 
-// Building the tree: `serde_json::value::Serializer`'s rules, for the shapes
-// modelled.
-
-impl<'a> ser::Serializer for &'a mut Tree {
-    type Ok = Id;
+impl<'a> ser::Serializer for Json<'a> {
+    type Ok = ();
     type Error = Unsupported;
-    type SerializeSeq = Seq<'a>;
-    type SerializeTuple = Seq<'a>;
-    type SerializeTupleStruct = Seq<'a>;
-    type SerializeTupleVariant = Impossible<Id, Unsupported>;
-    type SerializeMap = Obj<'a>;
-    type SerializeStruct = Obj<'a>;
-    type SerializeStructVariant = Impossible<Id, Unsupported>;
+    type SerializeSeq = JsonSeq<'a>;
+    type SerializeTuple = JsonSeq<'a>;
+    type SerializeTupleStruct = JsonSeq<'a>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = JsonObj<'a>;
+    type SerializeStruct = JsonObj<'a>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
 
-    fn serialize_bool(self, v: bool) -> Result<Id, Unsupported> {
-        Ok(self.push(Node::Bool(v)))
+    fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
+        self.0
+            .out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<Id, Unsupported> {
+    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
         self.serialize_i64(i64::from(v))
     }
-    fn serialize_i16(self, v: i16) -> Result<Id, Unsupported> {
+    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
         self.serialize_i64(i64::from(v))
     }
-    fn serialize_i32(self, v: i32) -> Result<Id, Unsupported> {
+    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
         self.serialize_i64(i64::from(v))
     }
-    fn serialize_i64(self, v: i64) -> Result<Id, Unsupported> {
-        Ok(self.push(Node::Number(Number::from(v))))
+    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
+        write_json(&mut self.0.out, &v);
+        Ok(())
     }
-    fn serialize_u8(self, v: u8) -> Result<Id, Unsupported> {
+    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
         self.serialize_u64(u64::from(v))
     }
-    fn serialize_u16(self, v: u16) -> Result<Id, Unsupported> {
+    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
         self.serialize_u64(u64::from(v))
     }
-    fn serialize_u32(self, v: u32) -> Result<Id, Unsupported> {
+    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
         self.serialize_u64(u64::from(v))
     }
-    fn serialize_u64(self, v: u64) -> Result<Id, Unsupported> {
-        Ok(self.push(Node::Number(Number::from(v))))
+    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
+        write_json(&mut self.0.out, &v);
+        Ok(())
     }
-    fn serialize_f32(self, _: f32) -> Result<Id, Unsupported> {
-        Err(Unsupported)
+    fn serialize_f64(self, v: f64) -> Result<(), Unsupported> {
+        // Not finite: `null`, as `to_value` makes it.
+        write_json(&mut self.0.out, &v);
+        Ok(())
     }
-    fn serialize_f64(self, v: f64) -> Result<Id, Unsupported> {
-        Ok(self.push(Number::from_f64(v).map_or(Node::Null, Node::Number)))
-    }
-    fn serialize_char(self, v: char) -> Result<Id, Unsupported> {
+    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
-    fn serialize_str(self, v: &str) -> Result<Id, Unsupported> {
-        let range = self.push_str(v);
-        Ok(self.push(Node::Str(range)))
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        write_str(&mut self.0.out, v);
+        Ok(())
     }
-    fn serialize_bytes(self, _: &[u8]) -> Result<Id, Unsupported> {
-        Err(Unsupported)
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        self.0.out.extend_from_slice(b"null");
+        Ok(())
     }
-    fn serialize_none(self) -> Result<Id, Unsupported> {
-        Ok(self.push(Node::Null))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Id, Unsupported> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
         value.serialize(self)
     }
-    fn serialize_unit(self) -> Result<Id, Unsupported> {
-        Ok(self.push(Node::Null))
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.serialize_none()
     }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<Id, Unsupported> {
-        Ok(self.push(Node::Null))
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        self.serialize_none()
     }
     fn serialize_unit_variant(
         self,
         _: &'static str,
         _: u32,
         variant: &'static str,
-    ) -> Result<Id, Unsupported> {
+    ) -> Result<(), Unsupported> {
         self.serialize_str(variant)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         value: &T,
-    ) -> Result<Id, Unsupported> {
+    ) -> Result<(), Unsupported> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -629,228 +331,573 @@ impl<'a> ser::Serializer for &'a mut Tree {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<Id, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'a>, Unsupported> {
-        let start = self.pending_items.len();
-        Ok(Seq { tree: self, start })
-    }
-    fn serialize_tuple(self, len: usize) -> Result<Seq<'a>, Unsupported> {
-        self.serialize_seq(Some(len))
-    }
-    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Seq<'a>, Unsupported> {
-        self.serialize_seq(Some(len))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Obj<'a>, Unsupported> {
-        let start = self.pending_entries.len();
-        Ok(Obj {
-            tree: self,
-            start,
-            key: None,
-        })
-    }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Obj<'a>, Unsupported> {
-        self.serialize_map(Some(len))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Unsupported> {
-        Err(Unsupported)
-    }
-}
-
-pub(super) struct Seq<'a> {
-    tree: &'a mut Tree,
-    start: usize,
-}
-
-impl Seq<'_> {
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        let id = value.serialize(&mut *self.tree)?;
-        self.tree.pending_items.push(id);
-        Ok(())
-    }
-}
-
-impl ser::SerializeSeq for Seq<'_> {
-    type Ok = Id;
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Id, Unsupported> {
-        Ok(self.tree.end_array(self.start))
-    }
-}
-
-impl ser::SerializeTuple for Seq<'_> {
-    type Ok = Id;
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Id, Unsupported> {
-        Ok(self.tree.end_array(self.start))
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq<'_> {
-    type Ok = Id;
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Id, Unsupported> {
-        Ok(self.tree.end_array(self.start))
-    }
-}
-
-pub(super) struct Obj<'a> {
-    tree: &'a mut Tree,
-    start: usize,
-    key: Option<Range<usize>>,
-}
-
-impl Obj<'_> {
-    fn entry<T: Serialize + ?Sized>(
-        &mut self,
-        key: Range<usize>,
-        value: &T,
     ) -> Result<(), Unsupported> {
-        let id = value.serialize(&mut *self.tree)?;
-        let prefix = key_prefix(&self.tree.text[key.clone()]);
-        self.tree.pending_entries.push(Pending { prefix, key, id });
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<JsonSeq<'a>, Unsupported> {
+        Ok(JsonSeq::open(self.0, false))
+    }
+    fn serialize_tuple(self, len: usize) -> Result<JsonSeq<'a>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<JsonSeq<'a>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<JsonObj<'a>, Unsupported> {
+        Ok(JsonObj::open(self.0, false))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<JsonObj<'a>, Unsupported> {
+        Ok(JsonObj::open(self.0, false))
+    }
+    refuse! {
+        serialize_f32(f32) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Impossible<(), Unsupported>;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Impossible<(), Unsupported>;
+    }
+}
+
+/// An array being written; `close_op` ends the op it is the value of.
+pub(super) struct JsonSeq<'a> {
+    w: &'a mut PatchWriter,
+    first: bool,
+    close_op: bool,
+}
+
+impl<'a> JsonSeq<'a> {
+    fn open(w: &'a mut PatchWriter, close_op: bool) -> JsonSeq<'a> {
+        w.out.push(b'[');
+        JsonSeq {
+            w,
+            first: true,
+            close_op,
+        }
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        if !std::mem::take(&mut self.first) {
+            self.w.out.push(b',');
+        }
+        value.serialize(Json(&mut *self.w))
+    }
+
+    fn close(self) -> Result<(), Unsupported> {
+        self.w.out.push(b']');
+        if self.close_op {
+            self.w.out.push(b'}');
+        }
         Ok(())
     }
 }
 
-impl ser::SerializeMap for Obj<'_> {
-    type Ok = Id;
+/// An object being written; `close_op` ends the op it is the value of.
+pub(super) struct JsonObj<'a> {
+    w: &'a mut PatchWriter,
+    first: bool,
+    close_op: bool,
+    /// The last field of a struct.
+    last_field: Option<&'static str>,
+    /// Where the last key of a map is in [`PatchWriter::keys`].
+    base: usize,
+}
+
+impl<'a> JsonObj<'a> {
+    fn open(w: &'a mut PatchWriter, close_op: bool) -> JsonObj<'a> {
+        w.out.push(b'{');
+        let base = w.keys.len();
+        JsonObj {
+            w,
+            first: true,
+            close_op,
+            last_field: None,
+            base,
+        }
+    }
+
+    fn comma(&mut self) {
+        if !std::mem::take(&mut self.first) {
+            self.w.out.push(b',');
+        }
+    }
+
+    fn close(self) -> Result<(), Unsupported> {
+        self.w.keys.truncate(self.base);
+        self.w.out.push(b'}');
+        if self.close_op {
+            self.w.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+macro_rules! seq_impls {
+    ($ty:ty, $element:ident) => {
+        impl ser::SerializeSeq for $ty {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_element<T: Serialize + ?Sized>(
+                &mut self,
+                value: &T,
+            ) -> Result<(), Unsupported> {
+                self.$element(value)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                self.close()
+            }
+        }
+
+        impl ser::SerializeTuple for $ty {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_element<T: Serialize + ?Sized>(
+                &mut self,
+                value: &T,
+            ) -> Result<(), Unsupported> {
+                self.$element(value)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                self.close()
+            }
+        }
+
+        impl ser::SerializeTupleStruct for $ty {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                value: &T,
+            ) -> Result<(), Unsupported> {
+                self.$element(value)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                self.close()
+            }
+        }
+    };
+}
+
+seq_impls!(JsonSeq<'_>, element);
+
+impl ser::SerializeMap for JsonObj<'_> {
+    type Ok = ();
     type Error = Unsupported;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
-        self.key = Some(key.serialize(KeySerializer(&mut *self.tree))?);
+        let had_key = !self.first;
+        self.comma();
+        let key = self.w.next_key(self.base, had_key, key)?;
+        let PatchWriter { out, keys, .. } = &mut *self.w;
+        write_str(out, &keys[key]);
+        out.push(b':');
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        let key = self.key.take().ok_or(Unsupported)?;
-        self.entry(key, value)
+        value.serialize(Json(&mut *self.w))
     }
-    fn end(self) -> Result<Id, Unsupported> {
-        Ok(self.tree.end_object(self.start))
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
     }
 }
 
-impl ser::SerializeStruct for Obj<'_> {
-    type Ok = Id;
+impl ser::SerializeStruct for JsonObj<'_> {
+    type Ok = ();
     type Error = Unsupported;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
     ) -> Result<(), Unsupported> {
-        let key = self.tree.push_str(key);
-        self.entry(key, value)
+        next_field(&mut self.last_field, key)?;
+        self.comma();
+        write_str(&mut self.w.out, key);
+        self.w.out.push(b':');
+        value.serialize(Json(&mut *self.w))
     }
-    fn end(self) -> Result<Id, Unsupported> {
-        Ok(self.tree.end_object(self.start))
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
     }
 }
 
-/// Map keys: strings only (others are [`Unsupported`]).
-struct KeySerializer<'a>(&'a mut Tree);
+/// Serialises `right` while walking `left` beside it, writing the ops of
+/// `json_patch::diff(left, right)` at the writer's path.
+struct Diff<'w, 'l> {
+    w: &'w mut PatchWriter,
+    left: &'l Value,
+}
 
-impl ser::Serializer for KeySerializer<'_> {
-    type Ok = Range<usize>;
-    type Error = Unsupported;
-    type SerializeSeq = Impossible<Range<usize>, Unsupported>;
-    type SerializeTuple = Impossible<Range<usize>, Unsupported>;
-    type SerializeTupleStruct = Impossible<Range<usize>, Unsupported>;
-    type SerializeTupleVariant = Impossible<Range<usize>, Unsupported>;
-    type SerializeMap = Impossible<Range<usize>, Unsupported>;
-    type SerializeStruct = Impossible<Range<usize>, Unsupported>;
-    type SerializeStructVariant = Impossible<Range<usize>, Unsupported>;
-
-    fn serialize_str(self, v: &str) -> Result<Range<usize>, Unsupported> {
-        Ok(self.0.push_str(v))
+impl Diff<'_, '_> {
+    /// A scalar on the right: a `replace` unless `left` equals it.
+    fn scalar(self, same: bool, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Unsupported> {
+        if !same {
+            self.w.begin_with_value("replace");
+            write(&mut self.w.out);
+            self.w.out.push(b'}');
+        }
+        Ok(())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<Range<usize>, Unsupported> {
+
+    fn number(self, n: Number, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Unsupported> {
+        let same = matches!(self.left, Value::Number(left) if *left == n);
+        self.scalar(same, write)
+    }
+}
+
+impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = DiffSeq<'w, 'l>;
+    type SerializeTuple = DiffSeq<'w, 'l>;
+    type SerializeTupleStruct = DiffSeq<'w, 'l>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = DiffObj<'w, 'l>;
+    type SerializeStruct = DiffObj<'w, 'l>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
+        let same = matches!(self.left, Value::Bool(left) if *left == v);
+        self.scalar(same, |out| {
+            out.extend_from_slice(if v { b"true" } else { b"false" })
+        })
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
+        self.number(Number::from(v), |out| write_json(out, &v))
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
+        self.number(Number::from(v), |out| write_json(out, &v))
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), Unsupported> {
+        match Number::from_f64(v) {
+            Some(n) => self.number(n, |out| write_json(out, &v)),
+            // Not finite: `to_value` makes it `null`.
+            None => self.serialize_none(),
+        }
+    }
+    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        let same = self.left.as_str() == Some(v);
+        self.scalar(same, |out| write_str(out, v))
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        let same = self.left.is_null();
+        self.scalar(same, |out| out.extend_from_slice(b"null"))
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
         value.serialize(self)
     }
-    fn serialize_bool(self, _: bool) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.serialize_none()
     }
-    fn serialize_i8(self, _: i8) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i16(self, _: i16) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i32(self, _: i32) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_i64(self, _: i64) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u8(self, _: u8) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u16(self, _: u16) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u32(self, _: u32) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_u64(self, _: u64) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_f32(self, _: f32) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_f64(self, _: f64) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_char(self, _: char) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_none(self) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_unit(self) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<Range<usize>, Unsupported> {
-        Err(Unsupported)
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        self.serialize_none()
     }
     fn serialize_unit_variant(
         self,
         _: &'static str,
         _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
         _: &'static str,
-    ) -> Result<Range<usize>, Unsupported> {
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<DiffSeq<'w, 'l>, Unsupported> {
+        Ok(match self.left {
+            Value::Array(left) => DiffSeq::Diff {
+                w: self.w,
+                left,
+                index: 0,
+            },
+            _ => {
+                self.w.begin_with_value("replace");
+                DiffSeq::Replace(JsonSeq::open(self.w, true))
+            }
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<DiffSeq<'w, 'l>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<DiffSeq<'w, 'l>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<DiffObj<'w, 'l>, Unsupported> {
+        Ok(match self.left {
+            Value::Object(left) => {
+                let base = self.w.keys.len();
+                DiffObj::Diff(ObjDiff {
+                    w: self.w,
+                    lefts: left.iter().peekable(),
+                    removed: Vec::new(),
+                    last_field: None,
+                    base,
+                    had_key: false,
+                    key: None,
+                })
+            }
+            _ => {
+                self.w.begin_with_value("replace");
+                DiffObj::Replace(JsonObj::open(self.w, true))
+            }
+        })
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<DiffObj<'w, 'l>, Unsupported> {
+        self.serialize_map(Some(len))
+    }
+    refuse! {
+        serialize_f32(f32) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Impossible<(), Unsupported>;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Impossible<(), Unsupported>;
+    }
+}
+
+/// An array on the right: diffed item by item against `left`'s, or, when
+/// `left` is not an array, the value of a `replace`.
+pub(super) enum DiffSeq<'w, 'l> {
+    Diff {
+        w: &'w mut PatchWriter,
+        left: &'l [Value],
+        index: usize,
+    },
+    Replace(JsonSeq<'w>),
+}
+
+impl DiffSeq<'_, '_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        match self {
+            DiffSeq::Diff { w, left, index } => {
+                let i = *index;
+                *index += 1;
+                w.at_index(i, |w| match left.get(i) {
+                    Some(left) => value.serialize(Diff { w, left }),
+                    None => w.add(value),
+                })
+            }
+            DiffSeq::Replace(seq) => seq.element(value),
+        }
+    }
+
+    fn close(self) -> Result<(), Unsupported> {
+        match self {
+            // Items the right lacks go one by one, each at the first index
+            // past the right's end, as `json_patch::diff` removes them.
+            DiffSeq::Diff { w, left, index } => {
+                for _ in index..left.len() {
+                    w.at_index(index, PatchWriter::remove);
+                }
+                Ok(())
+            }
+            DiffSeq::Replace(seq) => seq.close(),
+        }
+    }
+}
+
+seq_impls!(DiffSeq<'_, '_>, element);
+
+/// An object on the right: diffed key by key against `left`'s, or, when
+/// `left` is not an object, the value of a `replace`.
+pub(super) enum DiffObj<'w, 'l> {
+    Diff(ObjDiff<'w, 'l>),
+    Replace(JsonObj<'w>),
+}
+
+/// Both sides' keys come sorted, so one walk pairs them: the left's keys
+/// passed over on the way are the ones the right lacks, removed at the end.
+pub(super) struct ObjDiff<'w, 'l> {
+    w: &'w mut PatchWriter,
+    lefts: std::iter::Peekable<serde_json::map::Iter<'l>>,
+    removed: Vec<&'l str>,
+    last_field: Option<&'static str>,
+    /// Where the last key of a map is in [`PatchWriter::keys`].
+    base: usize,
+    /// Whether the map had a key yet.
+    had_key: bool,
+    /// The map key whose value comes next.
+    key: Option<Range<usize>>,
+}
+
+/// A key of the right's object: a struct's field or a map key (its range in
+/// [`PatchWriter::keys`]).
+enum Key {
+    Field(&'static str),
+    Map(Range<usize>),
+}
+
+impl<'l> ObjDiff<'_, 'l> {
+    /// The left's value of `key`, after noting the left's keys before it.
+    fn pair(
+        lefts: &mut std::iter::Peekable<serde_json::map::Iter<'l>>,
+        removed: &mut Vec<&'l str>,
+        key: &str,
+    ) -> Option<&'l Value> {
+        while let Some((left_key, left)) = lefts.peek() {
+            match left_key.as_str().cmp(key) {
+                std::cmp::Ordering::Less => removed.push(left_key.as_str()),
+                std::cmp::Ordering::Equal => {
+                    let left = *left;
+                    lefts.next();
+                    return Some(left);
+                }
+                std::cmp::Ordering::Greater => return None,
+            }
+            lefts.next();
+        }
+        None
+    }
+
+    fn entry<T: Serialize + ?Sized>(&mut self, key: Key, value: &T) -> Result<(), Unsupported> {
+        let ObjDiff {
+            w, lefts, removed, ..
+        } = self;
+        let len = w.path.len();
+        let left = {
+            let PatchWriter { path, keys, .. } = &mut **w;
+            let key = match &key {
+                Key::Field(key) => key,
+                Key::Map(range) => &keys[range.clone()],
+            };
+            push_token(path, key);
+            Self::pair(lefts, removed, key)
+        };
+        match left {
+            Some(left) => value.serialize(Diff { w, left })?,
+            None => w.add(value)?,
+        }
+        w.path.truncate(len);
+        Ok(())
+    }
+
+    fn close(mut self) -> Result<(), Unsupported> {
+        self.w.keys.truncate(self.base);
+        self.removed.extend(self.lefts.map(|(k, _)| k.as_str()));
+        for key in self.removed {
+            self.w.at(key, PatchWriter::remove);
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for DiffObj<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+        match self {
+            DiffObj::Diff(d) => {
+                d.key = Some(d.w.next_key(d.base, d.had_key, key)?);
+                d.had_key = true;
+                Ok(())
+            }
+            DiffObj::Replace(obj) => ser::SerializeMap::serialize_key(obj, key),
+        }
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        match self {
+            DiffObj::Diff(d) => {
+                let key = d.key.take().ok_or(Unsupported)?;
+                d.entry(Key::Map(key), value)
+            }
+            DiffObj::Replace(obj) => ser::SerializeMap::serialize_value(obj, value),
+        }
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        match self {
+            DiffObj::Diff(d) => d.close(),
+            DiffObj::Replace(obj) => obj.close(),
+        }
+    }
+}
+
+impl ser::SerializeStruct for DiffObj<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        match self {
+            DiffObj::Diff(d) => {
+                next_field(&mut d.last_field, key)?;
+                d.entry(Key::Field(key), value)
+            }
+            DiffObj::Replace(obj) => ser::SerializeStruct::serialize_field(obj, key, value),
+        }
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        match self {
+            DiffObj::Diff(d) => d.close(),
+            DiffObj::Replace(obj) => obj.close(),
+        }
+    }
+}
+
+/// Reads a map key into a string: string keys only (others are
+/// [`Unsupported`]).
+struct KeyInto<'a>(&'a mut String);
+
+impl ser::Serializer for KeyInto<'_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<(), Unsupported>;
+    type SerializeTuple = Impossible<(), Unsupported>;
+    type SerializeTupleStruct = Impossible<(), Unsupported>;
+    type SerializeTupleVariant = Impossible<(), Unsupported>;
+    type SerializeMap = Impossible<(), Unsupported>;
+    type SerializeStruct = Impossible<(), Unsupported>;
+    type SerializeStructVariant = Impossible<(), Unsupported>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        self.0.push_str(v);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Unsupported> {
         Err(Unsupported)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -859,49 +906,34 @@ impl ser::Serializer for KeySerializer<'_> {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<Range<usize>, Unsupported> {
+    ) -> Result<(), Unsupported> {
         Err(Unsupported)
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, Unsupported> {
-        Err(Unsupported)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Unsupported> {
-        Err(Unsupported)
+    refuse! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Impossible<(), Unsupported>;
+        serialize_tuple(usize) -> Impossible<(), Unsupported>;
+        serialize_tuple_struct(&'static str, usize) -> Impossible<(), Unsupported>;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Impossible<(), Unsupported>;
+        serialize_map(Option<usize>) -> Impossible<(), Unsupported>;
+        serialize_struct(&'static str, usize) -> Impossible<(), Unsupported>;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Impossible<(), Unsupported>;
     }
 }
 
@@ -909,16 +941,20 @@ impl ser::Serializer for KeySerializer<'_> {
 mod tests {
     use super::*;
 
+    fn written(f: impl FnOnce(&mut PatchWriter) -> Result<(), Unsupported>) -> Option<String> {
+        let mut writer = PatchWriter::new();
+        writer.at("spec", f).ok()?;
+        writer.finish().map(|w| String::from_utf8(w).unwrap())
+    }
+
     #[test]
     fn array_indexes_of_one_and_more_digits_are_written_in_paths() {
         let left = serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         let mut right = left.clone();
         right[3] = 33.into();
         right[12] = 1212.into();
-        let mut writer = PatchWriter::new();
-        writer.at("spec", |w| w.diff(&left, &right)).unwrap();
         assert_eq!(
-            String::from_utf8(writer.finish().unwrap()).unwrap(),
+            written(|w| w.diff(&left, &right)).unwrap(),
             serde_json::to_string(&serde_json::json!([
                 {"op": "replace", "path": "/spec/3", "value": 33},
                 {"op": "replace", "path": "/spec/12", "value": 1212},
@@ -949,7 +985,7 @@ mod tests {
         }
     }
 
-    /// A map written key by key, repeats included.
+    /// A map written key by key, in the order given, repeats included.
     struct Entries(Vec<(&'static str, u32)>);
 
     impl Serialize for Entries {
@@ -963,62 +999,82 @@ mod tests {
         }
     }
 
-    #[test]
-    fn objects_are_sorted_and_deduplicated_as_a_value_map_does() {
-        // Keys alike in their first 8 bytes (the sort's integer prefix), a
-        // key that is a prefix of another, the empty key, and repeats whose
-        // last value must win; with and without a key JSON must escape.
-        let keys = vec![
-            ("namespaceB", 1),
-            ("namespace", 2),
-            ("namespaceA", 3),
-            ("a", 4),
-            ("namespace", 5),
-            ("", 6),
-            ("namespac", 7),
-            ("a", 8),
-            ("namespaceA", 9),
-        ];
-        let mut escaped = keys.clone();
-        escaped.push(("namespac\"", 10));
-        for entries in [Entries(keys), Entries(escaped)] {
-            let mut writer = PatchWriter::new();
-            writer.at("spec", |w| w.add(&entries)).unwrap();
-            let value = serde_json::to_value(&entries).unwrap();
-            assert_eq!(
-                String::from_utf8(writer.finish().unwrap()).unwrap(),
-                serde_json::to_string(&serde_json::json!([
-                    {"op": "add", "path": "/spec", "value": value},
-                ]))
-                .unwrap()
-            );
+    /// A struct whose fields come in the order given.
+    struct Fields(&'static [&'static str]);
+
+    impl Serialize for Fields {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeStruct as _;
+            let mut fields = s.serialize_struct("Fields", self.0.len())?;
+            for k in self.0 {
+                fields.serialize_field(k, &1)?;
+            }
+            fields.end()
         }
     }
 
     #[test]
-    fn a_tree_grown_past_the_bound_is_not_kept_for_the_next_request() {
-        let mut writer = PatchWriter::new();
-        let big: Vec<String> = (0..20_000).map(|i| format!("item-{i:08}")).collect();
-        writer.at("spec", |w| w.add(&big)).unwrap();
-        assert!(writer.tree.capacity_bytes() > spare::KEEP_BYTES);
-        drop(writer);
-        let next = spare::take();
-        assert!(
-            next.capacity_bytes() <= spare::KEEP_BYTES,
-            "{}",
-            next.capacity_bytes()
+    fn sorted_maps_are_written_key_by_key_as_serde_json_writes_them() {
+        // The empty key, a key that is a prefix of the next, keys alike in
+        // their first bytes, a key JSON must escape, a map nested in a map.
+        let entries = Entries(vec![
+            ("", 1),
+            ("a", 2),
+            ("namespac", 3),
+            ("namespac\"", 4),
+            ("namespace", 5),
+            ("namespaceA", 6),
+        ]);
+        let nested = serde_json::json!({"": {"b": [{"z": 1, "é": 2}]}, "a": {"": null}});
+        for value in [serde_json::to_value(&entries).unwrap(), nested] {
+            let expected = serde_json::to_string(&serde_json::json!([
+                {"op": "add", "path": "/spec", "value": value},
+            ]))
+            .unwrap();
+            assert_eq!(written(|w| w.add(&value)).unwrap(), expected);
+        }
+        assert_eq!(
+            written(|w| w.add(&entries)).unwrap(),
+            format!(
+                r#"[{{"op":"add","path":"/spec","value":{}}}]"#,
+                serde_json::to_string(&serde_json::to_value(&entries).unwrap()).unwrap()
+            )
         );
-        assert!(next.nodes.is_empty() && next.text.is_empty());
     }
 
     #[test]
-    fn a_tree_within_the_bound_is_kept_empty_with_its_buffers() {
-        let mut writer = PatchWriter::new();
-        writer.at("spec", |w| w.add(&vec!["x"; 2_000])).unwrap();
-        let grown = writer.tree.nodes.capacity();
-        drop(writer);
-        let next = spare::take();
-        assert_eq!(next.nodes.capacity(), grown);
-        assert!(next.nodes.is_empty() && next.items.is_empty() && next.text.is_empty());
+    fn keys_out_of_order_or_repeated_are_refused_for_the_value_route() {
+        // A `Value` map would sort and deduplicate these: one pass cannot.
+        let left = serde_json::json!({"a": 1, "b": 1, "namespace": 1});
+        let maps = [
+            Entries(vec![("b", 1), ("a", 2)]),
+            Entries(vec![("a", 1), ("a", 2)]),
+            Entries(vec![("", 1), ("", 2)]),
+            Entries(vec![("namespaceA", 1), ("namespace", 2)]),
+        ];
+        for map in &maps {
+            assert_eq!(written(|w| w.add(map)), None);
+            assert_eq!(written(|w| w.diff(&left, map)), None);
+            assert_eq!(written(|w| w.diff(&Value::Null, map)), None);
+        }
+        for fields in [&["b", "a"][..], &["a", "a"], &["namespaceA", "namespace"]] {
+            assert_eq!(written(|w| w.add(&Fields(fields))), None);
+            assert_eq!(written(|w| w.diff(&left, &Fields(fields))), None);
+        }
+        // Nested: the inner object's keys are checked on their own.
+        let nested = vec![Entries(vec![("a", 1)]), Entries(vec![("b", 1), ("a", 1)])];
+        assert_eq!(written(|w| w.add(&nested)), None);
+        // Sorted ones pass, in both routes.
+        assert!(written(|w| w.add(&Fields(&["a", "b", "namespace"]))).is_some());
+        assert!(written(|w| w.diff(&left, &Fields(&["a", "c"]))).is_some());
+    }
+
+    #[test]
+    fn shapes_the_writer_does_not_model_are_refused() {
+        let keyed_by_numbers: std::collections::BTreeMap<u8, u8> = [(1, 2)].into();
+        assert_eq!(written(|w| w.add(&keyed_by_numbers)), None);
+        assert_eq!(written(|w| w.add(&1.5f32)), None);
+        assert_eq!(written(|w| w.diff(&Value::Null, &1.5f32)), None);
+        assert_eq!(written(|w| w.add(&1u128)), None);
     }
 }

@@ -1103,32 +1103,6 @@ fn written_diffs_are_json_patch_diffs_byte_for_byte() {
     assert!(seen.values().all(|n| *n >= 50), "{seen:?}");
 }
 
-#[test]
-fn shapes_the_writer_does_not_model_are_refused() {
-    let mut writer = patch::PatchWriter::new();
-    let keyed_by_numbers: std::collections::BTreeMap<u8, u8> = [(1, 2)].into();
-    assert!(writer.at("spec", |w| w.add(&keyed_by_numbers)).is_err());
-    assert!(writer.at("spec", |w| w.add(&1.5f32)).is_err());
-}
-
-#[test]
-fn a_writer_after_a_refused_one_starts_from_an_empty_tree() {
-    // The refusal leaves a half-built tree behind; the thread's next writer
-    // reuses its buffers and must not see any of it.
-    let mut refused = patch::PatchWriter::new();
-    let half: std::collections::BTreeMap<&str, Value> =
-        [("a", json!({"deep": [1, 2]})), ("b", json!(1.5f32))].into();
-    assert!(refused.at("spec", |w| w.add(&(half, 1.5f32))).is_err());
-    drop(refused);
-    let (left, right) = (json!({"x": 1}), json!({"x": 2, "y": [true]}));
-    let mut writer = patch::PatchWriter::new();
-    writer.at("spec", |w| w.diff(&left, &right)).unwrap();
-    assert_eq!(
-        String::from_utf8(writer.finish().unwrap()).unwrap(),
-        r#"[{"op":"replace","path":"/spec/x","value":2},{"op":"add","path":"/spec/y","value":[true]}]"#
-    );
-}
-
 /// What a parse gives, comparably.
 fn parsed(
     result: Result<Review, Malformed>,
