@@ -21,10 +21,12 @@ use ephemeral_core::api::{GROUP, VERSION};
 use ephemeral_core::expand::{OWNER_ANNOTATION, UPTIME_ANNOTATION};
 use ephemeral_core::{Catalog, Config, Environment};
 
+mod json;
 mod response;
 mod review;
 mod validate;
 
+pub use json::Json;
 pub use response::*;
 pub use review::*;
 pub use validate::*;
@@ -72,21 +74,21 @@ fn check_kind(review: &Review) -> Result<(), String> {
         ("oldObject", &review.old_object),
     ] {
         let Some(object) = object else { continue };
-        let api_version = object.get("apiVersion").and_then(Value::as_str);
-        let kind = object.get("kind").and_then(Value::as_str);
+        let api_version = object.get("apiVersion").and_then(Json::as_str);
+        let kind = object.get("kind").and_then(Json::as_str);
         if !api_version.is_some_and(is_environment_api_version) || kind != Some(ENVIRONMENT_KIND) {
             let expected_api_version = format!("{GROUP}/{VERSION}");
             return Err(format!(
                 "request.{field}: apiVersion {} kind {} is not an {expected_api_version} {ENVIRONMENT_KIND}. Fix: send Environments only",
-                describe(object.get("apiVersion")),
-                describe(object.get("kind")),
+                describe(object.get("apiVersion").map(Json::to_value).as_ref()),
+                describe(object.get("kind").map(Json::to_value).as_ref()),
             ));
         }
     }
     Ok(())
 }
 
-fn annotation<'a>(object: Option<&'a Value>, key: &str) -> Option<&'a str> {
+fn annotation<'a>(object: Option<&'a Json<'_>>, key: &str) -> Option<&'a str> {
     object?
         .get("metadata")?
         .get("annotations")?
@@ -110,7 +112,7 @@ fn object_name(review: &Review) -> String {
         .or(review.old_object.as_ref())
         .and_then(|o| o.get("metadata"))
         .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .unwrap_or(&r.name);
     match &r.namespace {
         Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
@@ -122,7 +124,7 @@ fn object_name(review: &Review) -> String {
 /// and the owner and uptime annotations. Such updates (finalizers, labels,
 /// other annotations) are admitted without re-expanding, so that a catalog
 /// change never blocks them.
-fn expansion_untouched(object: &Value, old: &Value) -> bool {
+fn expansion_untouched(object: &Json<'_>, old: &Json<'_>) -> bool {
     object.get("spec") == old.get("spec")
         && [OWNER_ANNOTATION, UPTIME_ANNOTATION]
             .iter()
@@ -235,7 +237,7 @@ pub fn mutate(review: &Review, catalog: &Catalog, config: &Config, now: Timestam
 
 /// The incoming object as an Environment, or the denial message naming the
 /// field that does not fit.
-fn read_environment(object: &Value) -> Result<Environment, String> {
+fn read_environment(object: &Json<'_>) -> Result<Environment, String> {
     use serde::Deserialize as _;
     // Paths are tracked only to explain a failure.
     Environment::deserialize(object).or_else(|_| {
@@ -259,7 +261,7 @@ fn read_environment(object: &Value) -> Result<Environment, String> {
 /// serialised: the diff of an object walks its keys in order, `metadata`
 /// comes before `spec`, and nothing else differs.
 fn expansion_patch(
-    original: &Value,
+    original: &Json<'_>,
     expanded: &Environment,
 ) -> Result<Option<Vec<u8>>, serde_json::Error> {
     match write_expansion_patch(original, expanded) {
@@ -274,16 +276,16 @@ fn expansion_patch(
 }
 
 fn write_expansion_patch(
-    original: &Value,
+    original: &Json<'_>,
     expanded: &Environment,
 ) -> Result<Option<Vec<u8>>, patch::Unsupported> {
     #[derive(serde::Serialize)]
     struct Metadata<'a> {
         annotations: &'a std::collections::BTreeMap<String, String>,
     }
-    let Value::Object(top) = original else {
+    if !matches!(original, Json::Object(_)) {
         return Ok(None);
-    };
+    }
     let no_annotations = Default::default();
     let annotations = expanded
         .metadata
@@ -291,8 +293,8 @@ fn write_expansion_patch(
         .as_ref()
         .unwrap_or(&no_annotations);
     let mut w = patch::PatchWriter::new();
-    w.at("metadata", |w| match top.get("metadata") {
-        Some(Value::Object(metadata)) => {
+    w.at("metadata", |w| match original.get("metadata") {
+        Some(metadata @ Json::Object(_)) => {
             w.at("annotations", |w| match metadata.get("annotations") {
                 Some(old) => w.diff(old, annotations),
                 None => w.add(annotations),
@@ -301,7 +303,7 @@ fn write_expansion_patch(
         None => w.add(&Metadata { annotations }),
         Some(_) => w.replace(&Metadata { annotations }),
     })?;
-    w.at("spec", |w| match top.get("spec") {
+    w.at("spec", |w| match original.get("spec") {
         Some(old) => w.diff(old, &expanded.spec),
         None => w.add(&expanded.spec),
     })?;
@@ -311,9 +313,10 @@ fn write_expansion_patch(
 /// The reference for [`expansion_patch`]: `json_patch::diff` of the incoming
 /// object and its copy with spec and annotations replaced.
 fn overlay_patch(
-    original: &Value,
+    original: &Json<'_>,
     expanded: &Environment,
 ) -> Result<json_patch::Patch, serde_json::Error> {
+    let original = original.to_value();
     let mut result = original.clone();
     let spec = serde_json::to_value(&expanded.spec)?;
     let annotations =
@@ -330,7 +333,7 @@ fn overlay_patch(
             metadata.insert("annotations".to_owned(), annotations);
         }
     }
-    Ok(json_patch::diff(original, &result))
+    Ok(json_patch::diff(&original, &result))
 }
 
 mod patch;

@@ -21,7 +21,9 @@ use std::ops::Range;
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
-use serde_json::{Number, Value};
+use serde_json::Number;
+
+use super::json::Json;
 
 /// A value the writer does not model; use `serde_json::to_value` instead.
 #[derive(Debug)]
@@ -197,7 +199,7 @@ impl PatchWriter {
         value: &T,
     ) -> Result<(), Unsupported> {
         self.begin_with_value(op);
-        value.serialize(Json(self))?;
+        value.serialize(Writer(self))?;
         self.out.push(b'}');
         Ok(())
     }
@@ -216,7 +218,7 @@ impl PatchWriter {
     /// current path.
     pub(super) fn diff<T: Serialize + ?Sized>(
         &mut self,
-        left: &Value,
+        left: &Json<'_>,
         right: &T,
     ) -> Result<(), Unsupported> {
         right.serialize(Diff { w: self, left })
@@ -265,7 +267,7 @@ fn next_field(last: &mut Option<&'static str>, key: &'static str) -> Result<(), 
 
 /// Serialises a value as JSON into the writer's output, as
 /// `serde_json::to_writer(&serde_json::to_value(value)?)` writes it.
-struct Json<'a>(&'a mut PatchWriter);
+struct Writer<'a>(&'a mut PatchWriter);
 
 /// Generates the methods of a `Serializer` that refuse their shape.
 macro_rules! refuse {
@@ -276,7 +278,7 @@ macro_rules! refuse {
     };
 }
 
-impl<'a> ser::Serializer for Json<'a> {
+impl<'a> ser::Serializer for Writer<'a> {
     type Ok = ();
     type Error = Unsupported;
     type SerializeSeq = JsonSeq<'a>;
@@ -416,7 +418,7 @@ impl<'a> JsonSeq<'a> {
         if !std::mem::take(&mut self.first) {
             self.w.out.push(b',');
         }
-        value.serialize(Json(&mut *self.w))
+        value.serialize(Writer(&mut *self.w))
     }
 
     fn close(self) -> Result<(), Unsupported> {
@@ -529,7 +531,7 @@ impl ser::SerializeMap for JsonObj<'_> {
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        value.serialize(Json(&mut *self.w))
+        value.serialize(Writer(&mut *self.w))
     }
     fn end(self) -> Result<(), Unsupported> {
         self.close()
@@ -548,7 +550,7 @@ impl ser::SerializeStruct for JsonObj<'_> {
         self.comma();
         write_str(&mut self.w.out, key);
         self.w.out.push(b':');
-        value.serialize(Json(&mut *self.w))
+        value.serialize(Writer(&mut *self.w))
     }
     fn end(self) -> Result<(), Unsupported> {
         self.close()
@@ -559,7 +561,7 @@ impl ser::SerializeStruct for JsonObj<'_> {
 /// `json_patch::diff(left, right)` at the writer's path.
 struct Diff<'w, 'l> {
     w: &'w mut PatchWriter,
-    left: &'l Value,
+    left: &'l Json<'l>,
 }
 
 impl Diff<'_, '_> {
@@ -574,7 +576,7 @@ impl Diff<'_, '_> {
     }
 
     fn number(self, n: Number, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Unsupported> {
-        let same = matches!(self.left, Value::Number(left) if *left == n);
+        let same = matches!(self.left, Json::Number(left) if *left == n);
         self.scalar(same, write)
     }
 }
@@ -591,7 +593,7 @@ impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
     type SerializeStructVariant = Impossible<(), Unsupported>;
 
     fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
-        let same = matches!(self.left, Value::Bool(left) if *left == v);
+        let same = matches!(self.left, Json::Bool(left) if *left == v);
         self.scalar(same, |out| {
             out.extend_from_slice(if v { b"true" } else { b"false" })
         })
@@ -673,7 +675,7 @@ impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<DiffSeq<'w, 'l>, Unsupported> {
         Ok(match self.left {
-            Value::Array(left) => DiffSeq::Diff {
+            Json::Array(left) => DiffSeq::Diff {
                 w: self.w,
                 left,
                 index: 0,
@@ -696,7 +698,7 @@ impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
     }
     fn serialize_map(self, _: Option<usize>) -> Result<DiffObj<'w, 'l>, Unsupported> {
         Ok(match self.left {
-            Value::Object(left) => {
+            Json::Object(left) => {
                 let base = self.w.keys.len();
                 DiffObj::Diff(ObjDiff {
                     w: self.w,
@@ -730,7 +732,7 @@ impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
 pub(super) enum DiffSeq<'w, 'l> {
     Diff {
         w: &'w mut PatchWriter,
-        left: &'l [Value],
+        left: &'l [Json<'l>],
         index: usize,
     },
     Replace(JsonSeq<'w>),
@@ -779,7 +781,7 @@ pub(super) enum DiffObj<'w, 'l> {
 /// passed over on the way are the ones the right lacks, removed at the end.
 pub(super) struct ObjDiff<'w, 'l> {
     w: &'w mut PatchWriter,
-    lefts: std::iter::Peekable<serde_json::map::Iter<'l>>,
+    lefts: std::iter::Peekable<Lefts<'l>>,
     removed: Vec<&'l str>,
     last_field: Option<&'static str>,
     /// Where the last key of a map is in [`PatchWriter::keys`].
@@ -789,6 +791,9 @@ pub(super) struct ObjDiff<'w, 'l> {
     /// The map key whose value comes next.
     key: Option<Range<usize>>,
 }
+
+/// The entries of the left's object.
+type Lefts<'l> = std::slice::Iter<'l, (std::borrow::Cow<'l, str>, Json<'l>)>;
 
 /// A key of the right's object: a struct's field or a map key (its range in
 /// [`PatchWriter::keys`]).
@@ -800,15 +805,14 @@ enum Key {
 impl<'l> ObjDiff<'_, 'l> {
     /// The left's value of `key`, after noting the left's keys before it.
     fn pair(
-        lefts: &mut std::iter::Peekable<serde_json::map::Iter<'l>>,
+        lefts: &mut std::iter::Peekable<Lefts<'l>>,
         removed: &mut Vec<&'l str>,
         key: &str,
-    ) -> Option<&'l Value> {
-        while let Some((left_key, left)) = lefts.peek() {
-            match left_key.as_str().cmp(key) {
-                std::cmp::Ordering::Less => removed.push(left_key.as_str()),
+    ) -> Option<&'l Json<'l>> {
+        while let Some((left_key, left)) = lefts.peek().copied() {
+            match left_key.as_ref().cmp(key) {
+                std::cmp::Ordering::Less => removed.push(left_key),
                 std::cmp::Ordering::Equal => {
-                    let left = *left;
                     lefts.next();
                     return Some(left);
                 }
@@ -843,7 +847,7 @@ impl<'l> ObjDiff<'_, 'l> {
 
     fn close(mut self) -> Result<(), Unsupported> {
         self.w.keys.truncate(self.base);
-        self.removed.extend(self.lefts.map(|(k, _)| k.as_str()));
+        self.removed.extend(self.lefts.map(|(k, _)| k.as_ref()));
         for key in self.removed {
             self.w.at(key, PatchWriter::remove);
         }
@@ -988,7 +992,7 @@ mod tests {
         right[3] = 33.into();
         right[12] = 1212.into();
         assert_eq!(
-            written(|w| w.diff(&left, &right)).unwrap(),
+            written(|w| w.diff(&Json::from(&left), &right)).unwrap(),
             serde_json::to_string(&serde_json::json!([
                 {"op": "replace", "path": "/spec/3", "value": 33},
                 {"op": "replace", "path": "/spec/12", "value": 1212},
@@ -1004,7 +1008,8 @@ mod tests {
             for at in 0..len {
                 for byte in 0..=u8::MAX {
                     // Plain bytes around, high ones included (UTF-8 tails).
-                    let mut s: Vec<u8> = (0..len).map(|i| [b'a', 0xc3, b'~', 0x7f][i % 4]).collect();
+                    let mut s: Vec<u8> =
+                        (0..len).map(|i| [b'a', 0xc3, b'~', 0x7f][i % 4]).collect();
                     s[at] = byte;
                     assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
                 }
@@ -1105,19 +1110,22 @@ mod tests {
         ];
         for map in &maps {
             assert_eq!(written(|w| w.add(map)), None);
-            assert_eq!(written(|w| w.diff(&left, map)), None);
-            assert_eq!(written(|w| w.diff(&Value::Null, map)), None);
+            assert_eq!(written(|w| w.diff(&Json::from(&left), map)), None);
+            assert_eq!(written(|w| w.diff(&Json::Null, map)), None);
         }
         for fields in [&["b", "a"][..], &["a", "a"], &["namespaceA", "namespace"]] {
             assert_eq!(written(|w| w.add(&Fields(fields))), None);
-            assert_eq!(written(|w| w.diff(&left, &Fields(fields))), None);
+            assert_eq!(
+                written(|w| w.diff(&Json::from(&left), &Fields(fields))),
+                None
+            );
         }
         // Nested: the inner object's keys are checked on their own.
         let nested = vec![Entries(vec![("a", 1)]), Entries(vec![("b", 1), ("a", 1)])];
         assert_eq!(written(|w| w.add(&nested)), None);
         // Sorted ones pass, in both routes.
         assert!(written(|w| w.add(&Fields(&["a", "b", "namespace"]))).is_some());
-        assert!(written(|w| w.diff(&left, &Fields(&["a", "c"]))).is_some());
+        assert!(written(|w| w.diff(&Json::from(&left), &Fields(&["a", "c"]))).is_some());
     }
 
     #[test]
@@ -1125,7 +1133,7 @@ mod tests {
         let keyed_by_numbers: std::collections::BTreeMap<u8, u8> = [(1, 2)].into();
         assert_eq!(written(|w| w.add(&keyed_by_numbers)), None);
         assert_eq!(written(|w| w.add(&1.5f32)), None);
-        assert_eq!(written(|w| w.diff(&Value::Null, &1.5f32)), None);
+        assert_eq!(written(|w| w.diff(&Json::Null, &1.5f32)), None);
         assert_eq!(written(|w| w.add(&1u128)), None);
     }
 }

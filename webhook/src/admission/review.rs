@@ -5,17 +5,29 @@ use kube::core::admission::AdmissionRequest;
 use kube::core::{DynamicObject, TypeMeta};
 use serde_json::Value;
 
+use super::json::Json;
 use super::{REVIEW_API_VERSION, REVIEW_KIND};
 
-/// An AdmissionReview that could be read.
+/// An AdmissionReview that could be read, borrowing from the request body.
 #[derive(Clone, Debug)]
-pub struct Review {
+pub struct Review<'a> {
     /// The request, typed.
     pub request: AdmissionRequest<DynamicObject>,
     /// `request.object` exactly as received (the base of the JSONPatch).
-    pub object: Option<Value>,
+    pub object: Option<Json<'a>>,
     /// `request.oldObject` exactly as received.
-    pub old_object: Option<Value>,
+    pub old_object: Option<Json<'a>>,
+}
+
+impl Review<'_> {
+    /// The same review, no longer borrowing from the body.
+    pub fn into_owned(self) -> Review<'static> {
+        Review {
+            request: self.request,
+            object: self.object.map(Json::into_owned),
+            old_object: self.old_object.map(Json::into_owned),
+        }
+    }
 }
 
 /// Why a request body is not a usable AdmissionReview.
@@ -65,7 +77,7 @@ pub(super) fn describe(v: Option<&Value>) -> String {
 /// [`Review::object`] and [`Review::old_object`]; the typed
 /// [`Review::request`] leaves them out (`None`), but a body is accepted only
 /// if kube could read them as `DynamicObject`s.
-pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
+pub fn parse_review(body: &[u8]) -> Result<Review<'_>, Malformed> {
     match parse_well_formed(body) {
         Some(review) => Ok(review),
         None => parse_checked(body),
@@ -75,7 +87,7 @@ pub fn parse_review(body: &[u8]) -> Result<Review, Malformed> {
 /// The common case in one pass over the body, typed as it is read: `None`
 /// whenever anything is off, and [`parse_checked`] then decides (with the
 /// same outcome for every body this accepts) and names the problem.
-pub(super) fn parse_well_formed(body: &[u8]) -> Option<Review> {
+pub(super) fn parse_well_formed(body: &[u8]) -> Option<Review<'_>> {
     // One UTF-8 check of the whole body: read as bytes, serde_json would
     // check every string on its own, which cost more than the check.
     let body = std::str::from_utf8(body).ok()?;
@@ -116,21 +128,21 @@ pub(super) fn parse_well_formed(body: &[u8]) -> Option<Review> {
 mod wire {
     use kube::core::admission::Operation;
     use kube::core::{GroupVersionKind, GroupVersionResource};
-    use serde_json::Value;
 
-    use super::MapOnly;
+    use super::{Json, MapOnly};
 
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct Review {
+    pub(super) struct Review<'a> {
         pub api_version: String,
         pub kind: String,
-        pub request: Option<MapOnly<Request>>,
+        #[serde(borrow)]
+        pub request: Option<MapOnly<Request<'a>>>,
     }
 
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(super) struct Request {
+    pub(super) struct Request<'a> {
         pub uid: String,
         pub kind: GroupVersionKind,
         pub resource: GroupVersionResource,
@@ -148,8 +160,10 @@ mod wire {
         pub namespace: Option<String>,
         pub operation: Operation,
         pub user_info: k8s_openapi::api::authentication::v1::UserInfo,
-        pub object: Option<Value>,
-        pub old_object: Option<Value>,
+        #[serde(borrow)]
+        pub object: Option<Json<'a>>,
+        #[serde(borrow)]
+        pub old_object: Option<Json<'a>>,
         #[serde(default)]
         pub dry_run: bool,
         #[serde(default)]
@@ -179,19 +193,17 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
 
 /// `object` if kube would read it as a `DynamicObject` (a JSON object whose
 /// `metadata`, if any, is an `ObjectMeta`; null is no object), else `None`.
-pub(super) fn dynamic_object(object: Option<Value>) -> Option<Option<Value>> {
+pub(super) fn dynamic_object(object: Option<Json<'_>>) -> Option<Option<Json<'_>>> {
     use serde::Deserialize as _;
     match object {
-        None | Some(Value::Null) => Some(None),
-        Some(object) => {
-            let Value::Object(fields) = &object else {
-                return None;
-            };
-            let metadata_ok = fields.get("metadata").is_none_or(|m| {
+        None | Some(Json::Null) => Some(None),
+        Some(object @ Json::Object(_)) => {
+            let metadata_ok = object.get("metadata").is_none_or(|m| {
                 k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::deserialize(m).is_ok()
             });
             metadata_ok.then_some(Some(object))
         }
+        Some(_) => None,
     }
 }
 
@@ -204,7 +216,7 @@ pub(super) fn review_types() -> TypeMeta {
 
 /// Reads a body step by step, so that a malformed one is named precisely:
 /// the reference for [`parse_well_formed`].
-pub(super) fn parse_checked(body: &[u8]) -> Result<Review, Malformed> {
+pub(super) fn parse_checked(body: &[u8]) -> Result<Review<'static>, Malformed> {
     let value: Value = serde_json::from_slice(body).map_err(|e| Malformed {
         uid: None,
         error: BadReview::NotJson(e.to_string()),
@@ -235,8 +247,14 @@ pub(super) fn parse_checked(body: &[u8]) -> Result<Review, Malformed> {
         None | Some(Value::Null) => return Err(fail(BadReview::MissingRequest)),
         Some(r) => r,
     };
-    let object = request.get("object").filter(|o| !o.is_null()).cloned();
-    let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
+    let object = request
+        .get("object")
+        .filter(|o| !o.is_null())
+        .map(Json::from);
+    let old_object = request
+        .get("oldObject")
+        .filter(|o| !o.is_null())
+        .map(Json::from);
     let mut request: AdmissionRequest<DynamicObject> =
         serde_json::from_value(request).map_err(|e| fail(BadReview::Request(e.to_string())))?;
     request.types = review_types();
