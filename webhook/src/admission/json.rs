@@ -308,10 +308,21 @@ impl<'de, 'a> Deserializer<'de> for &'de Json<'a> {
         visitor.visit_newtype_struct(self)
     }
 
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Json::Str(s) => visitor.visit_borrowed_str(s),
+            other => Err(de::Error::invalid_type(other.unexpected(), &visitor)),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple
-        tuple_struct map struct identifier ignored_any
+        tuple_struct map struct
     }
 }
 
@@ -471,5 +482,27 @@ mod tests {
             );
         }
         assert!(refused >= 10, "{refused} of {} refused", docs.len());
+    }
+
+    #[test]
+    fn enums_and_ignored_values_are_read_as_from_a_value() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        enum Phase {
+            Ready,
+        }
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Known {
+            phase: Phase,
+        }
+        for doc in [
+            r#"{"phase":"Ready"}"#,
+            r#"{"phase":"Gone"}"#,
+            r#"{"phase":5}"#,
+            r#"{"phase":"Ready","unknown":{"deep":[1,{"x":null}]}}"#,
+        ] {
+            let value: Value = serde_json::from_str(doc).unwrap();
+            let json: Json = serde_json::from_str(doc).unwrap();
+            assert_eq!(typed::<Known, _>(&json), typed::<Known, _>(&value), "{doc}");
+        }
     }
 }
