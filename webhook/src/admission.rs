@@ -7,10 +7,12 @@
 //!   JSONPatch that takes the incoming object to the expanded one.
 //! - [`validate`] enforces ownership on UPDATE and DELETE.
 //!
-//! Submodules, each with one job: `review` reads the request, `response`
-//! writes the answer (the [`Decision`], its [`Refusal`], the body), `patch`
-//! writes the JSONPatch bytes, `validate` holds [`Access`] and ownership.
-//! They import from this module and from `response`/`review`, never in a cycle.
+//! Submodules, each with one job: `review` reads the request, `json` holds
+//! the objects it carries (a [`Json`] tree borrowing from the body),
+//! `response` writes the answer (the [`Decision`], its [`Refusal`], the
+//! body), `patch` writes the JSONPatch bytes, `validate` holds [`Access`] and
+//! ownership. They import from this module and from `json`/`response`/
+//! `review`, never in a cycle.
 
 use jiff::Timestamp;
 use kube::core::DynamicObject;
