@@ -16,35 +16,39 @@ use crate::prefix;
 impl Cx<'_> {
     /// Explicit apps first, then the apps of each bundle not already present.
     pub(super) fn collect_apps(&mut self, mut apps: Vec<App>, bundles: &[String]) -> Vec<App> {
+        // Names are borrowed from the apps and the catalog, never copied.
+        let catalog = self.catalog;
         let mut seen = std::collections::BTreeSet::new();
         for (i, app) in apps.iter().enumerate() {
-            if !seen.insert(app.name.clone()) {
+            if !seen.insert(app.name.as_str()) {
                 self.deny(Violation::DuplicateApp {
                     field: format!("spec.apps[{i}].name"),
                     name: app.name.clone(),
                 });
             }
         }
+        let mut members = Vec::new();
         for (i, bundle) in bundles.iter().enumerate() {
-            let Some(found) = self.catalog.bundle(&self.namespace, bundle) else {
+            let Some(found) = catalog.bundle(&self.namespace, bundle) else {
                 self.deny(Violation::UnknownBundle {
                     field: format!("spec.bundles[{i}]"),
                     name: bundle.clone(),
                     namespace: self.namespace.clone(),
-                    known: self.catalog.bundle_names(&self.namespace),
+                    known: catalog.bundle_names(&self.namespace),
                 });
                 continue;
             };
             for member in &found.spec.apps {
-                if seen.insert(member.clone()) {
-                    apps.push(App {
-                        name: member.clone(),
-                        template: Some(member.clone()),
-                        ..App::default()
-                    });
+                if seen.insert(member.as_str()) {
+                    members.push(member);
                 }
             }
         }
+        apps.extend(members.into_iter().map(|member| App {
+            name: member.clone(),
+            template: Some(member.clone()),
+            ..App::default()
+        }));
         apps
     }
 

@@ -46,7 +46,9 @@ impl ser::Error for Unsupported {
 /// Appends `/token` to a JSON pointer, escaping `~` and `/` (RFC 6901).
 fn push_token(path: &mut String, token: &str) {
     path.push('/');
-    if !token.bytes().any(|b| b == b'~' || b == b'/') {
+    if !any_marked(token.as_bytes(), pointer_escapes, |b| {
+        b == b'~' || b == b'/'
+    }) {
         path.push_str(token);
         return;
     }
@@ -59,22 +61,40 @@ fn push_token(path: &mut String, token: &str) {
     }
 }
 
-/// Whether any byte of `bytes` must be escaped in a JSON string: a control
-/// character, `"` or `\`.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit of each byte of `w` set for some byte below `n` (`n` ≤ 0x80);
+/// the borrow can mark bytes next to one, never a word without one.
+fn below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
+}
+
+/// [`below`]'s marks for bytes equal to `b`.
+fn equal(w: u64, b: u8) -> u64 {
+    below(w ^ (ONES * u64::from(b)), 1)
+}
+
+/// Marks of the bytes a JSON string must escape: control characters, `"`
+/// and `\`.
+fn json_escapes(w: u64) -> u64 {
+    below(w, 0x20) | equal(w, b'"') | equal(w, b'\\')
+}
+
+/// Marks of the bytes a JSON pointer token must escape: `~` and `/`.
+fn pointer_escapes(w: u64) -> u64 {
+    equal(w, b'~') | equal(w, b'/')
+}
+
+/// Whether `marks` (or, below four bytes, `is_marked`) marks any byte of
+/// `bytes`.
 ///
 /// Eight bytes at a time (most strings here are short, where a byte loop or
 /// the compiler's vectorised loop spend more on setting up than on bytes):
 /// whole words, then the last eight bytes again (overlapping); strings
-/// shorter than a word in two overlapping halves.
-fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // High bit of a byte set for some byte below 0x20, `"` or `\` (the
-    // borrow can mark bytes next to one, never a word without one).
-    let flags = |w: u64| {
-        let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x;
-        (below(w, 0x20) | below(w ^ (ONES * 0x22), 1) | below(w ^ (ONES * 0x5c), 1)) & HIGHS
-    };
+/// shorter than a word in two overlapping halves, their upper halves filled
+/// with `A`, which neither check marks.
+fn any_marked(bytes: &[u8], marks: impl Fn(u64) -> u64, is_marked: impl Fn(u8) -> bool) -> bool {
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let half = |at: usize| {
         let b: [u8; 4] = bytes[at..at + 4].try_into().expect("4 bytes");
@@ -85,34 +105,44 @@ fn needs_escape(bytes: &[u8]) -> bool {
         let mut seen = 0;
         let mut at = 0;
         while at + 8 <= n {
-            seen |= flags(word(at));
+            seen |= marks(word(at));
             at += 8;
         }
         if at < n {
-            seen |= flags(word(n - 8));
+            seen |= marks(word(n - 8));
         }
         seen != 0
     } else if n >= 4 {
-        // Two halves in one word; its upper half must not count: fill it
-        // with 'AAAA'.
         let fill = 0x4141_4141 << 32;
-        flags(half(0) | fill) != 0 || flags(half(n - 4) | fill) != 0
+        marks(half(0) | fill) != 0 || marks(half(n - 4) | fill) != 0
     } else {
-        bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        bytes.iter().copied().any(is_marked)
     }
+}
+
+/// Whether any byte of `bytes` must be escaped in a JSON string.
+fn needs_escape(bytes: &[u8]) -> bool {
+    any_marked(bytes, json_escapes, |b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Writes a JSON string as `serde_json` does; strings with nothing to
 /// escape (nearly all) are copied as they are.
 pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
-        write_json(out, s);
+        write_escaped(out, s);
     } else {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
     }
+}
+
+/// The rare string with escapes, out of the way of the common path.
+#[cold]
+#[inline(never)]
+fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    write_json(out, s);
 }
 
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -238,7 +268,7 @@ impl PatchWriter {
         let mid = self.keys.len();
         key.serialize(KeyInto(&mut self.keys))?;
         if had_key {
-            if self.keys[base..mid] >= self.keys[mid..] {
+            if compare(&self.keys[base..mid], &self.keys[mid..]).is_ge() {
                 return Err(Unsupported);
             }
             self.keys.replace_range(base..mid, "");
@@ -256,9 +286,18 @@ impl PatchWriter {
     }
 }
 
+/// `a.cmp(b)`, settled by the first bytes when they differ (as they do for
+/// most pairs of keys) without a call to `memcmp`.
+fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 /// Checks that a struct's field comes after the one before it.
 fn next_field(last: &mut Option<&'static str>, key: &'static str) -> Result<(), Unsupported> {
-    if last.is_some_and(|last| last >= key) {
+    if last.is_some_and(|last| compare(last, key).is_ge()) {
         return Err(Unsupported);
     }
     *last = Some(key);
@@ -810,7 +849,7 @@ impl<'l> ObjDiff<'_, 'l> {
         key: &str,
     ) -> Option<&'l Json<'l>> {
         while let Some((left_key, left)) = lefts.peek().copied() {
-            match left_key.as_ref().cmp(key) {
+            match compare(left_key, key) {
                 std::cmp::Ordering::Less => removed.push(left_key),
                 std::cmp::Ordering::Equal => {
                     lefts.next();
@@ -1002,20 +1041,42 @@ mod tests {
     }
 
     #[test]
-    fn every_byte_that_needs_an_escape_is_found_at_every_position() {
-        let naive = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
-        for len in 0..=24 {
-            for at in 0..len {
-                for byte in 0..=u8::MAX {
-                    // Plain bytes around, high ones included (UTF-8 tails).
-                    let mut s: Vec<u8> =
-                        (0..len).map(|i| [b'a', 0xc3, b'~', 0x7f][i % 4]).collect();
-                    s[at] = byte;
-                    assert_eq!(needs_escape(&s), naive(&s), "{s:?}");
-                }
+    fn keys_compare_as_strings_do() {
+        let keys = [
+            "", "a", "ab", "abc", "b", "ba", "apps", "appsX", "Apps", "~", "é", "éa", "\u{0}",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(compare(a, b), a.cmp(b), "{a:?} vs {b:?}");
             }
-            let plain: Vec<u8> = (0..len).map(|i| b' ' + (i as u8 % 90)).collect();
-            assert_eq!(needs_escape(&plain), naive(&plain), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn every_byte_that_needs_an_escape_is_found_at_every_position() {
+        let json = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        let pointer = |b: &[u8]| b.iter().any(|&c| c == b'~' || c == b'/');
+        let checks: [(&dyn Fn(&[u8]) -> bool, &dyn Fn(&[u8]) -> bool); 2] = [
+            (&needs_escape, &json),
+            (
+                &|b| any_marked(b, pointer_escapes, |c| c == b'~' || c == b'/'),
+                &pointer,
+            ),
+        ];
+        for (check, naive) in checks {
+            for len in 0..=24 {
+                for at in 0..len {
+                    for byte in 0..=u8::MAX {
+                        // Plain bytes around, high ones included (UTF-8 tails).
+                        let mut s: Vec<u8> =
+                            (0..len).map(|i| [b'a', 0xc3, b'.', 0x7f][i % 4]).collect();
+                        s[at] = byte;
+                        assert_eq!(check(&s), naive(&s), "{s:?}");
+                    }
+                }
+                let plain: Vec<u8> = (0..len).map(|i| b' ' + (i as u8 % 90)).collect();
+                assert_eq!(check(&plain), naive(&plain), "{plain:?}");
+            }
         }
     }
 
