@@ -5,10 +5,11 @@
 //! builds a new snapshot and swaps it in, so no request waits on the cluster.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -27,7 +28,8 @@ pub struct SharedCatalog {
 
 #[derive(Debug, Default)]
 struct Inner {
-    snapshot: RwLock<Arc<Catalog>>,
+    /// Read by every admission request: loads touch no shared cache line.
+    snapshot: ArcSwap<Catalog>,
     synced: AtomicBool,
 }
 
@@ -37,22 +39,21 @@ impl SharedCatalog {
         Self::default()
     }
 
-    /// The current snapshot (cheap: clones an `Arc`).
+    /// The current snapshot, to keep.
     pub fn snapshot(&self) -> Arc<Catalog> {
-        self.inner
-            .snapshot
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.snapshot.load_full()
+    }
+
+    /// The current snapshot, for the moment of a request: cheaper than
+    /// [`SharedCatalog::snapshot`] (no reference count shared between
+    /// threads is touched); drop it soon, it holds the snapshot alive.
+    pub fn current(&self) -> arc_swap::Guard<Arc<Catalog>> {
+        self.inner.snapshot.load()
     }
 
     /// Swaps in a new snapshot.
     pub fn replace(&self, catalog: Catalog) {
-        *self
-            .inner
-            .snapshot
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+        self.inner.snapshot.store(Arc::new(catalog));
     }
 
     /// Whether the snapshot reflects a complete listing (the server is ready).

@@ -198,7 +198,7 @@ impl AdmissionState {
         let decision = match endpoint {
             Endpoint::Mutate => admission::mutate(
                 &review,
-                &self.catalog.snapshot(),
+                &self.catalog.current(),
                 &self.config,
                 self.clock.now(),
             ),
