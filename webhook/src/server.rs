@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -141,15 +141,19 @@ async fn method_not_allowed() -> Response {
     response
 }
 
-async fn mutate(State(state): State<AdmissionState>, headers: HeaderMap, body: Body) -> Response {
+// The whole request is taken (not a `HeaderMap` extractor, which copies the
+// headers) and split.
+async fn mutate(State(state): State<AdmissionState>, request: Request) -> Response {
     let start = Instant::now();
-    let body = read_body(&headers, body, state.max_body_bytes).await;
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, state.max_body_bytes).await;
     state.answer(Endpoint::Mutate, body, start)
 }
 
-async fn validate(State(state): State<AdmissionState>, headers: HeaderMap, body: Body) -> Response {
+async fn validate(State(state): State<AdmissionState>, request: Request) -> Response {
     let start = Instant::now();
-    let body = read_body(&headers, body, state.max_body_bytes).await;
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, state.max_body_bytes).await;
     state.answer(Endpoint::Validate, body, start)
 }
 

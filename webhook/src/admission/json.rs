@@ -67,16 +67,18 @@ impl<'a> Json<'a> {
         if entries.is_sorted_by(|(a, _), (b, _)| a < b) {
             return Json::Object(entries);
         }
-        // Stable, so that of equal keys the last one read stays last.
+        // Stable, so that of equal keys the last one read stays last; in
+        // place: the first entry of a run of equal keys takes the value of
+        // each later one, which then goes.
         entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let mut unique: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            match unique.last_mut() {
-                Some(last) if last.0 == key => last.1 = value,
-                _ => unique.push((key, value)),
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut kept.1);
             }
-        }
-        Json::Object(unique)
+            same
+        });
+        Json::Object(entries)
     }
 
     /// The same value, owning its strings.
@@ -385,6 +387,7 @@ mod tests {
         r#"{"":null,"é":true,"e\u0301":false,"a\"b":"x\ny","z":[1,-2,3.5,1e2,18446744073709551615,-9223372036854775808,0.1,1e300]}"#,
         r#"[{"k":{"k":{"k":[]}}},{},[],"",0,-0,-0.0,"\ud83d\ude80"]"#,
         r#"{"apiVersion":"ephemeral.io/v1alpha1","kind":"Environment","metadata":{"name":"a","namespace":"n","uid":"u","resourceVersion":"7","generation":2,"creationTimestamp":"2026-12-01T10:00:00Z","deletionTimestamp":null,"labels":{"x":"1"},"annotations":{"x":"1","x":"2"},"finalizers":["ephemeral.io/cleanup"],"ownerReferences":[{"apiVersion":"v1","kind":"X","name":"x","uid":"u","controller":true}],"managedFields":[{"manager":"kubectl","operation":"Update","apiVersion":"v1","time":"2026-12-01T10:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{".":{}}}}]},"spec":{"apps":[{"name":"checkout","branch":"feature/x","helm":{"chart":"c","sourceRef":{"kind":"HelmRepository","name":"r"},"values":{"a":[1,{"b":null}]}}}],"lease":{"until":"2026-12-01T19:00:00Z"}},"status":{"readyApps":"0/1","conditions":[{"type":"Ready","status":"False","reason":"R","message":"m","lastTransitionTime":"2026-12-01T10:00:00Z"}]}}"#,
+        r#"{"c":1,"a":1,"c":2,"b":0,"c":3,"a":2,"d":{"y":1,"x":2,"y":3}}"#,
     ];
 
     #[test]
