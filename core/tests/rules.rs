@@ -83,6 +83,43 @@ fn only(e: &Environment) -> Violation {
 }
 
 #[test]
+fn an_unknown_template_is_named_by_the_field_that_chose_it() {
+    // By the app's name when no template is given, by `template` otherwise;
+    // an explicit app needs none.
+    let mut named = app("orders");
+    named.template = Some("chekout".into());
+    let mut explicit = app("written-out");
+    explicit.kustomization = Some(KustomizationSource {
+        path: "./x".into(),
+        source_ref: source("GitRepository", Some("flux-system")),
+    });
+    let v = violations(&env(
+        "e",
+        EnvironmentSpec {
+            apps: vec![app("search"), named, app("checkout"), explicit],
+            ..Default::default()
+        },
+    ));
+    let fields: Vec<&str> = v.iter().map(Violation::field).collect();
+    assert_eq!(
+        fields,
+        ["spec.apps[0].name", "spec.apps[1].template"],
+        "{v:#?}"
+    );
+    assert!(
+        v[0].to_string().contains("AppTemplate 'search'"),
+        "{}",
+        v[0]
+    );
+    assert!(
+        v[1].to_string().contains("AppTemplate 'chekout'"),
+        "{}",
+        v[1]
+    );
+    assert!(v[1].to_string().contains("checkout"), "{}", v[1]);
+}
+
+#[test]
 fn sources_outside_the_allowed_namespaces_are_refused() {
     let mut a = app("checkout");
     a.kustomization = Some(KustomizationSource {

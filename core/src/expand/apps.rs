@@ -69,38 +69,33 @@ impl Cx<'_> {
         }
 
         let explicit = app.kustomization.is_some() || app.helm.is_some();
-        let template_name = match (&app.template, explicit) {
-            (Some(t), _) => Some(t.clone()),
-            (None, false) => Some(app.name.clone()),
-            (None, true) => None,
-        };
+        let named = app.template.is_some();
+        if !named && !explicit {
+            app.template = Some(app.name.clone());
+        }
         let catalog = self.catalog;
-        let template = match &template_name {
+        let template = match &app.template {
             Some(t) => match catalog.template(&self.namespace, t) {
                 Some(found) => Some(&found.spec),
                 None => {
                     self.deny(Violation::UnknownTemplate {
-                        field: format!(
-                            "{field}.{}",
-                            if app.template.is_some() {
-                                "template"
-                            } else {
-                                "name"
-                            }
-                        ),
+                        field: format!("{field}.{}", if named { "template" } else { "name" }),
                         name: t.clone(),
                         namespace: self.namespace.clone(),
                         known: self.catalog.template_names(&self.namespace),
                     });
+                    if !named {
+                        app.template = None;
+                    }
                     return;
                 }
             },
             None => None,
         };
-        app.template = template_name;
-        let no_template = AppTemplateSpec::default();
-        let template = template.unwrap_or(&no_template);
-        apply_template(app, template, explicit);
+        // Without a template (an explicit app), there is nothing to apply.
+        if let Some(template) = template {
+            apply_template(app, template, explicit);
+        }
 
         match (&app.kustomization, &app.helm) {
             (Some(_), Some(_)) => self.deny(Violation::DeploymentKind {
@@ -136,7 +131,11 @@ impl Cx<'_> {
         {
             self.check_namespace(&format_args!("{field}.imageRepository.namespace"), ns);
         }
-        self.resolve_prefix(&field, app, template.image_tag_prefix.as_deref());
+        self.resolve_prefix(
+            &field,
+            app,
+            template.and_then(|t| t.image_tag_prefix.as_deref()),
+        );
         self.check_substitute(&format_args!("{field}.substitute"), &app.substitute);
     }
 
