@@ -32,10 +32,15 @@
 //! apart, so a drift of the machine's speed between rounds cancels out), with
 //! the ratios of the table's medians beside them.
 //!
+//! `BENCH_INSTRUCTIONS=1` measures something else instead: each server's
+//! user-space instructions per request under callgrind (see
+//! `instructions.rs`), steady from run to run where req/s is not.
+//!
 //! Run: `cargo bench -p ephemeral-webhook --bench admission` (release build).
 //! The numbers are only comparable within one run on one machine.
 
 mod baseline;
+mod instructions;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -169,7 +174,9 @@ impl Kind {
         }
     }
 
-    fn start(&self, dir: &Path) -> Server {
+    /// Starts the server; with `callgrind`, under `valgrind --tool=callgrind`
+    /// writing its counts there (see [`instructions`]).
+    fn start(&self, dir: &Path, callgrind: Option<&Path>) -> Server {
         let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
         let mut command = match self {
@@ -213,6 +220,9 @@ impl Kind {
                 c
             }
         };
+        if let Some(out) = callgrind {
+            command = instructions::under_callgrind(&command, out);
+        }
         let child = command
             .stdout(Stdio::null())
             .spawn()
@@ -482,6 +492,19 @@ fn main() {
         }
     }
 
+    if std::env::var_os("BENCH_INSTRUCTIONS").is_some() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // The `info` rows measure the log line's cost in time; here only the
+        // work per request counts.
+        kinds.retain(|k| !matches!(k, Kind::Webhook { rust_log: None, .. }));
+        instructions::run(&kinds, dir.path(), &load, seconds, |server| {
+            check(&runtime, &pki, server, &body)
+        });
+        return;
+    }
     println!(
         "admission load: wrk, {load_threads} threads, {connections} keep-alive TLS connections on loopback, {seconds} s per server after a 2 s warm-up;\n\
          POST /mutate of a 10-app Environment CREATE ({} bytes); {} CPUs; {rounds} round(s)",
@@ -495,7 +518,7 @@ fn main() {
     let mut all: Vec<Measured> = Vec::new();
     for round in 1..=rounds {
         for kind in &kinds {
-            let mut server = kind.start(dir.path());
+            let mut server = kind.start(dir.path(), None);
             check(&runtime, &pki, &mut server, &body);
             let measured = load.measure(&server);
             drop(server);

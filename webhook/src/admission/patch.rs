@@ -149,6 +149,14 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("strings and numbers always serialise");
 }
 
+/// The ops a patch uses.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Add,
+    Remove,
+    Replace,
+}
+
 /// Writes JSONPatch ops as `serde_json::to_vec(&json_patch::Patch)` does.
 #[derive(Debug)]
 pub(super) struct PatchWriter {
@@ -201,33 +209,31 @@ impl PatchWriter {
     }
 
     /// Writes an op up to its path; a value (if any) and `}` follow.
-    fn begin(&mut self, op: &str) {
+    fn begin(&mut self, op: Op) {
         if self.ops > 0 {
             self.out.push(b',');
         }
         self.ops += 1;
-        self.out.extend_from_slice(b"{\"op\":\"");
-        self.out.extend_from_slice(op.as_bytes());
-        self.out.extend_from_slice(b"\",\"path\":");
+        self.out.extend_from_slice(match op {
+            Op::Add => b"{\"op\":\"add\",\"path\":",
+            Op::Remove => b"{\"op\":\"remove\",\"path\":",
+            Op::Replace => b"{\"op\":\"replace\",\"path\":",
+        });
         write_str(&mut self.out, &self.path);
     }
 
     /// Writes an op with a value up to the value; the value and `}` follow.
-    fn begin_with_value(&mut self, op: &str) {
+    fn begin_with_value(&mut self, op: Op) {
         self.begin(op);
         self.out.extend_from_slice(b",\"value\":");
     }
 
     fn remove(&mut self) {
-        self.begin("remove");
+        self.begin(Op::Remove);
         self.out.push(b'}');
     }
 
-    fn with_value<T: Serialize + ?Sized>(
-        &mut self,
-        op: &str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
+    fn with_value<T: Serialize + ?Sized>(&mut self, op: Op, value: &T) -> Result<(), Unsupported> {
         self.begin_with_value(op);
         value.serialize(Writer(self))?;
         self.out.push(b'}');
@@ -236,12 +242,12 @@ impl PatchWriter {
 
     /// An `add` of `value` at the current path.
     pub(super) fn add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.with_value("add", value)
+        self.with_value(Op::Add, value)
     }
 
     /// A `replace` with `value` at the current path.
     pub(super) fn replace<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.with_value("replace", value)
+        self.with_value(Op::Replace, value)
     }
 
     /// The ops `json_patch::diff(left, &to_value(right))` gives, at the
@@ -607,7 +613,7 @@ impl Diff<'_, '_> {
     /// A scalar on the right: a `replace` unless `left` equals it.
     fn scalar(self, same: bool, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Unsupported> {
         if !same {
-            self.w.begin_with_value("replace");
+            self.w.begin_with_value(Op::Replace);
             write(&mut self.w.out);
             self.w.out.push(b'}');
         }
@@ -720,7 +726,7 @@ impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
                 index: 0,
             },
             _ => {
-                self.w.begin_with_value("replace");
+                self.w.begin_with_value(Op::Replace);
                 DiffSeq::Replace(JsonSeq::open(self.w, true))
             }
         })
@@ -750,7 +756,7 @@ impl<'w, 'l> ser::Serializer for Diff<'w, 'l> {
                 })
             }
             _ => {
-                self.w.begin_with_value("replace");
+                self.w.begin_with_value(Op::Replace);
                 DiffObj::Replace(JsonObj::open(self.w, true))
             }
         })
@@ -1056,7 +1062,8 @@ mod tests {
     fn every_byte_that_needs_an_escape_is_found_at_every_position() {
         let json = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
         let pointer = |b: &[u8]| b.iter().any(|&c| c == b'~' || c == b'/');
-        let checks: [(&dyn Fn(&[u8]) -> bool, &dyn Fn(&[u8]) -> bool); 2] = [
+        type Check<'a> = &'a dyn Fn(&[u8]) -> bool;
+        let checks: [(Check, Check); 2] = [
             (&needs_escape, &json),
             (
                 &|b| any_marked(b, pointer_escapes, |c| c == b'~' || c == b'/'),
