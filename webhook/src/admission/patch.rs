@@ -1088,6 +1088,33 @@ mod tests {
     }
 
     #[test]
+    fn every_string_of_up_to_24_characters_is_written_as_serde_json_writes_it() {
+        // Each character that needs an escape (and a few that do not, of
+        // every UTF-8 length) at every position of plain strings, after
+        // whatever the buffer already holds.
+        let special = [
+            '\u{0}', '\u{1f}', '"', '\\', ' ', 'A', '~', '\u{7f}', 'é', '€', '🚀',
+        ];
+        for len in 0..=24 {
+            for at in 0..len.max(1) {
+                for c in special {
+                    let mut s: String = (0..len).map(|i| ['a', '.', 'z', '-'][i % 4]).collect();
+                    if len > 0 {
+                        s.replace_range(at..=at, c.encode_utf8(&mut [0; 4]));
+                    }
+                    let mut out = b"[".to_vec();
+                    write_str(&mut out, &s);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        format!("[{}", serde_json::to_string(&s).unwrap()),
+                        "{s:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn strings_are_written_as_serde_json_writes_them() {
         for s in [
             "",
