@@ -15,8 +15,7 @@
 //! `review`, never in a cycle.
 
 use jiff::Timestamp;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, Operation};
+use kube::core::admission::Operation;
 use serde_json::Value;
 
 use ephemeral_core::api::{GROUP, VERSION};
@@ -98,7 +97,7 @@ fn annotation<'a>(object: Option<&'a Json<'_>>, key: &str) -> Option<&'a str> {
         .as_str()
 }
 
-fn username(request: &AdmissionRequest<DynamicObject>) -> Option<&str> {
+fn username<'a>(request: &'a Request<'_>) -> Option<&'a str> {
     request
         .user_info
         .username
@@ -190,7 +189,11 @@ pub fn mutate(review: &Review, catalog: &Catalog, config: &Config, now: Timestam
         .unwrap_or_default()
         .is_empty()
     {
-        environment.metadata.namespace = request.namespace.clone().filter(|n| !n.is_empty());
+        environment.metadata.namespace = request
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
     }
     let owner = match request.operation {
         Operation::Create => username(request),

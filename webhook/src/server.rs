@@ -21,8 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ephemeral_core::Config;
 use futures::StreamExt;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::{AdmissionResponse, Operation};
 
 use crate::admission::{self, Access, Decision, Outcome};
 use crate::catalog::SharedCatalog;
@@ -220,7 +219,7 @@ impl AdmissionState {
 /// formatted only when the level is enabled (`RUST_LOG`).
 fn log_admission(
     endpoint: Endpoint,
-    request: &AdmissionRequest<DynamicObject>,
+    request: &admission::Request<'_>,
     decision: &Decision,
 ) {
     let response = &decision.response;
@@ -229,10 +228,10 @@ fn log_admission(
             tracing::event!(
                 $level,
                 endpoint = endpoint.as_str(),
-                uid = request.uid.as_str(),
+                uid = &*request.uid,
                 operation = operation_str(&request.operation),
                 namespace = request.namespace.as_deref().unwrap_or_default(),
-                name = request.name.as_str(),
+                name = &*request.name,
                 user = request.user_info.username.as_deref().unwrap_or_default(),
                 dry_run = request.dry_run,
                 outcome = decision.outcome.as_str(),

@@ -1,11 +1,11 @@
 //! Writing the answer: the [`Decision`] a review gets (response, outcome,
 //! the typed [`Refusal`]) and the response body, written in one pass.
 
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use kube::core::{DynamicObject, Status, response::StatusSummary};
 use serde_json::Value;
 
-use super::review::{Malformed, review_types};
+use super::review::{Malformed, Request, review_types};
 use super::{
     CODE_BAD_REQUEST, CODE_FORBIDDEN, CODE_INTERNAL, CODE_INVALID, REVIEW_API_VERSION, REVIEW_KIND,
     patch,
@@ -204,12 +204,8 @@ pub struct Decision {
     pub outcome: Outcome,
 }
 
-pub(super) fn deny(
-    request: &AdmissionRequest<DynamicObject>,
-    why: Refusal,
-    message: String,
-) -> Decision {
-    let mut response = AdmissionResponse::from(request).deny(message);
+pub(super) fn deny(request: &Request<'_>, why: Refusal, message: String) -> Decision {
+    let mut response = answer(request).deny(message);
     response.result.status = Some(StatusSummary::Failure);
     response.result.code = why.code();
     response.result.reason = why.reason().to_owned();
@@ -219,11 +215,21 @@ pub(super) fn deny(
     }
 }
 
-pub(super) fn allow(request: &AdmissionRequest<DynamicObject>) -> Decision {
-    let mut response = AdmissionResponse::from(request);
+pub(super) fn allow(request: &Request<'_>) -> Decision {
+    let mut response = answer(request);
     response.result = Status::success();
+    response.allowed = true;
     Decision {
         response,
         outcome: Outcome::Allowed,
     }
+}
+
+/// The answer to `request` before it is decided: its uid, nothing allowed.
+pub(super) fn answer(request: &Request<'_>) -> AdmissionResponse {
+    // kube builds a response only from its own request type or as a failure.
+    let mut response = AdmissionResponse::invalid(String::new());
+    response.uid = request.uid.clone().into_owned();
+    response.result = Status::default();
+    response
 }

@@ -1,18 +1,20 @@
 //! Reading an AdmissionReview: one typed pass over the request body, or a
 //! precise account of why it cannot be read ([`Malformed`]).
 
-use kube::core::admission::AdmissionRequest;
+use std::borrow::Cow;
+
+use kube::core::admission::{AdmissionRequest, Operation};
 use kube::core::{DynamicObject, TypeMeta};
 use serde_json::Value;
 
-use super::json::Json;
+use super::json::{Json, Text};
 use super::{REVIEW_API_VERSION, REVIEW_KIND};
 
 /// An AdmissionReview that could be read, borrowing from the request body.
 #[derive(Clone, Debug)]
 pub struct Review<'a> {
-    /// The request, typed.
-    pub request: AdmissionRequest<DynamicObject>,
+    /// What the request says about itself (everything but the objects).
+    pub request: Request<'a>,
     /// `request.object` exactly as received (the base of the JSONPatch).
     pub object: Option<Json<'a>>,
     /// `request.oldObject` exactly as received.
@@ -23,9 +25,108 @@ impl Review<'_> {
     /// The same review, no longer borrowing from the body.
     pub fn into_owned(self) -> Review<'static> {
         Review {
-            request: self.request,
+            request: self.request.into_owned(),
             object: self.object.map(Json::into_owned),
             old_object: self.old_object.map(Json::into_owned),
+        }
+    }
+}
+
+/// The fields of an AdmissionRequest the webhook decides and logs with,
+/// borrowed from the body. A body is read only if kube could read all of it
+/// as an [`AdmissionRequest`]; the fields not kept here (`resource`,
+/// `requestKind`, `requestResource`, `requestSubResource`, `options`,
+/// `userInfo.uid` and `userInfo.extra`) are checked and dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// `uid`, echoed in the answer.
+    pub uid: Cow<'a, str>,
+    /// `kind`: the kind of the object.
+    pub kind: Kind<'a>,
+    /// `subResource`, if any.
+    pub sub_resource: Option<Cow<'a, str>>,
+    /// `name` (empty while the object has only a `generateName`).
+    pub name: Cow<'a, str>,
+    /// `namespace`, if any.
+    pub namespace: Option<Cow<'a, str>>,
+    /// `operation`.
+    pub operation: Operation,
+    /// `userInfo`: who asks.
+    pub user_info: User<'a>,
+    /// `dryRun`.
+    pub dry_run: bool,
+}
+
+/// `request.kind`: group, version and kind of the object.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Kind<'a> {
+    /// API group (empty for the core group).
+    #[serde(borrow)]
+    pub group: Cow<'a, str>,
+    /// API version.
+    #[serde(borrow)]
+    pub version: Cow<'a, str>,
+    /// Kind.
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+}
+
+/// `request.userInfo`: the requester's name and groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct User<'a> {
+    /// `username`, if any.
+    pub username: Option<Cow<'a, str>>,
+    /// `groups` (none when absent).
+    pub groups: Vec<Cow<'a, str>>,
+}
+
+impl Request<'_> {
+    /// The same request, no longer borrowing from the body.
+    pub fn into_owned(self) -> Request<'static> {
+        let owned = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        Request {
+            uid: owned(self.uid),
+            kind: Kind {
+                group: owned(self.kind.group),
+                version: owned(self.kind.version),
+                kind: owned(self.kind.kind),
+            },
+            sub_resource: self.sub_resource.map(owned),
+            name: owned(self.name),
+            namespace: self.namespace.map(owned),
+            operation: self.operation,
+            user_info: User {
+                username: self.user_info.username.map(owned),
+                groups: self.user_info.groups.into_iter().map(owned).collect(),
+            },
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// What is kept of a request kube has read.
+    fn from_kube(r: AdmissionRequest<DynamicObject>) -> Request<'static> {
+        Request {
+            uid: r.uid.into(),
+            kind: Kind {
+                group: r.kind.group.into(),
+                version: r.kind.version.into(),
+                kind: r.kind.kind.into(),
+            },
+            sub_resource: r.sub_resource.map(Cow::Owned),
+            name: r.name.into(),
+            namespace: r.namespace.map(Cow::Owned),
+            operation: r.operation,
+            user_info: User {
+                username: r.user_info.username.map(Cow::Owned),
+                groups: r
+                    .user_info
+                    .groups
+                    .into_iter()
+                    .flatten()
+                    .map(Cow::Owned)
+                    .collect(),
+            },
+            dry_run: r.dry_run,
         }
     }
 }
@@ -91,29 +192,25 @@ pub(super) fn parse_well_formed(body: &[u8]) -> Option<Review<'_>> {
     // One UTF-8 check of the whole body: read as bytes, serde_json would
     // check every string on its own, which cost more than the check.
     let body = std::str::from_utf8(body).ok()?;
-    let MapOnly(top) = serde_json::from_str::<MapOnly<wire::Review>>(body).ok()?;
+    let MapOnly(top) = serde_json::from_str::<MapOnly<wire::Review<'_>>>(body).ok()?;
     if top.api_version != REVIEW_API_VERSION || top.kind != REVIEW_KIND {
         return None;
     }
     let MapOnly(r) = top.request?;
     let (object, old_object) = (dynamic_object(r.object)?, dynamic_object(r.old_object)?);
-    let request = AdmissionRequest {
-        types: review_types(),
+    let MapOnly(user) = r.user_info;
+    let request = Request {
         uid: r.uid,
         kind: r.kind,
-        resource: r.resource,
-        sub_resource: r.sub_resource,
-        request_kind: r.request_kind,
-        request_resource: r.request_resource,
-        request_sub_resource: r.request_sub_resource,
+        sub_resource: r.sub_resource.map(|s| s.0),
         name: r.name,
-        namespace: r.namespace,
+        namespace: r.namespace.map(|s| s.0),
         operation: r.operation,
-        user_info: r.user_info,
-        object: None,
-        old_object: None,
+        user_info: User {
+            username: user.username.map(|s| s.0),
+            groups: user.groups.into_iter().flatten().map(|s| s.0).collect(),
+        },
         dry_run: r.dry_run,
-        options: r.options,
     };
     Some(Review {
         request,
@@ -123,51 +220,93 @@ pub(super) fn parse_well_formed(body: &[u8]) -> Option<Review<'_>> {
 }
 
 /// The wire form of an AdmissionReview, field for field what kube's
-/// `AdmissionRequest` reads (same names, types, defaults and required
-/// fields), with the objects kept as JSON.
+/// `AdmissionRequest` reads (same names, shapes, defaults and required
+/// fields), its strings borrowed and the objects kept as JSON. Fields the
+/// webhook does not use are read only to be checked.
 mod wire {
-    use kube::core::admission::Operation;
-    use kube::core::{GroupVersionKind, GroupVersionResource};
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
 
-    use super::{Json, MapOnly};
+    use kube::core::admission::Operation;
+    use serde::de::IgnoredAny;
+
+    use super::{Json, Kind, MapOnly, Text};
 
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(super) struct Review<'a> {
-        pub api_version: String,
-        pub kind: String,
+        #[serde(borrow)]
+        pub api_version: Cow<'a, str>,
+        #[serde(borrow)]
+        pub kind: Cow<'a, str>,
         #[serde(borrow)]
         pub request: Option<MapOnly<Request<'a>>>,
     }
 
+    /// kube's `AdmissionRequest`.
     #[derive(serde::Deserialize)]
+    #[expect(dead_code, reason = "fields the webhook does not use are read only to be checked")]
     #[serde(rename_all = "camelCase")]
     pub(super) struct Request<'a> {
-        pub uid: String,
-        pub kind: GroupVersionKind,
-        pub resource: GroupVersionResource,
-        #[serde(default)]
-        pub sub_resource: Option<String>,
-        #[serde(default)]
-        pub request_kind: Option<GroupVersionKind>,
-        #[serde(default)]
-        pub request_resource: Option<GroupVersionResource>,
-        #[serde(default)]
-        pub request_sub_resource: Option<String>,
-        #[serde(default)]
-        pub name: String,
-        #[serde(default)]
-        pub namespace: Option<String>,
+        #[serde(borrow)]
+        pub uid: Cow<'a, str>,
+        #[serde(borrow)]
+        pub kind: Kind<'a>,
+        #[serde(borrow)]
+        pub resource: Resource<'a>,
+        #[serde(default, borrow)]
+        pub sub_resource: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        pub request_kind: Option<Kind<'a>>,
+        #[serde(default, borrow)]
+        pub request_resource: Option<Resource<'a>>,
+        #[serde(default, borrow)]
+        pub request_sub_resource: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        pub name: Cow<'a, str>,
+        #[serde(default, borrow)]
+        pub namespace: Option<Text<'a>>,
         pub operation: Operation,
-        pub user_info: k8s_openapi::api::authentication::v1::UserInfo,
+        #[serde(borrow)]
+        pub user_info: MapOnly<UserInfo<'a>>,
         #[serde(borrow)]
         pub object: Option<Json<'a>>,
         #[serde(borrow)]
         pub old_object: Option<Json<'a>>,
         #[serde(default)]
         pub dry_run: bool,
+        /// A `RawExtension`: any JSON.
         #[serde(default)]
-        pub options: Option<k8s_openapi::apimachinery::pkg::runtime::RawExtension>,
+        pub options: Option<IgnoredAny>,
+    }
+
+    /// kube's `GroupVersionResource`.
+    #[derive(serde::Deserialize)]
+    #[expect(dead_code, reason = "fields the webhook does not use are read only to be checked")]
+    pub(super) struct Resource<'a> {
+        #[serde(borrow)]
+        pub group: Cow<'a, str>,
+        #[serde(borrow)]
+        pub version: Cow<'a, str>,
+        #[serde(borrow)]
+        pub resource: Cow<'a, str>,
+        #[serde(default, borrow)]
+        pub api_version: Cow<'a, str>,
+    }
+
+    /// k8s-openapi's `UserInfo` (read from objects only, every field
+    /// optional, `null` as absent).
+    #[derive(serde::Deserialize)]
+    #[expect(dead_code, reason = "fields the webhook does not use are read only to be checked")]
+    pub(super) struct UserInfo<'a> {
+        #[serde(default, borrow)]
+        pub username: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        pub groups: Option<Vec<Text<'a>>>,
+        #[serde(default, borrow)]
+        pub uid: Option<Text<'a>>,
+        #[serde(default)]
+        pub extra: Option<BTreeMap<String, Vec<String>>>,
     }
 }
 
@@ -255,13 +394,10 @@ pub(super) fn parse_checked(body: &[u8]) -> Result<Review<'static>, Malformed> {
         .get("oldObject")
         .filter(|o| !o.is_null())
         .map(Json::from);
-    let mut request: AdmissionRequest<DynamicObject> =
+    let request: AdmissionRequest<DynamicObject> =
         serde_json::from_value(request).map_err(|e| fail(BadReview::Request(e.to_string())))?;
-    request.types = review_types();
-    request.object = None;
-    request.old_object = None;
     Ok(Review {
-        request,
+        request: Request::from_kube(request),
         object,
         old_object,
     })

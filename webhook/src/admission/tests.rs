@@ -806,7 +806,7 @@ fn patches_of_every_length_are_encoded_as_the_reference_encodes_them() {
     .unwrap()
     .into_owned();
     for len in (0..=200).chain([255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097]) {
-        let mut response = AdmissionResponse::from(&review.request)
+        let mut response = answer(&review.request)
             .with_patch(json_patch::Patch(Vec::new()))
             .unwrap();
         response.patch = Some((0..len).map(|i| (i * 7 + len) as u8).collect());
@@ -1113,10 +1113,10 @@ fn written_diffs_are_json_patch_diffs_byte_for_byte() {
 /// What a parse gives, comparably.
 fn parsed(
     result: Result<Review, Malformed>,
-) -> Result<(Value, Option<Value>, Option<Value>), Malformed> {
+) -> Result<(Request<'static>, Option<Value>, Option<Value>), Malformed> {
     result.map(|r| {
         (
-            serde_json::to_value(&r.request).unwrap(),
+            r.request.into_owned(),
             r.object.as_ref().map(Json::to_value),
             r.old_object.as_ref().map(Json::to_value),
         )
@@ -1209,6 +1209,50 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
     let mut object_array = review.clone();
     object_array["request"]["object"] = json!([1]);
     bodies.push(object_array.to_string());
+    // The fields the webhook only checks, in every shape kube takes or refuses.
+    for (field, value) in [
+        ("resource", json!({"group": "", "version": "v1"})),
+        ("resource", json!({"group": "", "version": "v1", "resource": 5})),
+        ("resource", json!(["ephemeral.io", "v1alpha1", "environments"])),
+        ("resource", json!({"group": "g", "version": "v", "resource": "r", "api_version": "g/v"})),
+        ("resource", json!({"group": "g", "version": "v", "resource": "r", "api_version": null})),
+        ("requestKind", json!("Environment")),
+        ("requestKind", json!(null)),
+        ("requestKind", json!({"group": "g", "version": "v"})),
+        ("requestResource", json!({"group": "g", "version": "v", "resource": "r"})),
+        ("requestResource", json!(7)),
+        ("requestSubResource", json!("status")),
+        ("requestSubResource", json!(1)),
+        ("subResource", json!("status")),
+        ("subResource", json!(["status"])),
+        ("options", json!("anything")),
+        ("options", json!([1, {"a": null}])),
+        ("dryRun", json!(true)),
+        ("dryRun", json!("yes")),
+        ("namespace", json!(3)),
+        ("kind", json!({"group": "ephemeral.io", "version": "v1alpha1"})),
+        ("kind", json!(["ephemeral.io", "v1alpha1", "Environment"])),
+    ] {
+        let mut v = review.clone();
+        v["request"][field] = value;
+        bodies.push(v.to_string());
+    }
+    for user in [
+        json!({"username": null, "groups": null, "uid": null, "extra": null}),
+        json!({"username": "a\\lice", "groups": ["de\"vs", "system:authenticated"]}),
+        json!({"username": "alice", "uid": 5}),
+        json!({"username": "alice", "groups": [5]}),
+        json!({"username": "alice", "groups": "developers"}),
+        json!({"username": "alice", "extra": {"scopes": ["a", "b"]}}),
+        json!({"username": "alice", "extra": {"scopes": "a"}}),
+        json!({"username": "alice", "extra": ["a"]}),
+        json!({"username": "alice", "unknown": {"x": 1}}),
+        json!({}),
+    ] {
+        let mut v = review.clone();
+        v["request"]["userInfo"] = user;
+        bodies.push(v.to_string());
+    }
     bodies.push(format!(
         r#"[{}, {}, {}]"#,
         json!(REVIEW_API_VERSION),

@@ -1,11 +1,10 @@
 //! Ownership on UPDATE and DELETE: who may change or delete an Environment
 //! ([`Access`]), decided by [`validate`].
 
-use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::admission::Operation;
 
 use super::response::{Decision, Refusal, allow, deny};
-use super::review::Review;
+use super::review::{Review, User};
 use super::{annotation, check_kind, object_name, username};
 
 use ephemeral_core::expand::OWNER_ANNOTATION;
@@ -22,7 +21,7 @@ pub struct Access {
 impl Access {
     /// Whether `user` is an admin: the controller's service account, or a
     /// member of one of the admin groups.
-    pub fn is_admin(&self, user: &UserInfo) -> bool {
+    pub fn is_admin(&self, user: &User<'_>) -> bool {
         if user.username.as_deref() == Some(self.controller_service_account.as_str())
             && !self.controller_service_account.is_empty()
         {
@@ -30,7 +29,6 @@ impl Access {
         }
         user.groups
             .iter()
-            .flatten()
             .any(|g| self.admin_groups.iter().any(|a| a == g))
     }
 
