@@ -92,32 +92,57 @@ pub fn rfc3339_utc(t: Timestamp) -> String {
     out
 }
 
-/// Appends [`rfc3339_utc`] of `t` to `out`, digit by digit (`strftime` took
-/// a few per cent of an admission).
-fn push_rfc3339_utc(out: &mut String, t: Timestamp) {
-    debug_assert!(t >= EARLIEST_RFC3339, "{t} has no four-digit year");
-    let d = jiff::tz::Offset::UTC.to_datetime(t);
-    let fields = [
-        (i32::from(d.year()), 4, '-'),
-        (i32::from(d.month()), 2, '-'),
-        (i32::from(d.day()), 2, 'T'),
-        (i32::from(d.hour()), 2, ':'),
-        (i32::from(d.minute()), 2, ':'),
-    ];
-    for (n, width, separator) in fields {
-        push_digits(out, n, width);
-        out.push(separator);
+/// The text of a whole-second `spec.lease.until`: RFC 3339 in UTC with `Z`,
+/// exactly what jiff's `Display` writes for it (`2026-11-21T19:00:00Z`),
+/// digit by digit (the formatting machinery was 2 % of an admission).
+/// Instants with a fraction of a second, or before [`EARLIEST_RFC3339`],
+/// are written by jiff.
+pub fn until_text(t: Timestamp) -> String {
+    if t.subsec_nanosecond() != 0 || t < EARLIEST_RFC3339 {
+        return t.to_string();
     }
-    push_digits(out, i32::from(d.second()), 2);
-    out.push_str("+00:00");
+    let mut out = String::with_capacity(20);
+    push_rfc3339(&mut out, t, "Z");
+    out
 }
 
-/// Appends the last `width` decimal digits of `n` (not negative).
-fn push_digits(out: &mut String, n: i32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = (n / 10i32.pow(place)).rem_euclid(10) as u8;
-        out.push(char::from(b'0' + digit));
+/// Appends [`rfc3339_utc`] of `t` to `out`.
+fn push_rfc3339_utc(out: &mut String, t: Timestamp) {
+    push_rfc3339(out, t, "+00:00");
+}
+
+/// Appends `t` in UTC as RFC 3339 with whole seconds and the offset written
+/// as `offset`, digit by digit (`strftime` took a few per cent of an
+/// admission).
+fn push_rfc3339(out: &mut String, t: Timestamp, offset: &str) {
+    debug_assert!(t >= EARLIEST_RFC3339, "{t} has no four-digit year");
+    let d = jiff::tz::Offset::UTC.to_datetime(t);
+    let year = u16::try_from(d.year()).expect("years from 0000 on are not negative");
+    push_four_digits(out, year);
+    for (n, separator) in [
+        (d.month(), '-'),
+        (d.day(), '-'),
+        (d.hour(), 'T'),
+        (d.minute(), ':'),
+        (d.second(), ':'),
+    ] {
+        out.push(separator);
+        push_two_digits(out, n);
     }
+    out.push_str(offset);
+}
+
+/// Appends the last four decimal digits of `n`.
+fn push_four_digits(out: &mut String, n: u16) {
+    push_two_digits(out, ((n / 100) % 100) as i8);
+    push_two_digits(out, (n % 100) as i8);
+}
+
+/// Appends the last two decimal digits of `n` (not negative).
+fn push_two_digits(out: &mut String, n: i8) {
+    let n = n.unsigned_abs();
+    out.push(char::from(b'0' + (n / 10) % 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// The absolute uptime `<start>-<end>`, both [`rfc3339_utc`], e.g.
@@ -374,6 +399,29 @@ mod tests {
         for t in [EARLIEST_RFC3339, Timestamp::MAX, Timestamp::UNIX_EPOCH] {
             assert_eq!(rfc3339_utc(t), reference(t), "{t}");
         }
+    }
+
+    #[test]
+    fn until_text_is_what_jiff_writes() {
+        let (first, last) = (EARLIEST_RFC3339.as_second(), Timestamp::MAX.as_second());
+        // ~20,000 whole-second instants over every year, a few with
+        // fractions (written by jiff), and instants before year 0000.
+        let step = (last - first) / 20_011;
+        for i in 0..=20_011i64 {
+            let nanos = if i % 97 == 0 { 500_000_000 } else { 0 };
+            let t = Timestamp::new((first + i * step).min(last), nanos).unwrap();
+            assert_eq!(until_text(t), t.to_string(), "{t}");
+        }
+        for t in [
+            EARLIEST_RFC3339,
+            Timestamp::MAX,
+            Timestamp::UNIX_EPOCH,
+            Timestamp::MIN,
+            at("2026-11-21T19:00:00Z"),
+        ] {
+            assert_eq!(until_text(t), t.to_string(), "{t}");
+        }
+        assert_eq!(until_text(at("2026-11-21T19:00:00Z")), "2026-11-21T19:00:00Z");
     }
 
     #[test]

@@ -20,18 +20,25 @@ fn is_tag_char(c: char) -> bool {
 /// of characters outside `[A-Za-z0-9._-]` becomes one `-`, and leading `.`
 /// and `-` are trimmed. The result may be empty or too long; see [`prefix_problem`].
 pub fn sanitise_branch(branch: &str) -> String {
-    let mut out = String::with_capacity(branch.len());
+    // Byte by byte: tag characters are ASCII, and every byte of a multi-byte
+    // character is outside them, so a run of bytes is a run of characters.
+    let mut out = Vec::with_capacity(branch.len());
     let mut in_run = false;
-    for c in branch.chars() {
-        if is_tag_char(c) {
-            out.push(c);
+    for b in branch.bytes() {
+        if is_tag_char(char::from(b)) && b.is_ascii() {
+            // Leading `.` and `-` are trimmed as they come.
+            if !(out.is_empty() && matches!(b, b'.' | b'-')) {
+                out.push(b);
+            }
             in_run = false;
         } else if !in_run {
-            out.push('-');
+            if !out.is_empty() {
+                out.push(b'-');
+            }
             in_run = true;
         }
     }
-    out.trim_start_matches(['.', '-']).to_owned()
+    String::from_utf8(out).expect("only ASCII bytes are written")
 }
 
 /// What is wrong with a tag prefix, if anything.
@@ -119,6 +126,37 @@ impl<'a> BuildTag<'a> {
 mod tests {
     use super::*;
 
+    /// The rule as first written, character by character.
+    fn sanitise_reference(branch: &str) -> String {
+        let mut out = String::new();
+        let mut in_run = false;
+        for c in branch.chars() {
+            if is_tag_char(c) {
+                out.push(c);
+                in_run = false;
+            } else if !in_run {
+                out.push('-');
+                in_run = true;
+            }
+        }
+        out.trim_start_matches(['.', '-']).to_owned()
+    }
+
+    #[test]
+    fn sanitising_byte_by_byte_is_the_rule_character_by_character() {
+        let alphabet = ['a', 'Z', '0', '.', '_', '-', '/', ' ', 'ü', '😀'];
+        let mut branches = vec![String::new()];
+        for _ in 0..5 {
+            branches = branches
+                .iter()
+                .flat_map(|b| alphabet.iter().map(move |c| format!("{b}{c}")))
+                .collect();
+            for branch in &branches {
+                assert_eq!(sanitise_branch(branch), sanitise_reference(branch), "{branch:?}");
+            }
+        }
+    }
+
     #[test]
     fn sanitises_like_ci() {
         assert_eq!(sanitise_branch("feature/new-basket"), "feature-new-basket");
@@ -128,6 +166,7 @@ mod tests {
         assert_eq!(sanitise_branch("ümlaut"), "mlaut");
         assert_eq!(sanitise_branch("///"), "");
         assert_eq!(sanitise_branch("fix/"), "fix-");
+        assert_eq!(sanitise_branch("ü-x"), "x");
     }
 
     #[test]

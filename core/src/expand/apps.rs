@@ -16,11 +16,19 @@ use crate::prefix;
 impl Cx<'_> {
     /// Explicit apps first, then the apps of each bundle not already present.
     pub(super) fn collect_apps(&mut self, mut apps: Vec<App>, bundles: &[String]) -> Vec<App> {
-        // Names are borrowed from the apps and the catalog, never copied.
+        // Names are borrowed from the apps and the catalog, never copied,
+        // and kept sorted in a vector (a handful of names: cheaper than a set).
         let catalog = self.catalog;
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen: Vec<&str> = Vec::with_capacity(apps.len());
+        let mut insert = |name| match seen.binary_search(&name) {
+            Ok(_) => false,
+            Err(at) => {
+                seen.insert(at, name);
+                true
+            }
+        };
         for (i, app) in apps.iter().enumerate() {
-            if !seen.insert(app.name.as_str()) {
+            if !insert(app.name.as_str()) {
                 self.deny(Violation::DuplicateApp {
                     field: format!("spec.apps[{i}].name"),
                     name: app.name.clone(),
@@ -39,7 +47,7 @@ impl Cx<'_> {
                 continue;
             };
             for member in &found.spec.apps {
-                if seen.insert(member.as_str()) {
+                if insert(member.as_str()) {
                     members.push(member);
                 }
             }

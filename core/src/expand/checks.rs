@@ -217,7 +217,7 @@ impl Cx<'_> {
                     .filter(|start| *start <= until)
                     .unwrap_or_else(|| now.min(until))
                     .max(lease::EARLIEST_RFC3339);
-                lease.until = Some(until.to_string());
+                lease.until = Some(lease::until_text(until));
                 (lease, lease::absolute_uptime(start, until))
             }
         }
