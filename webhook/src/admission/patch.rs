@@ -120,6 +120,25 @@ fn any_marked(bytes: &[u8], marks: impl Fn(u64) -> u64, is_marked: impl Fn(u8) -
     }
 }
 
+/// Whether a struct field's name needs escaping in a JSON string or a JSON
+/// pointer token. Field names are fixed when the types are compiled, and
+/// those of the Environment (its CRD's property names) need none, which a
+/// test checks: so they are written without a scan, and debug builds check
+/// each one here.
+fn field_name_is_plain(name: &str) -> bool {
+    !needs_escape(name.as_bytes()) && !name.contains(['~', '/'])
+}
+
+/// Writes a struct field's name and the `:` after it (see
+/// [`field_name_is_plain`]).
+fn write_field_name(out: &mut Vec<u8>, name: &'static str) {
+    debug_assert!(field_name_is_plain(name), "field name {name:?}");
+    out.reserve(name.len() + 3);
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 /// Whether any byte of `bytes` must be escaped in a JSON string.
 fn needs_escape(bytes: &[u8]) -> bool {
     any_marked(bytes, json_escapes, |b| b < 0x20 || b == b'"' || b == b'\\')
@@ -593,8 +612,7 @@ impl ser::SerializeStruct for JsonObj<'_> {
     ) -> Result<(), Unsupported> {
         next_field(&mut self.last_field, key)?;
         self.comma();
-        write_str(&mut self.w.out, key);
-        self.w.out.push(b':');
+        write_field_name(&mut self.w.out, key);
         value.serialize(Writer(&mut *self.w))
     }
     fn end(self) -> Result<(), Unsupported> {
@@ -876,10 +894,18 @@ impl<'l> ObjDiff<'_, 'l> {
         let left = {
             let PatchWriter { path, keys, .. } = &mut **w;
             let key = match &key {
-                Key::Field(key) => key,
-                Key::Map(range) => &keys[range.clone()],
+                Key::Field(name) => {
+                    debug_assert!(field_name_is_plain(name), "field name {name:?}");
+                    path.push('/');
+                    path.push_str(name);
+                    name
+                }
+                Key::Map(range) => {
+                    let key = &keys[range.clone()];
+                    push_token(path, key);
+                    key
+                }
             };
-            push_token(path, key);
             Self::pair(lefts, removed, key)
         };
         match left {
@@ -1044,6 +1070,34 @@ mod tests {
             ]))
             .unwrap()
         );
+    }
+
+    #[test]
+    fn the_environments_field_names_need_no_escaping() {
+        use kube::CustomResourceExt as _;
+        // Every property name of the Environment's schema, at any depth
+        // (what its types serialise as struct fields), and the admission's own.
+        fn names(schema: &serde_json::Value, out: &mut Vec<String>) {
+            match schema {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::Object(properties)) = map.get("properties") {
+                        out.extend(properties.keys().cloned());
+                    }
+                    map.values().for_each(|v| names(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| names(v, out)),
+                _ => {}
+            }
+        }
+        let crd = serde_json::to_value(ephemeral_core::Environment::crd()).unwrap();
+        let mut found = vec!["annotations".to_owned()];
+        names(&crd, &mut found);
+        assert!(found.len() > 30, "{found:?}");
+        for name in found {
+            assert!(field_name_is_plain(&name), "{name:?}");
+        }
+        assert!(!field_name_is_plain("a/b") && !field_name_is_plain("a~b"));
+        assert!(!field_name_is_plain("a\"b") && !field_name_is_plain("a\\b"));
     }
 
     #[test]
