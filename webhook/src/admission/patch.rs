@@ -43,14 +43,17 @@ impl ser::Error for Unsupported {
     }
 }
 
-/// Appends `/token` to a JSON pointer, escaping `~` and `/` (RFC 6901).
-fn push_token(path: &mut String, token: &str) {
+/// Appends `/token` to a JSON pointer, escaping `~` and `/` (RFC 6901), and
+/// says whether the token needs escaping in a JSON string too (one scan finds
+/// both; nearly no token needs either).
+fn push_token(path: &mut String, token: &str) -> bool {
     path.push('/');
-    if !any_marked(token.as_bytes(), pointer_escapes, |b| {
-        b == b'~' || b == b'/'
+    let marks = |w| pointer_escapes(w) | json_escapes(w);
+    if !any_marked(token.as_bytes(), marks, |b| {
+        b == b'~' || b == b'/' || is_json_escape(b)
     }) {
         path.push_str(token);
-        return;
+        return false;
     }
     for c in token.chars() {
         match c {
@@ -59,6 +62,7 @@ fn push_token(path: &mut String, token: &str) {
             c => path.push(c),
         }
     }
+    needs_escape(token.as_bytes())
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -139,9 +143,14 @@ fn write_field_name(out: &mut Vec<u8>, name: &'static str) {
     out.extend_from_slice(b"\":");
 }
 
+/// Whether a JSON string must escape `b`.
+fn is_json_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// Whether any byte of `bytes` must be escaped in a JSON string.
 fn needs_escape(bytes: &[u8]) -> bool {
-    any_marked(bytes, json_escapes, |b| b < 0x20 || b == b'"' || b == b'\\')
+    any_marked(bytes, json_escapes, is_json_escape)
 }
 
 /// Writes a JSON string as `serde_json` does; strings with nothing to
@@ -182,6 +191,10 @@ pub(super) struct PatchWriter {
     out: Vec<u8>,
     /// The JSON pointer of the current position, tokens escaped.
     path: String,
+    /// Where in `path` the first token that needs escaping in a JSON string
+    /// starts, if one does (then the path is written escaped; otherwise as
+    /// it is, without a scan).
+    escape_from: Option<usize>,
     ops: usize,
     /// The last map key of each object being written, innermost last (see
     /// [`PatchWriter::next_key`]).
@@ -195,6 +208,7 @@ impl PatchWriter {
         PatchWriter {
             out,
             path: String::with_capacity(64),
+            escape_from: None,
             ops: 0,
             keys: String::new(),
         }
@@ -203,10 +217,20 @@ impl PatchWriter {
     /// Runs `f` with `token` appended to the current path.
     pub(super) fn at<R>(&mut self, token: &str, f: impl FnOnce(&mut Self) -> R) -> R {
         let len = self.path.len();
-        push_token(&mut self.path, token);
+        if push_token(&mut self.path, token) {
+            self.escape_from.get_or_insert(len);
+        }
         let r = f(self);
-        self.path.truncate(len);
+        self.truncate_path(len);
         r
+    }
+
+    /// Takes the path back to its first `len` bytes.
+    fn truncate_path(&mut self, len: usize) {
+        self.path.truncate(len);
+        if self.escape_from.is_some_and(|at| at >= len) {
+            self.escape_from = None;
+        }
     }
 
     fn at_index<R>(&mut self, index: usize, f: impl FnOnce(&mut Self) -> R) -> R {
@@ -223,7 +247,7 @@ impl PatchWriter {
             }
         }
         let r = f(self);
-        self.path.truncate(len);
+        self.truncate_path(len);
         r
     }
 
@@ -238,7 +262,14 @@ impl PatchWriter {
             Op::Remove => b"{\"op\":\"remove\",\"path\":",
             Op::Replace => b"{\"op\":\"replace\",\"path\":",
         });
-        write_str(&mut self.out, &self.path);
+        if self.escape_from.is_none() {
+            self.out.reserve(self.path.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(self.path.as_bytes());
+            self.out.push(b'"');
+        } else {
+            write_str(&mut self.out, &self.path);
+        }
     }
 
     /// Writes an op with a value up to the value; the value and `}` follow.
@@ -892,7 +923,12 @@ impl<'l> ObjDiff<'_, 'l> {
         } = self;
         let len = w.path.len();
         let left = {
-            let PatchWriter { path, keys, .. } = &mut **w;
+            let PatchWriter {
+                path,
+                keys,
+                escape_from,
+                ..
+            } = &mut **w;
             let key = match &key {
                 Key::Field(name) => {
                     debug_assert!(field_name_is_plain(name), "field name {name:?}");
@@ -902,7 +938,9 @@ impl<'l> ObjDiff<'_, 'l> {
                 }
                 Key::Map(range) => {
                     let key = &keys[range.clone()];
-                    push_token(path, key);
+                    if push_token(path, key) {
+                        escape_from.get_or_insert(len);
+                    }
                     key
                 }
             };
@@ -912,7 +950,7 @@ impl<'l> ObjDiff<'_, 'l> {
             Some(left) => value.serialize(Diff { w, left })?,
             None => w.add(value)?,
         }
-        w.path.truncate(len);
+        w.truncate_path(len);
         Ok(())
     }
 
@@ -1098,6 +1136,33 @@ mod tests {
         }
         assert!(!field_name_is_plain("a/b") && !field_name_is_plain("a~b"));
         assert!(!field_name_is_plain("a\"b") && !field_name_is_plain("a\\b"));
+    }
+
+    #[test]
+    fn paths_are_escaped_exactly_while_a_key_that_needs_it_is_on_them() {
+        let left = serde_json::json!({
+            "a\"b": {"x": 1, "y\\z": {"q": 1}},
+            "c": {"d": 1},
+            "e~/\n": 1,
+            "f": [1]
+        });
+        let right = serde_json::json!({
+            "a\"b": {"x": 2, "y\\z": {"q": 2}, "w": 3},
+            "c": {"d": 2},
+            "e~/\n": 2,
+            "f": [2]
+        });
+        let reference = json_patch::diff(
+            &serde_json::json!({ "spec": left }),
+            &serde_json::json!({ "spec": right }),
+        );
+        let reference = serde_json::to_string(&reference).unwrap();
+        assert!(reference.contains(r#""path":"/spec/c/d""#), "{reference}");
+        assert!(reference.contains(r#""path":"/spec/a\"b/y\\z/q""#), "{reference}");
+        assert_eq!(
+            written(|w| w.diff(&Json::from(&left), &right)).unwrap(),
+            reference
+        );
     }
 
     #[test]
