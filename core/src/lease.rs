@@ -421,7 +421,10 @@ mod tests {
         ] {
             assert_eq!(until_text(t), t.to_string(), "{t}");
         }
-        assert_eq!(until_text(at("2026-11-21T19:00:00Z")), "2026-11-21T19:00:00Z");
+        assert_eq!(
+            until_text(at("2026-11-21T19:00:00Z")),
+            "2026-11-21T19:00:00Z"
+        );
     }
 
     #[test]

@@ -152,7 +152,11 @@ mod tests {
                 .flat_map(|b| alphabet.iter().map(move |c| format!("{b}{c}")))
                 .collect();
             for branch in &branches {
-                assert_eq!(sanitise_branch(branch), sanitise_reference(branch), "{branch:?}");
+                assert_eq!(
+                    sanitise_branch(branch),
+                    sanitise_reference(branch),
+                    "{branch:?}"
+                );
             }
         }
     }

@@ -217,11 +217,7 @@ impl AdmissionState {
 /// at `debug` for the bulk of the traffic, UPDATEs it let through untouched
 /// (status, finalizer and label writes of controllers). The fields are
 /// formatted only when the level is enabled (`RUST_LOG`).
-fn log_admission(
-    endpoint: Endpoint,
-    request: &admission::Request<'_>,
-    decision: &Decision,
-) {
+fn log_admission(endpoint: Endpoint, request: &admission::Request<'_>, decision: &Decision) {
     let response = &decision.response;
     macro_rules! line {
         ($level:expr) => {

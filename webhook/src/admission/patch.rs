@@ -1158,7 +1158,10 @@ mod tests {
         );
         let reference = serde_json::to_string(&reference).unwrap();
         assert!(reference.contains(r#""path":"/spec/c/d""#), "{reference}");
-        assert!(reference.contains(r#""path":"/spec/a\"b/y\\z/q""#), "{reference}");
+        assert!(
+            reference.contains(r#""path":"/spec/a\"b/y\\z/q""#),
+            "{reference}"
+        );
         assert_eq!(
             written(|w| w.diff(&Json::from(&left), &right)).unwrap(),
             reference

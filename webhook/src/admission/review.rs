@@ -245,7 +245,10 @@ mod wire {
 
     /// kube's `AdmissionRequest`.
     #[derive(serde::Deserialize)]
-    #[expect(dead_code, reason = "fields the webhook does not use are read only to be checked")]
+    #[expect(
+        dead_code,
+        reason = "fields the webhook does not use are read only to be checked"
+    )]
     #[serde(rename_all = "camelCase")]
     pub(super) struct Request<'a> {
         #[serde(borrow)]
@@ -282,7 +285,10 @@ mod wire {
 
     /// kube's `GroupVersionResource`.
     #[derive(serde::Deserialize)]
-    #[expect(dead_code, reason = "fields the webhook does not use are read only to be checked")]
+    #[expect(
+        dead_code,
+        reason = "fields the webhook does not use are read only to be checked"
+    )]
     pub(super) struct Resource<'a> {
         #[serde(borrow)]
         pub group: Cow<'a, str>,
@@ -297,7 +303,10 @@ mod wire {
     /// k8s-openapi's `UserInfo` (read from objects only, every field
     /// optional, `null` as absent).
     #[derive(serde::Deserialize)]
-    #[expect(dead_code, reason = "fields the webhook does not use are read only to be checked")]
+    #[expect(
+        dead_code,
+        reason = "fields the webhook does not use are read only to be checked"
+    )]
     pub(super) struct UserInfo<'a> {
         #[serde(default, borrow)]
         pub username: Option<Text<'a>>,

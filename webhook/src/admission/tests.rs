@@ -1212,14 +1212,29 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
     // The fields the webhook only checks, in every shape kube takes or refuses.
     for (field, value) in [
         ("resource", json!({"group": "", "version": "v1"})),
-        ("resource", json!({"group": "", "version": "v1", "resource": 5})),
-        ("resource", json!(["ephemeral.io", "v1alpha1", "environments"])),
-        ("resource", json!({"group": "g", "version": "v", "resource": "r", "api_version": "g/v"})),
-        ("resource", json!({"group": "g", "version": "v", "resource": "r", "api_version": null})),
+        (
+            "resource",
+            json!({"group": "", "version": "v1", "resource": 5}),
+        ),
+        (
+            "resource",
+            json!(["ephemeral.io", "v1alpha1", "environments"]),
+        ),
+        (
+            "resource",
+            json!({"group": "g", "version": "v", "resource": "r", "api_version": "g/v"}),
+        ),
+        (
+            "resource",
+            json!({"group": "g", "version": "v", "resource": "r", "api_version": null}),
+        ),
         ("requestKind", json!("Environment")),
         ("requestKind", json!(null)),
         ("requestKind", json!({"group": "g", "version": "v"})),
-        ("requestResource", json!({"group": "g", "version": "v", "resource": "r"})),
+        (
+            "requestResource",
+            json!({"group": "g", "version": "v", "resource": "r"}),
+        ),
         ("requestResource", json!(7)),
         ("requestSubResource", json!("status")),
         ("requestSubResource", json!(1)),
@@ -1230,7 +1245,10 @@ fn reviews_are_read_as_the_checked_reader_reads_them() {
         ("dryRun", json!(true)),
         ("dryRun", json!("yes")),
         ("namespace", json!(3)),
-        ("kind", json!({"group": "ephemeral.io", "version": "v1alpha1"})),
+        (
+            "kind",
+            json!({"group": "ephemeral.io", "version": "v1alpha1"}),
+        ),
         ("kind", json!(["ephemeral.io", "v1alpha1", "Environment"])),
     ] {
         let mut v = review.clone();
