@@ -13,7 +13,12 @@ pub const BUILD_SUFFIX: usize = 1 + 40 + 1 + 10;
 pub const MAX_PREFIX: usize = MAX_TAG - BUILD_SUFFIX;
 
 fn is_tag_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+    u8::try_from(c).is_ok_and(is_tag_byte)
+}
+
+/// [`is_tag_char`] of a byte: every byte of a multi-byte character is not.
+fn is_tag_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 
 /// Turns a git branch into a tag prefix the way CI tools tag images: each run
@@ -25,7 +30,7 @@ pub fn sanitise_branch(branch: &str) -> String {
     let mut out = Vec::with_capacity(branch.len());
     let mut in_run = false;
     for b in branch.bytes() {
-        if is_tag_char(char::from(b)) && b.is_ascii() {
+        if is_tag_byte(b) {
             // Leading `.` and `-` are trimmed as they come.
             if !(out.is_empty() && matches!(b, b'.' | b'-')) {
                 out.push(b);
