@@ -1493,4 +1493,32 @@ spec:
             None,
         )
         .expect_ok("cleaning up");
+    // The set's reconciles show in the webhook's metrics, beside the
+    // Environments' own.
+    let metrics = Command::new("curl")
+        .args([
+            "-fsS",
+            "--noproxy",
+            "*",
+            &format!("{}/metrics", cluster.var("EPHEMERAL_ADMIN")),
+        ])
+        .output()
+        .expect("curl runs");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let count = |series: &str| {
+        metrics.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    assert!(
+        count("ephemeral_webhook_set_reconcile_duration_seconds_count").is_some_and(|n| n > 0),
+        "{metrics}"
+    );
+    assert!(
+        count("ephemeral_webhook_reconcile_duration_seconds_count").is_some_and(|n| n > 0),
+        "{metrics}"
+    );
 }

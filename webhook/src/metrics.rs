@@ -105,6 +105,8 @@ pub struct Metrics {
     tls_reloads: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     reconcile_failures: Family<ErrorLabels, Counter>,
+    set_reconcile_duration: Histogram,
+    set_reconcile_failures: Family<ErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -149,6 +151,18 @@ impl Metrics {
             "Failed Environment reconciles by error kind",
             reconcile_failures.clone(),
         );
+        let set_reconcile_duration = Histogram::new(RECONCILE_BUCKETS);
+        let set_reconcile_failures = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "set_reconcile_duration_seconds",
+            "Time to reconcile one EnvironmentSet (GitHub calls included), successful or not",
+            set_reconcile_duration.clone(),
+        );
+        registry.register(
+            "set_reconcile_failures",
+            "Failed EnvironmentSet reconciles by error kind",
+            set_reconcile_failures.clone(),
+        );
         // Every admission series exists from the start (at zero), and the
         // handles are kept: they share the family's series.
         let latency = ENDPOINTS.map(|endpoint| {
@@ -171,6 +185,8 @@ impl Metrics {
             tls_reloads,
             reconcile_duration,
             reconcile_failures,
+            set_reconcile_duration,
+            set_reconcile_failures,
         }
     }
 
@@ -182,6 +198,19 @@ impl Metrics {
     /// Counts a failed reconcile by error kind (e.g. `api`, `invalid_object`).
     pub fn reconcile_failed(&self, kind: &'static str) {
         self.reconcile_failures
+            .get_or_create(&ErrorLabels { kind })
+            .inc();
+    }
+
+    /// Records how long one EnvironmentSet reconcile took.
+    pub fn set_reconciled(&self, seconds: f64) {
+        self.set_reconcile_duration.observe(seconds);
+    }
+
+    /// Counts a failed EnvironmentSet reconcile by error kind (the
+    /// Environment controller's kinds, and `incomplete`).
+    pub fn set_reconcile_failed(&self, kind: &'static str) {
+        self.set_reconcile_failures
             .get_or_create(&ErrorLabels { kind })
             .inc();
     }
@@ -292,5 +321,28 @@ mod tests {
             text.contains(r#"ephemeral_webhook_reconcile_duration_seconds_bucket{le="0.005"} 1"#)
         );
         assert!(text.contains(r#"ephemeral_webhook_reconcile_failures_total{kind="api"} 2"#));
+    }
+
+    #[test]
+    fn set_reconciles_have_series_of_their_own() {
+        let m = Metrics::new();
+        m.set_reconciled(0.03);
+        m.set_reconcile_failed("incomplete");
+        m.reconciled(0.2);
+        let text = m.encode();
+        assert!(
+            text.contains("ephemeral_webhook_set_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"ephemeral_webhook_set_reconcile_duration_seconds_bucket{le="0.05"} 1"#
+            )
+        );
+        assert!(
+            text.contains(r#"ephemeral_webhook_set_reconcile_failures_total{kind="incomplete"} 1"#)
+        );
+        assert!(text.contains("ephemeral_webhook_reconcile_duration_seconds_count 1"));
+        assert!(!text.contains(r#"ephemeral_webhook_reconcile_failures_total{kind="incomplete"}"#));
     }
 }

@@ -14,6 +14,7 @@ use ephemeral_testkit::mock_api::{self, Call, MockApi};
 use ephemeral_testkit::rbac::Grants;
 use ephemeral_webhook::backoff::Backoff;
 use ephemeral_webhook::clock::Clock;
+use ephemeral_webhook::metrics::Metrics;
 use ephemeral_webhook::sets::directory::Directory;
 use ephemeral_webhook::sets::reconcile::{self, Context, Settings};
 use http::Method;
@@ -55,6 +56,8 @@ struct World {
     secrets: BTreeMap<String, Value>,
     /// The set's Environments, as stored.
     environments: Vec<Value>,
+    /// Whether applying an Environment fails (the API server answers 500).
+    apply_fails: bool,
 }
 
 fn with_token() -> World {
@@ -63,7 +66,7 @@ fn with_token() -> World {
     secrets.insert("gh".to_owned(), json!({"token": "Z2hwX3Rlc3Q="}));
     World {
         secrets,
-        environments: Vec::new(),
+        ..World::default()
     }
 }
 
@@ -134,6 +137,9 @@ fn answer(call: Call, world: &World) {
                                   "template": {"spec": {"apps": []}}});
             ok(call, &body)
         }
+        (Method::PATCH, p) if p.starts_with(ENVS) && world.apply_fails => {
+            call.fail(500, "InternalError");
+        }
         (Method::PATCH, p) if p.starts_with(ENVS) => {
             let body = stored(call.body.as_ref().unwrap(), None);
             ok(call, &body)
@@ -187,7 +193,16 @@ async fn reconcile_with(
         },
         ..Settings::default()
     };
-    let ctx = Context::new(client, Clock::System, recorder, settings, directory).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Context::new(
+        client,
+        Clock::System,
+        recorder,
+        settings,
+        directory,
+        metrics.clone(),
+    )
+    .unwrap();
     let mut running = tokio::spawn(reconcile::reconcile(Arc::new(set), Arc::new(ctx)));
     let mut seen = Vec::new();
     let result = loop {
@@ -205,6 +220,27 @@ async fn reconcile_with(
             }
         }
     };
+    // Every reconcile is timed once, and counted as failed exactly when it
+    // fails (GitHub failing is not a failed reconcile), by its error's kind.
+    let text = metrics.encode();
+    assert!(
+        text.contains("ephemeral_webhook_set_reconcile_duration_seconds_count 1\n"),
+        "{text}"
+    );
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("ephemeral_webhook_set_reconcile_failures_total{"))
+        .collect();
+    match &result {
+        Ok(_) => assert!(failures.is_empty(), "{failures:?}"),
+        Err(e) => assert_eq!(
+            failures,
+            [format!(
+                r#"ephemeral_webhook_set_reconcile_failures_total{{kind="{}"}} 1"#,
+                e.kind()
+            )],
+        ),
+    }
     (result, seen)
 }
 
@@ -250,6 +286,24 @@ async fn environment_of(
     let name = format!("{ENVS}/{SET}-pr-{}", fixture.number);
     let applied = of(&seen, Method::PATCH, &name)[0].body.clone().unwrap();
     stored(&applied, status)
+}
+
+#[tokio::test]
+async fn a_failed_apply_fails_the_reconcile_and_counts_it_by_kind() {
+    let github = FakeGitHub::start().await;
+    github.set_pull_requests("acme", "shop", vec![pr(7).json()]);
+    let world = World {
+        apply_fails: true,
+        ..with_token()
+    };
+    // `reconcile_once` checks the metrics: timed once, one failure of this kind.
+    let (result, seen) = reconcile_once(set(&github, None), &world).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.kind(), "incomplete", "{error}");
+    assert_eq!(
+        of(&seen, Method::PATCH, &format!("{ENVS}/{SET}-pr-7")).len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -536,6 +590,7 @@ async fn a_missing_token_secret_stalls_the_set_and_deletes_nothing() {
         let world = World {
             secrets,
             environments: vec![env.clone()],
+            ..World::default()
         };
         let (result, seen) = reconcile_once(set(&github, None), &world).await;
         let action = format!("{:?}", result.unwrap());

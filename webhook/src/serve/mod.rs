@@ -253,6 +253,7 @@ fn spawn_controller(
         recorder_for(client, &controller.election.identity),
         controller.sets.clone(),
         directory,
+        metrics.clone(),
     ) {
         Ok(sets_ctx) => {
             let (client, sets_ctx) = (client.clone(), Arc::new(sets_ctx));

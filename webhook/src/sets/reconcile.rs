@@ -33,6 +33,7 @@ use crate::clock::Clock;
 use crate::engine;
 use crate::github::receiver::SetRef;
 use crate::github::{self, CommitState, CommitStatus, Repository};
+use crate::metrics::Metrics;
 
 /// Why a reconcile failed (it is retried with backoff). Nothing is deleted
 /// after a failure that is not the plan's.
@@ -53,6 +54,19 @@ pub enum Error {
         /// The first failure.
         first: String,
     },
+}
+
+impl Error {
+    /// A short, stable name for metrics: the Environment controller's kinds
+    /// (`api`, `api_conflict`, `api_forbidden`, `api_not_found`, `transport`,
+    /// `invalid_object`), and `incomplete`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Engine(e) => e.kind(),
+            Error::InvalidObject(_) => "invalid_object",
+            Error::Incomplete { .. } => "incomplete",
+        }
+    }
 }
 
 /// Timing of the set controller.
@@ -96,6 +110,8 @@ pub struct Context {
     pub clients: Clients,
     /// The receiver's view of the sets.
     pub directory: Arc<Directory>,
+    /// Reconcile metrics.
+    pub metrics: Arc<Metrics>,
     checker: Checker,
     health: Mutex<HashMap<SetKey, Vec<HealthCheckResult>>>,
     failures: Failures<SetKey>,
@@ -109,6 +125,7 @@ impl Context {
         recorder: Recorder,
         settings: Settings,
         directory: Arc<Directory>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, github::Error> {
         Ok(Context {
             checker: Checker::new(settings.health_timeout)?,
@@ -119,6 +136,7 @@ impl Context {
             children: SetChildren::default(),
             clients: Clients::default(),
             directory,
+            metrics,
             health: Mutex::default(),
             failures: Failures::default(),
         })
@@ -148,9 +166,12 @@ fn key(set: &EnvironmentSet) -> SetKey {
 
 /// Reconciles one EnvironmentSet (the kube-runtime reconciler).
 pub async fn reconcile(set: Arc<EnvironmentSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let result = reconcile_inner(&set, &ctx).await;
-    if result.is_ok() {
-        ctx.failures.succeed(&key(&set));
+    ctx.metrics.set_reconciled(started.elapsed().as_secs_f64());
+    match &result {
+        Ok(_) => ctx.failures.succeed(&key(&set)),
+        Err(e) => ctx.metrics.set_reconcile_failed(e.kind()),
     }
     result
 }
