@@ -93,6 +93,45 @@ struct ErrorLabels {
     kind: &'static str,
 }
 
+/// The series of one controller's reconciles: how long each took, and the
+/// failed ones by error kind.
+#[derive(Debug)]
+pub struct Reconciles {
+    duration: Histogram,
+    failures: Family<ErrorLabels, Counter>,
+}
+
+impl Reconciles {
+    /// Registers `<prefix>reconcile_duration_seconds` and
+    /// `<prefix>reconcile_failures` for reconciles of `what`.
+    fn register(registry: &mut Registry, prefix: &str, what: &str) -> Reconciles {
+        let reconciles = Reconciles {
+            duration: Histogram::new(RECONCILE_BUCKETS),
+            failures: Family::default(),
+        };
+        registry.register(
+            format!("{prefix}reconcile_duration_seconds"),
+            format!("Time to reconcile one {what}, successful or not"),
+            reconciles.duration.clone(),
+        );
+        registry.register(
+            format!("{prefix}reconcile_failures"),
+            format!("Failed {what} reconciles by error kind"),
+            reconciles.failures.clone(),
+        );
+        reconciles
+    }
+
+    /// Records one reconcile: how long it took, and the kind of its error
+    /// if it failed (e.g. `api`, `invalid_object`).
+    pub fn record(&self, seconds: f64, failed: Option<&'static str>) {
+        self.duration.observe(seconds);
+        if let Some(kind) = failed {
+            self.failures.get_or_create(&ErrorLabels { kind }).inc();
+        }
+    }
+}
+
 /// The metrics, registered once and shared by the servers.
 #[derive(Debug)]
 pub struct Metrics {
@@ -103,10 +142,10 @@ pub struct Metrics {
     /// The request series of each endpoint and outcome ([`OUTCOMES`] order).
     requests: [[Counter; 4]; 2],
     tls_reloads: Family<ResultLabels, Counter>,
-    reconcile_duration: Histogram,
-    reconcile_failures: Family<ErrorLabels, Counter>,
-    set_reconcile_duration: Histogram,
-    set_reconcile_failures: Family<ErrorLabels, Counter>,
+    /// Environment reconciles (`reconcile_*`).
+    pub environments: Reconciles,
+    /// EnvironmentSet reconciles, GitHub calls included (`set_reconcile_*`).
+    pub sets: Reconciles,
 }
 
 impl Default for Metrics {
@@ -139,30 +178,8 @@ impl Metrics {
             "Attempts to load a changed TLS certificate, by result (success, failure)",
             tls_reloads.clone(),
         );
-        let reconcile_duration = Histogram::new(RECONCILE_BUCKETS);
-        let reconcile_failures = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time to reconcile one Environment, successful or not",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "reconcile_failures",
-            "Failed Environment reconciles by error kind",
-            reconcile_failures.clone(),
-        );
-        let set_reconcile_duration = Histogram::new(RECONCILE_BUCKETS);
-        let set_reconcile_failures = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "set_reconcile_duration_seconds",
-            "Time to reconcile one EnvironmentSet (GitHub calls included), successful or not",
-            set_reconcile_duration.clone(),
-        );
-        registry.register(
-            "set_reconcile_failures",
-            "Failed EnvironmentSet reconciles by error kind",
-            set_reconcile_failures.clone(),
-        );
+        let environments = Reconciles::register(&mut registry, "", "Environment");
+        let sets = Reconciles::register(&mut registry, "set_", "EnvironmentSet");
         // Every admission series exists from the start (at zero), and the
         // handles are kept: they share the family's series.
         let latency = ENDPOINTS.map(|endpoint| {
@@ -183,36 +200,9 @@ impl Metrics {
             latency,
             requests,
             tls_reloads,
-            reconcile_duration,
-            reconcile_failures,
-            set_reconcile_duration,
-            set_reconcile_failures,
+            environments,
+            sets,
         }
-    }
-
-    /// Records how long one reconcile took.
-    pub fn reconciled(&self, seconds: f64) {
-        self.reconcile_duration.observe(seconds);
-    }
-
-    /// Counts a failed reconcile by error kind (e.g. `api`, `invalid_object`).
-    pub fn reconcile_failed(&self, kind: &'static str) {
-        self.reconcile_failures
-            .get_or_create(&ErrorLabels { kind })
-            .inc();
-    }
-
-    /// Records how long one EnvironmentSet reconcile took.
-    pub fn set_reconciled(&self, seconds: f64) {
-        self.set_reconcile_duration.observe(seconds);
-    }
-
-    /// Counts a failed EnvironmentSet reconcile by error kind (the
-    /// Environment controller's kinds, and `incomplete`).
-    pub fn set_reconcile_failed(&self, kind: &'static str) {
-        self.set_reconcile_failures
-            .get_or_create(&ErrorLabels { kind })
-            .inc();
     }
 
     /// Records one answered admission request.
@@ -308,10 +298,8 @@ mod tests {
     #[test]
     fn reconciles_are_timed_and_failures_counted_by_kind() {
         let m = Metrics::new();
-        m.reconciled(0.003);
-        m.reconciled(0.2);
-        m.reconcile_failed("api");
-        m.reconcile_failed("api");
+        m.environments.record(0.003, Some("api"));
+        m.environments.record(0.2, Some("api"));
         let text = m.encode();
         assert!(
             text.contains("ephemeral_webhook_reconcile_duration_seconds_count 2"),
@@ -326,9 +314,8 @@ mod tests {
     #[test]
     fn set_reconciles_have_series_of_their_own() {
         let m = Metrics::new();
-        m.set_reconciled(0.03);
-        m.set_reconcile_failed("incomplete");
-        m.reconciled(0.2);
+        m.sets.record(0.03, Some("incomplete"));
+        m.environments.record(0.2, None);
         let text = m.encode();
         assert!(
             text.contains("ephemeral_webhook_set_reconcile_duration_seconds_count 1"),

@@ -116,10 +116,12 @@ fn key(env: &Environment) -> (String, String) {
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_inner(&env, &ctx).await;
-    ctx.metrics.reconciled(started.elapsed().as_secs_f64());
-    match &result {
-        Ok(_) => ctx.failures.succeed(&key(&env)),
-        Err(e) => ctx.metrics.reconcile_failed(e.kind()),
+    ctx.metrics.environments.record(
+        started.elapsed().as_secs_f64(),
+        result.as_ref().err().map(Error::kind),
+    );
+    if result.is_ok() {
+        ctx.failures.succeed(&key(&env));
     }
     result
 }

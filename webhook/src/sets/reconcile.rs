@@ -168,10 +168,12 @@ fn key(set: &EnvironmentSet) -> SetKey {
 pub async fn reconcile(set: Arc<EnvironmentSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile_inner(&set, &ctx).await;
-    ctx.metrics.set_reconciled(started.elapsed().as_secs_f64());
-    match &result {
-        Ok(_) => ctx.failures.succeed(&key(&set)),
-        Err(e) => ctx.metrics.set_reconcile_failed(e.kind()),
+    ctx.metrics.sets.record(
+        started.elapsed().as_secs_f64(),
+        result.as_ref().err().map(Error::kind),
+    );
+    if result.is_ok() {
+        ctx.failures.succeed(&key(&set));
     }
     result
 }
